@@ -1,0 +1,170 @@
+// Package testutil provides the probes privileged and interop tests use to
+// skip with a specific reason (not root, user namespaces disabled and by which
+// knob, /dev/net/tun or /dev/fuse unusable, a Debian peer not installed), and
+// small helpers shared by tests (network namespaces, goroutine leak checks).
+//
+// With UMLKIT_REQUIRE_PRIV=1 in the environment every such skip becomes a
+// failure, so CI can never go green by skipping.
+package testutil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequirePrivEnv is the variable that turns skips into failures.
+const RequirePrivEnv = "UMLKIT_REQUIRE_PRIV"
+
+// Strict reports whether skips must fail (UMLKIT_REQUIRE_PRIV=1).
+func Strict() bool { return os.Getenv(RequirePrivEnv) == "1" }
+
+// Skip skips t with reason, or fails it when Strict.
+func Skip(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Strict() {
+		t.Fatalf("%s=1 but the test cannot run: %s", RequirePrivEnv, msg)
+	}
+	t.Skip(msg)
+}
+
+// RequireRoot skips unless running as uid 0.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "needs root (running as uid %d)", os.Geteuid())
+	}
+}
+
+// UserNSProblem returns "" when this process can create a user namespace,
+// or a sentence naming the knob that stops it.
+func UserNSProblem() string {
+	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
+		return "kernel has no user namespaces (/proc/self/ns/user missing: CONFIG_USER_NS)"
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" && os.Geteuid() != 0 {
+		return "user namespaces disabled for unprivileged users (sysctl kernel.unprivileged_userns_clone=0)"
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return "user namespaces disabled (sysctl user.max_user_namespaces=0)"
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); err == nil && strings.TrimSpace(string(b)) == "1" && os.Geteuid() != 0 {
+		return "AppArmor restricts unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=1)"
+	}
+	cmd := exec.Command("/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+	if err := cmd.Run(); err != nil {
+		return fmt.Sprintf("creating a user namespace failed: %v", err)
+	}
+	return ""
+}
+
+// RequireUserNS skips unless a user namespace can be created.
+func RequireUserNS(t testing.TB) {
+	t.Helper()
+	if p := UserNSProblem(); p != "" {
+		Skip(t, "%s", p)
+	}
+}
+
+func requireDev(t testing.TB, path, what string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		Skip(t, "%s not usable: %v", what, err)
+		return
+	}
+	f.Close()
+}
+
+// RequireTUN skips unless /dev/net/tun opens read-write.
+func RequireTUN(t testing.TB) { t.Helper(); requireDev(t, "/dev/net/tun", "/dev/net/tun") }
+
+// RequireFUSE skips unless /dev/fuse opens read-write.
+func RequireFUSE(t testing.TB) { t.Helper(); requireDev(t, "/dev/fuse", "/dev/fuse") }
+
+// Peer locates an installed Debian peer binary by name (searching PATH and
+// /usr/lib/uml) and returns its path, or skips naming the package to install.
+func Peer(t testing.TB, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/lib/uml", "/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	Skip(t, "Debian peer %s not installed (apt-get install %s)", name, pkg)
+	return ""
+}
+
+// NetNS creates a network namespace for the test with `ip netns add` and
+// deletes it at cleanup. It needs root. The name is returned; run commands in
+// it with `ip netns exec NAME ...` (see InNetNS).
+func NetNS(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	ip := Peer(t, "ip", "iproute2")
+	name := fmt.Sprintf("umlkit-t%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	if out, err := exec.Command(ip, "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command(ip, "netns", "del", name).Run() })
+	if out, err := exec.Command(ip, "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip -n %s link set lo up: %v: %s", name, err, out)
+	}
+	return name
+}
+
+// InNetNS returns a command that runs argv inside network namespace ns.
+func InNetNS(ns string, argv ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+}
+
+// LeakCheck records the goroutine count and, at cleanup, fails if more
+// goroutines are alive after a grace period.
+func LeakCheck(t testing.TB) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// ErrTimeout is returned by WaitFor when the condition never held.
+var ErrTimeout = errors.New("timed out")
+
+// WaitFor polls cond every 10ms until it returns true or d passes.
+func WaitFor(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return ErrTimeout
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}

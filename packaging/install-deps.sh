@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what umlkit needs to build, run its demo
+# and run its tests (the real UML peers included). Run as root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+if [ "$(id -u)" != 0 ]; then echo "install-deps.sh: run as root (sudo)" >&2; exit 1; fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  user-mode-linux uml-utilities vde2 busybox-static e2fsprogs fuse2fs fuse \
+  iproute2 libpcap-dev telnet inetutils-telnetd debootstrap uidmap make gcc git ca-certificates \
+  >/tmp/umlkit-apt.log 2>&1 || { tail -50 /tmp/umlkit-apt.log; exit 1; }
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+  apt-get install -y -qq golang-go >/dev/null
+fi

@@ -1,0 +1,89 @@
+package fdpass
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func socketpair(t *testing.T, typ int) (*net.UnixConn, *net.UnixConn) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "sp")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c.(*net.UnixConn)
+	}
+	return conv(fds[0]), conv(fds[1])
+}
+
+func TestSendRecvFile(t *testing.T) {
+	for _, typ := range []int{unix.SOCK_DGRAM, unix.SOCK_STREAM} {
+		a, b := socketpair(t, typ)
+		p := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(p, []byte("hello"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Send(a, []byte("tap0"), f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		data, files, _, err := Recv(b, 64, 2)
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		if string(data) != "tap0" || len(files) != 1 {
+			t.Fatalf("Recv = %q, %d files; want \"tap0\", 1", data, len(files))
+		}
+		buf := make([]byte, 5)
+		if _, err := files[0].ReadAt(buf, 0); err != nil || string(buf) != "hello" {
+			t.Errorf("received file reads %q, %v; want hello", buf, err)
+		}
+		files[0].Close()
+	}
+}
+
+func TestRecvNoFD(t *testing.T) {
+	a, b := socketpair(t, unix.SOCK_DGRAM)
+	if _, err := a.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	data, files, _, err := Recv(b, 8, 1)
+	if !errors.Is(err, ErrNoFD) || string(data) != "x" || files != nil {
+		t.Errorf("Recv = %q, %v, %v; want \"x\", nil, ErrNoFD", data, files, err)
+	}
+}
+
+func TestExtraFDsClosed(t *testing.T) {
+	a, b := socketpair(t, unix.SOCK_DGRAM)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := Send(a, nil, r, w, r); err != nil {
+		t.Fatal(err)
+	}
+	_, files, _, err := Recv(b, 8, 1)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("Recv: %d files, %v; want 1", len(files), err)
+	}
+	files[0].Close()
+}

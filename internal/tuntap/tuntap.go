@@ -1,0 +1,300 @@
+//go:build linux
+
+// Package tuntap creates, attaches to, persists, hands over and deletes Linux
+// TUN/TAP interfaces through the /dev/net/tun clone device, using ioctls from
+// golang.org/x/sys (no cgo, no unsafe). It is shared by tunctl, uml_net,
+// uml_switch (-tap uplink) and linux (in-namespace taps).
+//
+// Spec: shared/spec/net.md §4.2 (uml_net tuntap up) and §5 (tunctl ioctls).
+//
+// # API
+//
+//	dev, err := tuntap.Open(tuntap.Config{Name: "tap0"})      // TAP, IFF_NO_PI
+//	dev, err := tuntap.Open(tuntap.Config{Mode: tuntap.TUN})  // kernel picks tunN
+//	dev.Name()                   // the interface name the kernel chose
+//	dev.File()                   // *os.File joined to the runtime poller:
+//	                             // Read/Write one frame per call, Close and
+//	                             // SetDeadline unblock readers
+//	dev.SetPersist(true)         // survive Close (tunctl)
+//	dev.SetOwner(uid); dev.SetGroup(gid)
+//	dev.Close()
+//	tuntap.Delete("tap0", "")    // attach + TUNSETPERSIST 0 (tunctl -d)
+//	tuntap.List()                // TUN/TAP interfaces of this netns (netlink)
+//
+// Frames are raw Ethernet (TAP) or raw IP (TUN) unless Config.PacketInfo asks
+// for the 4-byte packet-information header. The interface lives in the network
+// namespace of the thread that calls Open; callers that need another netns
+// switch a locked thread first.
+//
+// Passing the device to another process: fdpass.Send(conn, data, dev.File())
+// works; note that (*os.File).Fd puts the descriptor in blocking mode, which
+// is what the real uml_net hands to UML (UML sets O_NONBLOCK|O_ASYNC itself).
+// Do not use dev.File() for I/O in this process after that.
+package tuntap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultCloneDevice is the TUN/TAP clone device.
+const DefaultCloneDevice = "/dev/net/tun"
+
+// Mode selects a layer-2 (TAP) or layer-3 (TUN) interface.
+type Mode int
+
+const (
+	// TAP carries Ethernet frames (IFF_TAP). The zero value.
+	TAP Mode = iota
+	// TUN carries IP packets (IFF_TUN).
+	TUN
+)
+
+func (m Mode) String() string {
+	if m == TUN {
+		return "tun"
+	}
+	return "tap"
+}
+
+// Config describes the interface to create or attach to.
+type Config struct {
+	// Name is the interface name; empty lets the kernel pick tapN/tunN. A
+	// name containing "%d" is a template the kernel completes.
+	Name string
+	// Mode is TAP (default) or TUN.
+	Mode Mode
+	// PacketInfo keeps the 4-byte flags/proto header (clears IFF_NO_PI).
+	PacketInfo bool
+	// VnetHdr sets IFF_VNET_HDR (virtio_net_hdr before every frame).
+	VnetHdr bool
+	// CloneDevice is the clone device path (default /dev/net/tun).
+	CloneDevice string
+}
+
+// Flags returns the TUNSETIFF ifr_flags for c.
+func (c Config) Flags() uint16 {
+	var f uint16 = unix.IFF_TAP
+	if c.Mode == TUN {
+		f = unix.IFF_TUN
+	}
+	if !c.PacketInfo {
+		f |= unix.IFF_NO_PI
+	}
+	if c.VnetHdr {
+		f |= unix.IFF_VNET_HDR
+	}
+	return f
+}
+
+// ErrBadName is returned for interface names the kernel would refuse or
+// that are unsafe to pass around (too long, '/', whitespace, control bytes).
+var ErrBadName = errors.New("invalid interface name")
+
+// CheckName validates an interface name the way the kernel's
+// dev_valid_name does (at most 15 bytes, not "." or "..", no '/', ':' or
+// whitespace). The empty name is valid (kernel-chosen).
+func CheckName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if len(name) >= unix.IFNAMSIZ || name == "." || name == ".." {
+		return fmt.Errorf("%w %q", ErrBadName, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || c == '/' || c == ':' {
+			return fmt.Errorf("%w %q", ErrBadName, name)
+		}
+	}
+	return nil
+}
+
+// Device is an open TUN/TAP interface. Close detaches from it; a
+// non-persistent interface disappears with its last descriptor.
+type Device struct {
+	f    *os.File
+	name string
+	mode Mode
+}
+
+// Open creates (or attaches to an existing) TUN/TAP interface. The returned
+// file is non-blocking and joined to the runtime poller.
+//
+// Errors are *os.PathError for the clone device and *os.SyscallError
+// ("ioctl TUNSETIFF") for the attach, so callers can print the errno the
+// way the C tools do.
+func Open(c Config) (*Device, error) {
+	if err := CheckName(c.Name); err != nil {
+		return nil, err
+	}
+	clone := c.CloneDevice
+	if clone == "" {
+		clone = DefaultCloneDevice
+	}
+	fd, err := unix.Open(clone, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: clone, Err: err}
+	}
+	name, err := setIff(fd, c.Name, c.Flags())
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	return &Device{f: os.NewFile(uintptr(fd), clone+":"+name), name: name, mode: c.Mode}, nil
+}
+
+func setIff(fd int, name string, flags uint16) (string, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return "", fmt.Errorf("%w %q", ErrBadName, name)
+	}
+	ifr.SetUint16(flags)
+	if err := ioctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return "", os.NewSyscallError("ioctl TUNSETIFF", err)
+	}
+	return ifr.Name(), nil
+}
+
+func ioctlIfreq(fd int, req uint, ifr *unix.Ifreq) error {
+	for {
+		err := unix.IoctlIfreq(fd, req, ifr)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func (d *Device) ioctlInt(op string, req uint, v int) error {
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			ierr = unix.IoctlSetInt(int(fd), req, v)
+			if ierr != unix.EINTR {
+				break
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if ierr != nil {
+		return os.NewSyscallError(op, ierr)
+	}
+	return nil
+}
+
+// Name returns the interface name (as completed by the kernel).
+func (d *Device) Name() string { return d.name }
+
+// Mode returns TAP or TUN.
+func (d *Device) Mode() Mode { return d.mode }
+
+// File returns the poller-backed descriptor: one frame per Read/Write.
+func (d *Device) File() *os.File { return d.f }
+
+// Read reads one frame.
+func (d *Device) Read(b []byte) (int, error) { return d.f.Read(b) }
+
+// Write writes one frame.
+func (d *Device) Write(b []byte) (int, error) { return d.f.Write(b) }
+
+// Close releases the descriptor; it is safe to call more than once.
+func (d *Device) Close() error {
+	err := d.f.Close()
+	if errors.Is(err, os.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// SetPersist sets or clears TUNSETPERSIST: a persistent interface outlives
+// its descriptors.
+func (d *Device) SetPersist(on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	return d.ioctlInt("ioctl TUNSETPERSIST", unix.TUNSETPERSIST, v)
+}
+
+// SetOwner restricts attaching to uid (TUNSETOWNER; -1 clears).
+func (d *Device) SetOwner(uid int) error {
+	return d.ioctlInt("ioctl TUNSETOWNER", unix.TUNSETOWNER, uid)
+}
+
+// SetGroup restricts attaching to members of gid (TUNSETGROUP; -1 clears).
+func (d *Device) SetGroup(gid int) error {
+	return d.ioctlInt("ioctl TUNSETGROUP", unix.TUNSETGROUP, gid)
+}
+
+// Delete attaches to the TAP interface name through clone (default
+// /dev/net/tun) and clears its persistence, so it disappears once the last
+// descriptor closes. Like tunctl -d, a name that did not exist is created
+// and dropped again without error.
+func Delete(name, clone string) error {
+	d, err := Open(Config{Name: name, CloneDevice: clone})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.SetPersist(false)
+}
+
+// Info describes one TUN/TAP interface as netlink reports it.
+type Info struct {
+	Name       string `json:"name"`
+	Mode       string `json:"mode"`       // "tap" or "tun"
+	Flags      uint16 `json:"flags"`      // IFF_* as in sysfs tun_flags
+	Owner      int    `json:"owner"`      // -1: none
+	Group      int    `json:"group"`      // -1: none
+	PacketInfo bool   `json:"packetInfo"` // !IFF_NO_PI
+	Persistent bool   `json:"persistent"` // IFF_PERSIST
+}
+
+// List returns the TUN/TAP interfaces of the calling thread's network
+// namespace, in kernel order, from RTM_GETLINK (IFLA_TUN_* attributes).
+func List() ([]Info, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var out []Info
+	for _, l := range links {
+		tt, ok := l.(*netlink.Tuntap)
+		if !ok {
+			continue
+		}
+		in := Info{Name: tt.Attrs().Name, Mode: "tap", Owner: int(int32(tt.Owner)), Group: int(int32(tt.Group)),
+			PacketInfo: tt.Flags&netlink.TUNTAP_NO_PI == 0, Persistent: !tt.NonPersist}
+		in.Flags = unix.IFF_TAP
+		if tt.Mode == netlink.TUNTAP_MODE_TUN {
+			in.Mode, in.Flags = "tun", unix.IFF_TUN
+		}
+		if !in.PacketInfo {
+			in.Flags |= unix.IFF_NO_PI
+		}
+		if tt.Flags&netlink.TUNTAP_VNET_HDR != 0 {
+			in.Flags |= unix.IFF_VNET_HDR
+		}
+		if tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 {
+			in.Flags |= unix.IFF_MULTI_QUEUE
+		}
+		if in.Persistent {
+			in.Flags |= unix.IFF_PERSIST
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}

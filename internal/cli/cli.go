@@ -1,6 +1,7 @@
 // Package cli holds the cobra helpers shared by the mains: legacy single-dash
 // argv normalisation (uml_switch -hub, tunctl -u), --version wiring, and the
-// mapping of returned errors onto one-line messages and exit codes.
+// mapping of returned errors onto one-line messages and exit codes; gendocs.go
+// generates the man pages and shell completions the packages ship.
 //
 // It is not imported by cmd/uml_net, which keeps a stdlib-only argv parser.
 package cli
@@ -93,7 +94,14 @@ func NormalizeLegacy(fs *pflag.FlagSet, args []string) []string {
 // Run executes root with args (os.Args[1:]) under a context cancelled by
 // SIGINT/SIGTERM and returns the process exit code. Errors are printed as one
 // line "<prog>: <error>" on stderr.
+//
+// With UMLKIT_GENDOCS=DIR in the environment the command is not executed:
+// Run writes its man page and shell completions under DIR instead (see
+// GenDocs; used when building the packages).
 func Run(root *cobra.Command, args []string) int {
+	if dir := os.Getenv(GenDocsEnv); dir != "" {
+		return genDocsMain(root, dir, os.Stderr)
+	}
 	return run(root, args, os.Stderr)
 }
 

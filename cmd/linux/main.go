@@ -1,14 +1,16 @@
-// Command linux: User-Mode Linux: boot a root filesystem with UML's command line.
+// Command linux is umlkit's User-Mode Linux "kernel": it boots a root
+// filesystem with UML's command line (ubd0=… umid=… con0=… eth0=…).
 package main
 
 import (
 	"os"
 
-	"github.com/umlkit/umlkit/internal/cli"
+	"github.com/umlkit/umlkit/internal/childrole"
+	_ "github.com/umlkit/umlkit/internal/guestinit" // registers the guest-init role
+	"github.com/umlkit/umlkit/internal/kernel"
 )
 
 func main() {
-	root := cli.New("linux [UML options and kernel parameters]", "User-Mode Linux: boot a root filesystem with UML's command line")
-	root.RunE = cli.NotBuilt(8)
-	os.Exit(cli.Run(root, os.Args[1:]))
+	childrole.Dispatch()
+	os.Exit(kernel.Main(os.Args[1:], kernel.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 }

@@ -1,0 +1,121 @@
+package cmdline
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseSpecExample(t *testing.T) {
+	// shared/spec/cmdline.md §1, observed on linux.uml 6.1.
+	c, err := Parse(strings.Fields("mem=64M umid=t1 uml_dir=/x ubd0=root.img root=/dev/ubda con0=fd:0,fd:1 con=null ssl=null"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "mem=64M uml_dir=/x ubd0=root.img root=/dev/ubda con0=fd:0,fd:1 con=null ssl=null console=tty0"
+	if c.GuestLine != want {
+		t.Errorf("GuestLine = %q; want %q", c.GuestLine, want)
+	}
+	if c.Umid != "t1" || c.UmlDir != "/x" || c.Mem != 64<<20 || c.Root != "/dev/ubda" {
+		t.Errorf("Parse = umid %q dir %q mem %d root %q", c.Umid, c.UmlDir, c.Mem, c.Root)
+	}
+	if diff := cmp.Diff([]string{"mem=64M", "uml_dir=/x"}, c.InitEnv); diff != "" {
+		t.Errorf("InitEnv (-want +got):\n%s", diff)
+	}
+	if s, ok := c.ConsoleSpec(0); !ok || s != "fd:0,fd:1" {
+		t.Errorf("ConsoleSpec(0) = %q, %v", s, ok)
+	}
+	if s, ok := c.ConsoleSpec(3); !ok || s != "null" {
+		t.Errorf("ConsoleSpec(3) = %q, %v; want null from con=", s, ok)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GuestLine != "root=98:0 console=tty0" || c.Ubd[0].File != "root_fs" || c.Ubd[0].Specified {
+		t.Errorf("Parse(nil) = %q, ubd0 %+v", c.GuestLine, c.Ubd[0])
+	}
+}
+
+func TestInitArgsAndEnv(t *testing.T) {
+	c, err := Parse(strings.Fields("init=/bin/sh single foo=bar quiet mod.param=1 -- -x y=z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Init != "/bin/sh" || !c.Quiet {
+		t.Errorf("init %q quiet %v", c.Init, c.Quiet)
+	}
+	if diff := cmp.Diff([]string{"single", "-x", "y=z"}, c.InitArgs); diff != "" {
+		t.Errorf("InitArgs (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"foo=bar"}, c.InitEnv); diff != "" {
+		t.Errorf("InitEnv (-want +got):\n%s", diff)
+	}
+}
+
+func TestUbd(t *testing.T) {
+	tests := []struct {
+		arg  string
+		want Ubd
+		warn string
+	}{
+		{"ubd0=root.img", Ubd{Unit: 0, File: "root.img", Specified: true}, ""},
+		{"ubdb=cow,back", Ubd{Unit: 1, File: "cow", Backing: "back", Specified: true}, ""},
+		{"ubd2rsc=a:b:serial", Ubd{Unit: 2, ReadOnly: true, Sync: true, Shared: true, File: "a", Backing: "b", Serial: "serial", Specified: true}, ""},
+		{"ubd3t=x,,S", Ubd{Unit: 3, NoTrim: true, File: "x", Serial: "S", Specified: true}, ""},
+		{"ubd0x4=y", Ubd{Unit: 4, File: "y", Specified: true}, ""},
+		{"ubd16=z", Ubd{}, `Failed to initialize device with "ubd16=z" : Device number out of range`},
+		{"ubd5q=z", Ubd{}, `Failed to initialize device with "ubd5q=z" : Expected '=' or flag letter (r, s, c, t or d)`},
+		{"ubd5", Ubd{}, `Failed to initialize device with "ubd5" : Missing '='`},
+		{"ubd5d=a,b", Ubd{}, `Failed to initialize device with "ubd5d=a,b" : Can't specify both 'd' and a cow file`},
+		{"ubd=foo", Ubd{}, `Failed to initialize device with "ubd=foo" : fake major not supported any more`},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]string{tt.arg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.warn != "" {
+			if len(c.Warnings) != 1 || c.Warnings[0] != tt.warn {
+				t.Errorf("Parse(%q) warnings = %q; want %q", tt.arg, c.Warnings, tt.warn)
+			}
+			continue
+		}
+		got := c.Ubd[tt.want.Unit]
+		if got == nil || *got != tt.want {
+			t.Errorf("Parse(%q) ubd = %+v; want %+v", tt.arg, got, tt.want)
+		}
+	}
+}
+
+func TestMemParse(t *testing.T) {
+	for in, want := range map[string]uint64{"64M": 64 << 20, "1g": 1 << 30, "4096": 4096, "0x1000": 4096, "128k": 128 << 10} {
+		if got, err := MemParse(in); err != nil || got != want {
+			t.Errorf("MemParse(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "M", "12Q"} {
+		if _, err := MemParse(bad); err == nil {
+			t.Errorf("MemParse(%q) succeeded; want error", bad)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"ubd0=a,b", "mem=64M umid=x", "con1=pts ssl=null", "ubd2rsc=a:b:s -- x", "eth0=daemon,,unix,/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := Parse(strings.Fields(s))
+		if err != nil {
+			return
+		}
+		if !strings.Contains(c.GuestLine, "root=") || !strings.Contains(c.GuestLine, "console=") {
+			t.Errorf("GuestLine %q lacks root= or console=", c.GuestLine)
+		}
+	})
+}

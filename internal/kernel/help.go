@@ -1,0 +1,60 @@
+package kernel
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/umlkit/umlkit/internal/buildinfo"
+)
+
+// helpOptions are the options this build supports, in UML's --help shape:
+// the option, then its help indented by four spaces, then a blank line.
+var helpOptions = []struct{ opt, help string }{
+	{"--showconfig", "Prints the configuration this linux binary was built with."},
+	{"mem=<Amount of desired ram>", "Memory limit for the guest, as a number followed by k, K, m, M, g or G.\nEnforced through a memory cgroup where one is delegated to the user.\n\tExample: mem=64M"},
+	{"--help", "Prints this message."},
+	{"console=<preferred console>", "Specify the preferred console output driver"},
+	{"root=<file containing the root fs>", "The root device: /dev/ubdX, /dev/ubd/N or 98:<16*N>. Default root=98:0 (ubd0)."},
+	{"--version", "Prints the version number of the kernel."},
+	{"umid=<name>", "This is used to assign a unique identity to this UML machine and\nis used for naming the pid file and management console socket."},
+	{"uml_dir=<directory>", "The location to place the pid and umid files (default ~/.uml/)."},
+	{"quiet", "Suppresses the boot log."},
+	{"noreboot", "A reboot request exits (status 0) instead of booting again."},
+	{"init=<program>", "The program run as the guest's init (default: /sbin/init, /etc/init,\n/bin/init, /bin/sh)."},
+	{"con[0-9]*=<channel description>", "Attach a console to a host channel. con0=fd:0,fd:1 is the default."},
+	{"ubd<n><flags>=<filename>[(:|,)<filename2>][(:|,)<serial>]", "Associate ubd device <n> (0 to 15, or a to p) with a file or a directory.\nFlags: 'r' read-only, 's' synchronous writes, 'd' never a COW file,\n'c' shared (no host locking), 't' no trim/discard. With two filenames the\nfirst is the COW file and the second its backing file."},
+	{"udb", "This option is here solely to catch ubd -> udb typos."},
+	{"fake_ide", "Obsolete stub."},
+}
+
+func helpText() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "User Mode Linux (umlkit) v%s\n\tavailable at https://github.com/umlkit/umlkit\n\n", buildinfo.Version)
+	for _, o := range helpOptions {
+		b.WriteString(o.opt + "\n")
+		for _, l := range strings.Split(o.help, "\n") {
+			if strings.HasPrefix(l, "\t") {
+				b.WriteString(l + "\n")
+			} else {
+				b.WriteString("    " + l + "\n")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func showConfig() string {
+	return fmt.Sprintf(`# umlkit linux build configuration
+UMLKIT_VERSION=%s
+GOARCH=%s
+CONFIG_BLK_DEV_UBD=y
+CONFIG_BLK_DEV_UBD_COW=n
+CONFIG_ROOT_FUSE2FS=y
+CONFIG_ROOT_DIRECTORY=y
+CONFIG_CON_FD=y
+CONFIG_MCONSOLE=n
+CONFIG_UML_NET=n
+`, buildinfo.Version, runtime.GOARCH)
+}

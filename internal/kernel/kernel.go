@@ -1,0 +1,310 @@
+// Package kernel is the `linux` program: the host side (P) that parses UML's
+// command line, claims the umid directory, checks the host's capabilities,
+// and starts and supervises the kernel role (K, see kside.go) in fresh
+// user/mount/net/uts/ipc/cgroup namespaces, restarting it on reboot. K in
+// turn starts the guest init stage (internal/guestinit) in fresh pid and
+// mount namespaces.
+//
+// Lifecycle (shared/spec/cmdline.md §5): guest halt/poweroff → exit 0;
+// reboot → boot again (noreboot → exit 0); SIGINT/SIGTERM → guest killed,
+// cleanup, exit 1; init exiting → panic line, exit 134.
+//
+// Design: shared/docs/architecture.md.
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/umlkit/umlkit/internal/buildinfo"
+	"github.com/umlkit/umlkit/internal/childrole"
+	"github.com/umlkit/umlkit/internal/cmdline"
+	"github.com/umlkit/umlkit/internal/hostcheck"
+	"github.com/umlkit/umlkit/internal/umid"
+)
+
+// Stdio are the host streams of the process.
+type Stdio struct {
+	In       *os.File
+	Out, Err io.Writer
+}
+
+// Main runs `linux` with argv[1:] and returns the exit status.
+func Main(args []string, stdio Stdio) int {
+	c, err := cmdline.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "linux: %v\n", strings.TrimPrefix(err.Error(), "command line: "))
+		return 1
+	}
+	switch {
+	case c.Help:
+		fmt.Fprint(stdio.Out, helpText())
+		return 0
+	case c.Version:
+		fmt.Fprintln(stdio.Out, buildinfo.Line("linux"))
+		return 0
+	case c.ShowConfig:
+		fmt.Fprint(stdio.Out, showConfig())
+		return 0
+	}
+	m := &machine{cfg: c, stdio: stdio}
+	return m.boot()
+}
+
+type machine struct {
+	cfg   *cmdline.Config
+	stdio Stdio
+	dir   *umid.Dir
+	work  string
+	plan  *Plan
+	log   io.Writer
+}
+
+func (m *machine) logf(format string, args ...any) {
+	if m.cfg.Quiet {
+		return
+	}
+	fmt.Fprintf(m.stdio.Out, format+"\r\n", args...)
+}
+
+// fail prints one line naming the problem and returns the exit status.
+func (m *machine) fail(format string, args ...any) int {
+	fmt.Fprintf(m.stdio.Err, "linux: "+format+"\n", args...)
+	return 1
+}
+
+func (m *machine) boot() int {
+	c := m.cfg
+	for _, w := range c.Warnings {
+		m.logf("%s", w)
+	}
+	if p := hostcheck.UserNS(); p != nil {
+		return m.fail("%v", p)
+	}
+	plan, err := m.makePlan()
+	if err != nil {
+		return m.fail("%v", err)
+	}
+	m.plan = plan
+
+	umlDir := c.UmlDir
+	if umlDir == "" {
+		if umlDir, err = umid.DefaultUmlDir(); err != nil {
+			return m.fail("%v", err)
+		}
+	}
+	d, err := umid.Claim(umlDir, c.Umid, os.Getpid())
+	if errors.Is(err, umid.ErrInUse) {
+		return m.fail("%v", err)
+	}
+	if err != nil {
+		return m.fail("%v", err)
+	}
+	m.dir = d
+	defer d.Release()
+
+	work, err := os.MkdirTemp("", "umlkit-"+d.Umid+"-")
+	if err != nil {
+		return m.fail("create work directory: %v", err)
+	}
+	m.work = work
+	defer os.RemoveAll(work)
+	plan.WorkDir = work
+	plan.Hostname = "(none)"
+
+	// Host terminal: raw while the guest owns it, restored on every exit path.
+	if m.stdio.In != nil && term.IsTerminal(int(m.stdio.In.Fd())) {
+		if st, err := term.MakeRaw(int(m.stdio.In.Fd())); err == nil {
+			defer term.Restore(int(m.stdio.In.Fd()), st)
+		}
+	}
+	if m.stdio.In != nil {
+		if fl, err := unix.FcntlInt(m.stdio.In.Fd(), unix.F_GETFL, 0); err == nil {
+			defer unix.FcntlInt(m.stdio.In.Fd(), unix.F_SETFL, fl)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	m.logf("Linux version %s (umlkit)", buildinfo.Version)
+	m.logf("Kernel command line: %s", c.GuestLine)
+	if len(c.Unknown) > 0 {
+		m.logf("Unknown kernel command line parameters \"%s\", will be passed to user space.", strings.Join(c.Unknown, " "))
+	}
+	if c.Mem != 0 {
+		m.logf("mem=%s: memory limit is not enforced (no memory cgroup delegated to this user)", c.MemText)
+	}
+	if os.Geteuid() != 0 {
+		m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped", os.Geteuid())
+	}
+	for {
+		code, err := m.runKernel(ctx)
+		if err != nil {
+			return m.fail("%v", err)
+		}
+		switch code {
+		case kReboot:
+			if c.NoReboot {
+				return 0
+			}
+			m.logf("")
+			continue
+		case kHalt:
+			return 0
+		case kPanic:
+			return 134
+		default:
+			if ctx.Err() != nil {
+				return 1
+			}
+			return 1
+		}
+	}
+}
+
+// makePlan resolves the root filesystem and disks.
+func (m *machine) makePlan() (*Plan, error) {
+	c := m.cfg
+	plan := &Plan{Init: c.Init, InitArgs: c.InitArgs, InitEnv: c.InitEnv, Quiet: c.Quiet, Cmdline: c.GuestLine}
+	for _, u := range c.Ubd {
+		if u == nil {
+			continue
+		}
+		file, err := filepath.Abs(u.File)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(file)
+		if err != nil {
+			var errno syscall.Errno
+			errors.As(err, &errno)
+			return nil, fmt.Errorf("ubd%c: Can't open \"%s\": errno = %d", 'a'+u.Unit, u.File, int(errno))
+		}
+		d := Disk{Unit: u.Unit, File: file, ReadOnly: u.ReadOnly, Sync: u.Sync, NoCOW: u.NoCOW, Shared: u.Shared, NoTrim: u.NoTrim, IsDir: st.IsDir()}
+		if u.Backing != "" {
+			return nil, fmt.Errorf("ubd%c: COW files are not served yet by this build (issue #3)", 'a'+u.Unit)
+		}
+		plan.Disks = append(plan.Disks, d)
+	}
+	unit, err := rootUnit(c.Root)
+	if err != nil {
+		return nil, err
+	}
+	var root *Disk
+	for i := range plan.Disks {
+		if plan.Disks[i].Unit == unit {
+			root = &plan.Disks[i]
+		}
+	}
+	if root == nil {
+		return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": no ubd%c configured", c.Root, 'a'+unit)
+	}
+	if root.IsDir {
+		plan.Root = RootPlan{Kind: "dir", Path: root.File, Unit: unit, ReadOnly: root.ReadOnly || c.ReadOnly}
+		return plan, nil
+	}
+	f2fs, err := hostcheck.Fuse2fs()
+	if err != nil {
+		return nil, err
+	}
+	if p := hostcheck.FUSE(); p != nil {
+		return nil, p
+	}
+	plan.Root = RootPlan{Kind: "image", Path: root.File, Unit: unit, ReadOnly: root.ReadOnly || c.ReadOnly, FUSE2FS: f2fs}
+	return plan, nil
+}
+
+// rootUnit maps root= to a ubd unit: 98:N*16, /dev/ubdX, /dev/ubd/N, ubdX.
+func rootUnit(root string) (int, error) {
+	r := strings.TrimPrefix(root, "/dev/")
+	switch {
+	case strings.HasPrefix(r, "98:"):
+		var minor int
+		if _, err := fmt.Sscanf(r, "98:%d", &minor); err == nil && minor%16 == 0 && minor/16 < cmdline.MaxUnits {
+			return minor / 16, nil
+		}
+	case strings.HasPrefix(r, "ubd/"):
+		var n int
+		if _, err := fmt.Sscanf(r, "ubd/%d", &n); err == nil && n < cmdline.MaxUnits {
+			return n, nil
+		}
+	case len(r) == 4 && strings.HasPrefix(r, "ubd") && r[3] >= 'a' && r[3] < 'a'+cmdline.MaxUnits:
+		return int(r[3] - 'a'), nil
+	}
+	return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": only whole ubd devices (98:N, /dev/ubdX) can be the root", root)
+}
+
+// runKernel starts K and waits for it; it returns K's exit code.
+func (m *machine) runKernel(ctx context.Context) (int, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	planEnv, err := m.plan.env()
+	if err != nil {
+		return 0, err
+	}
+	files := map[string]*os.File{"con-in": m.stdio.In}
+	if f, ok := m.stdio.Out.(*os.File); ok {
+		files["con-out"] = f
+	}
+	extra, fdEnv := childrole.Donate(files, []string{"con-in", "con-out"})
+	cmd := exec.Command(self)
+	cmd.Args = []string{"linux-kernel"}
+	cmd.Env = append(os.Environ(), childrole.EnvRole+"="+roleKernel, planEnv, fdEnv)
+	cmd.ExtraFiles = extra
+	cmd.Stdin = nil
+	cmd.Stdout = m.stdio.Out
+	cmd.Stderr = m.stdio.Err
+	uid, gid := os.Geteuid(), os.Getegid()
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWCGROUP,
+		Pdeathsig: syscall.SIGKILL,
+		Setpgid:   true,
+	}
+	if uid == 0 {
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
+	} else {
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start kernel process: %w", hostcheck.Explain(err))
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		cmd.Process.Signal(syscall.SIGTERM)
+		err = <-done
+		return kFailed, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return kHalt, nil
+}
+
+// Halt and Reboot are what the mconsole asks of a running K.
+func signalKernel(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }

@@ -1,0 +1,309 @@
+package kernel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/childrole"
+	"github.com/umlkit/umlkit/internal/guestinit"
+)
+
+// roleKernel is K: it runs in fresh user, mount, net, uts, ipc and cgroup
+// namespaces, owns every device (root filesystem server, console ptys),
+// starts G and reaps it, and tells P through its exit code whether the guest
+// halted, rebooted or died.
+const roleKernel = "kernel"
+
+func init() { childrole.Register(roleKernel, kernelMain) }
+
+func kernelMain() int {
+	plan, err := planFromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "linux: %v\n", err)
+		return kFailed
+	}
+	files, err := childrole.Files()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "linux: %v\n", err)
+		return kFailed
+	}
+	k := &kernel{plan: plan, in: files["con-in"], out: files["con-out"]}
+	code, err := k.run()
+	if err != nil {
+		k.logf("Kernel panic - not syncing: %v", err)
+		return kFailed
+	}
+	return code
+}
+
+type kernel struct {
+	plan    *Plan
+	in, out *os.File
+	logMu   sync.Mutex
+
+	fuse2fs  *exec.Cmd
+	rootDone chan struct{} // closed when the root fs server exited
+	master   *os.File
+}
+
+// logf writes a boot-log line to the console output.
+func (k *kernel) logf(format string, args ...any) {
+	k.logMu.Lock()
+	defer k.logMu.Unlock()
+	if k.out != nil {
+		fmt.Fprintf(k.out, format+"\r\n", args...)
+	} else {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	}
+}
+
+func (k *kernel) run() (int, error) {
+	if err := unix.Sethostname([]byte(k.plan.Hostname)); err != nil {
+		return 0, fmt.Errorf("sethostname: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return 0, fmt.Errorf("make mounts private: %w", err)
+	}
+	w := k.plan.WorkDir
+	if err := unix.Mount("umlkit", w, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return 0, fmt.Errorf("mount work tmpfs on %s: %w", w, err)
+	}
+	root := filepath.Join(w, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return 0, err
+	}
+	if err := k.mountRoot(root); err != nil {
+		return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", k.plan.Root.Path, err)
+	}
+	defer k.unmountRoot(root)
+
+	master, slave, err := pty.Open()
+	if err != nil {
+		return 0, fmt.Errorf("open console pty: %w", err)
+	}
+	k.master = master
+	defer master.Close()
+
+	gp := guestinit.Plan{
+		RootMount: root,
+		Init:      k.plan.Init,
+		InitArgs:  k.plan.InitArgs,
+		InitEnv:   k.plan.InitEnv,
+		Console:   slave.Name(),
+		Devices:   map[string]string{},
+	}
+	for _, d := range k.plan.Disks {
+		if d.IsDir {
+			continue
+		}
+		// Until the ubd FUSE export lands, the guest's /dev/ubdX is the
+		// host file itself, bound in.
+		letter := string(rune('a' + d.Unit))
+		gp.Devices["ubd"+letter] = d.File
+		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = d.File
+	}
+	b, err := json.Marshal(gp)
+	if err != nil {
+		return 0, err
+	}
+	g := exec.Command("/proc/self/exe")
+	g.Args = []string{"linux-guest-init"}
+	g.Env = append(os.Environ(), childrole.EnvRole+"="+guestinit.Role, guestinit.EnvPlan+"="+string(b))
+	g.Stdin, g.Stdout, g.Stderr = slave, slave, slave
+	g.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
+		Setsid:     true,
+		Setctty:    true,
+		Ctty:       0,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := g.Start(); err != nil {
+		return 0, fmt.Errorf("start guest init: %w", err)
+	}
+	slave.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	outDone := make(chan struct{})
+	go func() { // pty -> host; ends at EIO once every guest process is gone
+		io.Copy(k.out, master)
+		close(outDone)
+	}()
+	if k.in != nil {
+		go func() { // host -> pty
+			io.Copy(master, k.in)
+		}()
+	}
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- g.Wait() }()
+
+	forced := -1
+	var werr error
+loop:
+	for {
+		select {
+		case werr = <-waitDone:
+			break loop
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGUSR1: // mconsole halt
+				forced = kHalt
+			case syscall.SIGUSR2: // mconsole reboot
+				forced = kReboot
+			default: // P is going down
+				forced = kFailed
+			}
+			g.Process.Signal(syscall.SIGKILL)
+		case <-k.rootDone:
+			k.logf("Kernel panic - not syncing: root filesystem server exited")
+			g.Process.Signal(syscall.SIGKILL)
+			forced = kPanic
+		}
+	}
+	cancel()
+	_ = ctx
+	if k.in != nil {
+		k.in.SetReadDeadline(time.Now()) // unblock the host->pty copy
+	}
+	select {
+	case <-outDone:
+	case <-time.After(2 * time.Second):
+	}
+	if forced >= 0 {
+		return forced, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			switch ws.Signal() {
+			case syscall.SIGHUP:
+				k.logf("reboot: Restarting system")
+				return kReboot, nil
+			case syscall.SIGINT:
+				k.logf("reboot: System halted")
+				return kHalt, nil
+			}
+			k.logf("Kernel panic - not syncing: Attempted to kill init! exitcode=0x%08x", int(ws.Signal()))
+			return kPanic, nil
+		}
+		k.logf("Kernel panic - not syncing: Attempted to kill init! exitcode=0x%08x", ee.ExitCode()<<8)
+		return kPanic, nil
+	}
+	k.logf("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000000")
+	return kPanic, nil
+}
+
+// mountRoot mounts the root filesystem at dir.
+func (k *kernel) mountRoot(dir string) error {
+	r := k.plan.Root
+	switch r.Kind {
+	case "dir":
+		flags := uintptr(unix.MS_BIND | unix.MS_REC)
+		if err := unix.Mount(r.Path, dir, "", flags, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", r.Path, err)
+		}
+		if r.ReadOnly {
+			unix.Mount("", dir, "", flags|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}
+		return nil
+	case "image":
+		return k.startFuse2fs(r, dir)
+	}
+	return fmt.Errorf("unknown root kind %q", r.Kind)
+}
+
+func (k *kernel) startFuse2fs(r RootPlan, dir string) error {
+	var before unix.Stat_t
+	if err := unix.Stat(dir, &before); err != nil {
+		return err
+	}
+	opts := "allow_other,suid,dev"
+	if r.ReadOnly {
+		opts += ",ro"
+	}
+	cmd := exec.Command(r.FUSE2FS, r.Path, dir, "-f", "-o", opts)
+	// fuse2fs chats ("Writing to the journal is not supported."); keep its
+	// output for the error message instead of the console.
+	var msgs syncBuf
+	cmd.Stdout = &msgs
+	cmd.Stderr = &msgs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start fuse2fs: %w", err)
+	}
+	k.fuse2fs = cmd
+	k.rootDone = make(chan struct{})
+	go func() { cmd.Wait(); close(k.rootDone) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); err == nil && st.Dev != before.Dev {
+			return nil
+		}
+		select {
+		case <-k.rootDone:
+			return fmt.Errorf("fuse2fs %s exited before the mount appeared: %s", r.Path, strings.TrimSpace(msgs.String()))
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return fmt.Errorf("fuse2fs %s: mount did not appear in 20s", r.Path)
+		}
+	}
+}
+
+// unmountRoot unmounts the root and waits for its server to flush and exit.
+func (k *kernel) unmountRoot(dir string) {
+	unix.Sync()
+	if err := unix.Unmount(dir, 0); err != nil {
+		unix.Unmount(dir, unix.MNT_DETACH)
+	}
+	if k.fuse2fs == nil {
+		return
+	}
+	select {
+	case <-k.rootDone:
+	case <-time.After(30 * time.Second):
+		k.logf("fuse2fs did not exit 30s after unmount; killing it")
+		k.fuse2fs.Process.Kill()
+		<-k.rootDone
+	}
+}
+
+// syncBuf is a goroutine-safe byte buffer for a child's output.
+type syncBuf struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.b) < 64<<10 {
+		s.b = append(s.b, p...)
+	}
+	return len(p), nil
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}

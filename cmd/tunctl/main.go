@@ -1,14 +1,26 @@
-// Command tunctl: create and delete persistent TUN/TAP devices.
+// Command tunctl creates and deletes persistent TAP devices, a drop-in for
+// uml-utilities' tunctl (same getopt flags, messages and exit statuses).
 package main
 
 import (
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/umlkit/umlkit/internal/cli"
+	"github.com/umlkit/umlkit/internal/tunctl"
 )
 
 func main() {
 	root := cli.New("tunctl [-b] [-u owner] [-g group] [-t device-name] [-f tun-clone-device]", "create and delete persistent TUN/TAP devices")
-	root.RunE = cli.NotBuilt(6)
+	// tunctl's own getopt parser gives the real tool's messages.
+	root.DisableFlagParsing = true
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		env := tunctl.Env{Argv0: os.Args[0], Stdout: os.Stdout, Stderr: os.Stderr, Euid: os.Geteuid()}
+		if code := tunctl.Run(env, args); code != 0 {
+			return cli.Exit(code, nil)
+		}
+		return nil
+	}
 	os.Exit(cli.Run(root, os.Args[1:]))
 }

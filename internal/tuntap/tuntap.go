@@ -33,11 +33,14 @@
 package tuntap
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"syscall"
 
-	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,8 +99,8 @@ func (c Config) Flags() uint16 {
 var ErrBadName = errors.New("invalid interface name")
 
 // CheckName validates an interface name the way the kernel's
-// dev_valid_name does (at most 15 bytes, not "." or "..", no '/', ':' or
-// whitespace). The empty name is valid (kernel-chosen).
+// dev_valid_name does: at most 15 bytes, not "." or "..", no '/', ':' or
+// (kernel ctype) whitespace. The empty name is valid (kernel-chosen).
 func CheckName(name string) error {
 	if name == "" {
 		return nil
@@ -106,8 +109,8 @@ func CheckName(name string) error {
 		return fmt.Errorf("%w %q", ErrBadName, name)
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || c == '/' || c == ':' {
+		switch name[i] {
+		case 0, '/', ':', ' ', '\t', '\n', '\v', '\f', '\r', 0xa0:
 			return fmt.Errorf("%w %q", ErrBadName, name)
 		}
 	}
@@ -264,37 +267,98 @@ type Info struct {
 }
 
 // List returns the TUN/TAP interfaces of the calling thread's network
-// namespace, in kernel order, from RTM_GETLINK (IFLA_TUN_* attributes).
+// namespace, in kernel order, from an RTM_GETLINK dump (IFLA_TUN_*
+// attributes; owner/group -1 when unset).
 func List() ([]Info, error) {
-	links, err := netlink.LinkList()
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	var out []Info
-	for _, l := range links {
-		tt, ok := l.(*netlink.Tuntap)
-		if !ok {
-			continue
+	for _, m := range msgs {
+		if in, ok := parseLink(m); ok {
+			out = append(out, in)
 		}
-		in := Info{Name: tt.Attrs().Name, Mode: "tap", Owner: int(int32(tt.Owner)), Group: int(int32(tt.Group)),
-			PacketInfo: tt.Flags&netlink.TUNTAP_NO_PI == 0, Persistent: !tt.NonPersist}
-		in.Flags = unix.IFF_TAP
-		if tt.Mode == netlink.TUNTAP_MODE_TUN {
-			in.Mode, in.Flags = "tun", unix.IFF_TUN
-		}
-		if !in.PacketInfo {
-			in.Flags |= unix.IFF_NO_PI
-		}
-		if tt.Flags&netlink.TUNTAP_VNET_HDR != 0 {
-			in.Flags |= unix.IFF_VNET_HDR
-		}
-		if tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 {
-			in.Flags |= unix.IFF_MULTI_QUEUE
-		}
-		if in.Persistent {
-			in.Flags |= unix.IFF_PERSIST
-		}
-		out = append(out, in)
 	}
 	return out, nil
+}
+
+func parseLink(m []byte) (Info, bool) {
+	if len(m) < unix.SizeofIfInfomsg {
+		return Info{}, false
+	}
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return Info{}, false
+	}
+	in := Info{Owner: -1, Group: -1}
+	isTun := false
+	for _, a := range attrs {
+		switch a.Attr.Type {
+		case unix.IFLA_IFNAME:
+			in.Name = strings.TrimRight(string(a.Value), "\x00")
+		case unix.IFLA_LINKINFO:
+			info, err := nl.ParseRouteAttr(a.Value)
+			if err != nil {
+				return Info{}, false
+			}
+			for _, i := range info {
+				switch i.Attr.Type {
+				case nl.IFLA_INFO_KIND:
+					isTun = strings.TrimRight(string(i.Value), "\x00") == "tun"
+				case nl.IFLA_INFO_DATA:
+					data, err := nl.ParseRouteAttr(i.Value)
+					if err != nil {
+						return Info{}, false
+					}
+					parseTunData(&in, data)
+				}
+			}
+		}
+	}
+	return in, isTun
+}
+
+func parseTunData(in *Info, data []syscall.NetlinkRouteAttr) {
+	for _, d := range data {
+		if len(d.Value) == 0 {
+			continue
+		}
+		switch d.Attr.Type {
+		case nl.IFLA_TUN_OWNER:
+			if len(d.Value) >= 4 {
+				in.Owner = int(int32(binary.NativeEndian.Uint32(d.Value)))
+			}
+		case nl.IFLA_TUN_GROUP:
+			if len(d.Value) >= 4 {
+				in.Group = int(int32(binary.NativeEndian.Uint32(d.Value)))
+			}
+		case nl.IFLA_TUN_TYPE:
+			in.Flags |= uint16(d.Value[0])
+		case nl.IFLA_TUN_PI:
+			if d.Value[0] == 0 {
+				in.Flags |= unix.IFF_NO_PI
+			}
+		case nl.IFLA_TUN_VNET_HDR:
+			if d.Value[0] != 0 {
+				in.Flags |= unix.IFF_VNET_HDR
+			}
+		case nl.IFLA_TUN_PERSIST:
+			if d.Value[0] != 0 {
+				in.Flags |= unix.IFF_PERSIST
+			}
+		case nl.IFLA_TUN_MULTI_QUEUE:
+			if d.Value[0] != 0 {
+				in.Flags |= unix.IFF_MULTI_QUEUE
+			}
+		}
+	}
+	in.Mode = "tun"
+	if in.Flags&unix.IFF_TAP != 0 {
+		in.Mode = "tap"
+	}
+	in.PacketInfo = in.Flags&unix.IFF_NO_PI == 0
+	in.Persistent = in.Flags&unix.IFF_PERSIST != 0
 }

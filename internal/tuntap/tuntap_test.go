@@ -39,7 +39,7 @@ func TestCheckName(t *testing.T) {
 			t.Errorf("CheckName(%q) = %v; want nil", ok, err)
 		}
 	}
-	for _, bad := range []string{".", "..", "a/b", "a b", "a:b", "a\nb", "a234567890123456", "\x80"} {
+	for _, bad := range []string{".", "..", "a/b", "a b", "a:b", "a\nb", "a234567890123456", "a\xa0", "a\x00"} {
 		if err := CheckName(bad); !errors.Is(err, ErrBadName) {
 			t.Errorf("CheckName(%q) = %v; want ErrBadName", bad, err)
 		}

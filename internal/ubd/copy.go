@@ -1,0 +1,144 @@
+//go:build linux
+
+package ubd
+
+import (
+	"errors"
+	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// copier moves byte ranges between files in the kernel where it can:
+// copy_file_range (which reflinks on file systems that share extents), with a
+// pread/pwrite fallback; holes of the source are skipped with SEEK_DATA.
+type copier struct {
+	noCFR bool   // copy_file_range unsupported between these files
+	buf   []byte // fallback buffer
+}
+
+const copyBufSize = 1 << 20
+
+// dataSegment returns the next data segment of f at or after off and before
+// end ([start, stop)); ok is false when the rest is a hole (or past EOF).
+func dataSegment(f *os.File, off, end int64) (start, stop int64, ok bool, err error) {
+	fd := int(f.Fd())
+	start, err = unix.Seek(fd, off, unix.SEEK_DATA)
+	if errors.Is(err, syscall.ENXIO) {
+		return 0, 0, false, nil
+	}
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
+		return off, end, true, nil // no SEEK_DATA: treat everything as data
+	}
+	if err != nil {
+		return 0, 0, false, &os.PathError{Op: "lseek SEEK_DATA", Path: f.Name(), Err: err}
+	}
+	if start >= end {
+		return 0, 0, false, nil
+	}
+	stop, err = unix.Seek(fd, start, unix.SEEK_HOLE)
+	if err != nil {
+		stop = end
+	}
+	return start, min(stop, end), true, nil
+}
+
+// copyRange copies n bytes from src at soff to dst at doff. Holes of src (and
+// anything past its end) become holes in dst when zeroHoles is false (dst is
+// known to read as zeros there), or are zeroed in dst when it is set.
+// progress is called with the number of bytes handled after each step.
+func (c *copier) copyRange(dst *os.File, doff int64, src *os.File, soff, n int64, zeroHoles bool, progress func(int64)) error {
+	end := soff + n
+	for pos := soff; pos < end; {
+		start, stop, ok, err := dataSegment(src, pos, end)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			start, stop = end, end
+		}
+		if start > pos {
+			if zeroHoles {
+				if err := zeroRange(dst, doff+(pos-soff), start-pos); err != nil {
+					return err
+				}
+			}
+			progress(start - pos)
+		}
+		for p := start; p < stop; {
+			chunk := min(stop-p, 8<<20)
+			if err := c.copyData(dst, doff+(p-soff), src, p, chunk); err != nil {
+				return err
+			}
+			progress(chunk)
+			p += chunk
+		}
+		pos = stop
+	}
+	return nil
+}
+
+// copyData copies exactly n bytes of data; bytes past src's end read as zero.
+func (c *copier) copyData(dst *os.File, doff int64, src *os.File, soff, n int64) error {
+	for n > 0 && !c.noCFR {
+		so, do := soff, doff
+		w, err := unix.CopyFileRange(int(src.Fd()), &so, int(dst.Fd()), &do, int(n), 0)
+		if err != nil {
+			if errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EOPNOTSUPP) ||
+				errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EBADF) {
+				c.noCFR = true
+				break
+			}
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return &os.PathError{Op: "copy_file_range", Path: dst.Name(), Err: err}
+		}
+		if w == 0 { // source ended: the rest reads as zeros
+			return zeroRange(dst, doff, n)
+		}
+		soff, doff, n = soff+int64(w), doff+int64(w), n-int64(w)
+	}
+	if n == 0 {
+		return nil
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, copyBufSize)
+	}
+	for n > 0 {
+		b := c.buf[:min(n, int64(len(c.buf)))]
+		r, err := src.ReadAt(b, soff)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		clear(b[r:])
+		if _, err := dst.WriteAt(b, doff); err != nil {
+			return err
+		}
+		soff, doff, n = soff+int64(len(b)), doff+int64(len(b)), n-int64(len(b))
+	}
+	return nil
+}
+
+// zeroRange makes n bytes of f at off read as zeros: punch a hole, or write
+// zeros where punching is not supported.
+func zeroRange(f *os.File, off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	if err == nil {
+		return nil
+	}
+	zero := make([]byte, min(n, copyBufSize))
+	for n > 0 {
+		b := zero[:min(n, int64(len(zero)))]
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+		off, n = off+int64(len(b)), n-int64(len(b))
+	}
+	return nil
+}

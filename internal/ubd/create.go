@@ -126,16 +126,17 @@ func NewHeader(backing string) (*cow.Header, error) {
 // atomically and complete: it is built under a temporary name and linked (or,
 // with Force, renamed) into place. Without Force an existing name fails with
 // an error satisfying errors.Is(err, os.ErrExist), checked before anything
-// else; header problems are *CreateError.
+// else; failures to create the file are *OpError ("open COW file: ..."),
+// header problems are *CreateError.
 func CreateCOW(name, backing string, o CreateOptions) error {
 	if !o.Force {
 		if _, err := os.Lstat(name); err == nil {
-			return &os.PathError{Op: "open", Path: name, Err: syscall.EEXIST}
+			return &OpError{"open COW file", &os.PathError{Op: "open", Path: name, Err: syscall.EEXIST}}
 		}
 	}
 	af, err := atomicfile.New(name, 0o644)
 	if err != nil {
-		return err
+		return &OpError{"open COW file", err}
 	}
 	defer af.Cancel()
 	h, err := NewHeader(backing)
@@ -153,7 +154,12 @@ func CreateCOW(name, backing string, o CreateOptions) error {
 		return err
 	}
 	if o.Force {
-		return af.Commit()
+		err = af.Commit()
+	} else {
+		err = af.CommitNoReplace()
 	}
-	return af.CommitNoReplace()
+	if errors.Is(err, os.ErrExist) {
+		return &OpError{"open COW file", err}
+	}
+	return err
 }

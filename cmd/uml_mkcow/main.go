@@ -1,14 +1,13 @@
-// Command uml_mkcow: create a UML COW file over a backing file.
+// Command uml_mkcow creates a UML COW file over a backing file:
+// uml_mkcow [-f] COW BACKING (shared/spec/cow.md §7).
 package main
 
 import (
 	"os"
 
-	"github.com/umlkit/umlkit/internal/cli"
+	"github.com/umlkit/umlkit/internal/moo"
 )
 
 func main() {
-	root := cli.New("uml_mkcow [-f] COW BACKING", "create a UML COW file over a backing file")
-	root.RunE = cli.NotBuilt(3)
-	os.Exit(cli.Run(root, os.Args[1:]))
+	os.Exit(moo.Mkcow(os.Args[0], os.Args[1:], moo.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}))
 }

@@ -1,14 +1,21 @@
-// Command uml_moo: merge a UML COW file into its backing file.
+// Command uml_moo merges a UML COW file with its backing file into a new
+// image, or in place with -d: uml_moo [-b BACKING] [-d] COW [NEW]
+// (shared/spec/cow.md §8). uml_moo --info [--json] COW describes a COW file.
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/umlkit/umlkit/internal/cli"
+	"github.com/umlkit/umlkit/internal/moo"
+	"github.com/umlkit/umlkit/internal/progress"
 )
 
 func main() {
-	root := cli.New("uml_moo [-b BACKING] [-d] COW [NEW]", "merge a UML COW file into its backing file")
-	root.RunE = cli.NotBuilt(3)
-	os.Exit(cli.Run(root, os.Args[1:]))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := moo.Moo(ctx, os.Args[0], os.Args[1:], moo.Stdio{Stdout: os.Stdout, Stderr: os.Stderr, StderrTTY: progress.IsTerminal(os.Stderr)})
+	stop()
+	os.Exit(code)
 }

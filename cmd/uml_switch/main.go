@@ -1,14 +1,65 @@
 // Command uml_switch: virtual switch/hub daemon for UML's daemon transport.
+//
+// The argv is the real one's (single-dash words parsed left to right, see
+// uswitch.ParseArgs), so cobra's flag parsing is off; --help and --version
+// are still answered.
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/umlkit/umlkit/internal/buildinfo"
 	"github.com/umlkit/umlkit/internal/cli"
+	"github.com/umlkit/umlkit/internal/uswitch"
 )
 
 func main() {
-	root := cli.New("uml_switch [-hub] [-unix CTL] [-tap DEV] [-daemon]", "virtual switch/hub daemon for UML's daemon transport")
-	root.RunE = cli.NotBuilt(4)
+	root := cli.New("uml_switch [ -unix control-socket ] [ -hub ] [ -tap tap-device ]",
+		"virtual switch/hub daemon for UML's daemon transport")
+	root.Long = "uml_switch connects UML guests (eth0=daemon,<mac>,unix,<control-socket>) and optionally a host tap\n" +
+		"device.\n\n" + uswitch.Usage("uml_switch") + "\nAlso: -daemon, -pidfile FILE, -logfile FILE. Default control socket " +
+		uswitch.DefaultCtlPath + " (Debian's service uses " + uswitch.DebianCtlPath + ").\n" +
+		"SIGINT/SIGTERM remove the sockets and exit; SIGUSR1 logs per-port counters."
+	root.DisableFlagParsing = true
+	root.RunE = run
 	os.Exit(cli.Run(root, os.Args[1:]))
+}
+
+func run(cmd *cobra.Command, args []string) error {
+	argv0 := os.Args[0]
+	o, err := uswitch.ParseArgs(argv0, args, os.Stdout)
+	if errors.Is(err, uswitch.ErrUsage) {
+		fmt.Fprint(os.Stderr, uswitch.Usage(argv0))
+		return cli.Exit(1, nil)
+	}
+	switch {
+	case o.Help:
+		return cmd.Help()
+	case o.Version:
+		fmt.Println(buildinfo.Line("uml_switch"))
+		return nil
+	}
+	err = uswitch.Command(cmd.Context(), o, uswitch.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+	var se *uswitch.SignalError
+	var re *uswitch.ReportedError
+	switch {
+	case errors.As(err, &se):
+		// Die by the signal, like the real one.
+		signal.Reset(se.Signal)
+		syscall.Kill(os.Getpid(), se.Signal)
+		time.Sleep(time.Second)
+		return cli.Exit(128+int(se.Signal), nil)
+	case errors.As(err, &re):
+		return cli.Exit(1, nil)
+	case err != nil:
+		return cli.Exit(1, err)
+	}
+	return nil
 }

@@ -1,0 +1,304 @@
+//go:build linux
+
+package uswitch
+
+import (
+	"errors"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/ether"
+	"github.com/umlkit/umlkit/internal/switchproto"
+)
+
+// rxState is the data loop's receive batch (allocated once).
+type rxState struct {
+	mm    mmsgBatch
+	bufs  []byte
+	names [batchSize]switchproto.Sockaddr
+	n     int
+	err   error
+}
+
+// txBatch collects (port, frame) pairs and sends them with sendmmsg.
+type txBatch struct {
+	mm    mmsgBatch
+	ports [txBatchSize]*port
+	n     int
+	// tapOut is the frame being written to the tap by tapWrite.
+	tapOut   []byte
+	tapWrite func(fd uintptr) bool
+	tapErr   error
+}
+
+func newTxBatch() *txBatch {
+	return &txBatch{mm: newMmsgBatch(txBatchSize)}
+}
+
+func (s *Switch) dataLoop() error {
+	rx := &rxState{mm: newMmsgBatch(batchSize), bufs: make([]byte, batchSize*bufSize)}
+	tx := newTxBatch()
+	s.initTapWriter(tx)
+	readFn := func(fd uintptr) bool {
+		for i := 0; i < batchSize; i++ {
+			h := &rx.mm.hdrs[i].Hdr
+			h.Namelen = switchproto.SockaddrSize
+			h.Flags = 0
+		}
+		n, err := rx.mm.recvmmsg(int(fd), batchSize)
+		if errors.Is(err, unix.EAGAIN) {
+			return false
+		}
+		rx.n, rx.err = n, err
+		return true
+	}
+	for i := 0; i < batchSize; i++ {
+		rx.mm.set(i, rx.bufs[i*bufSize:(i+1)*bufSize], &rx.names[i], switchproto.SockaddrSize)
+	}
+	var last *port
+	for {
+		if err := s.dataRC.Read(readFn); err != nil {
+			return nilIfStopped(err)
+		}
+		if rx.err != nil {
+			s.limited(&s.limBad, s.err, "Reading data socket: %s\n", strerror(rx.err))
+			continue
+		}
+		now := time.Since(s.start)
+		ps := s.ports.Load()
+		s.macMu.Lock()
+		for i := 0; i < rx.n; i++ {
+			h := &rx.mm.hdrs[i]
+			ln := int(h.Len)
+			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > switchproto.MaxFrame {
+				s.badFrames.Add(1)
+				s.limited(&s.limBad, s.err, "Oversized datagram (more than %d bytes) dropped\n", switchproto.MaxFrame)
+				continue
+			}
+			namelen := int(h.Hdr.Namelen)
+			if namelen > switchproto.SockaddrSize {
+				namelen = switchproto.SockaddrSize
+			}
+			key := switchproto.Canonical(rx.names[i][:namelen])
+			p := last
+			if p == nil || p.key != key || p.dead.Load() {
+				p = ps.byKey[key]
+			}
+			if p == nil {
+				s.unknownSenders.Add(1)
+				s.limited(&s.limUnknown, s.out, "Unknown connection for packet, shouldn't happen.\n")
+				continue
+			}
+			last = p
+			if ln < switchproto.MinFrame {
+				s.badFrames.Add(1)
+				p.drops.Add(1)
+				s.limited(&s.limBad, s.err, "Short frame of %d bytes from port %d dropped\n", ln, p.id)
+				continue
+			}
+			if namelen < switchproto.SockaddrSize && p.sendAddr.IsAbstract() && int(p.sendLen.Load()) != namelen {
+				p.sendLen.Store(int32(namelen))
+			}
+			p.rxFrames.Add(1)
+			p.rxBytes.Add(uint64(ln))
+			frame := rx.bufs[i*bufSize : i*bufSize+ln]
+			s.forward(p, ps, frame, now, tx)
+		}
+		s.maybeSweep(now)
+		s.macMu.Unlock()
+		s.flush(tx)
+	}
+}
+
+func nilIfStopped(err error) error {
+	if errors.Is(err, errDeadline) || isClosedErr(err) {
+		return nil
+	}
+	return err
+}
+
+// forward learns the source of frame (from port in) and queues it to its
+// destinations. Called with macMu held.
+func (s *Switch) forward(in *port, ps *portSet, frame []byte, now time.Duration, tx *txBatch) {
+	src := ether.MAC(frame[ether.OffSrc : ether.OffSrc+ether.AddrLen])
+	if !src.IsMulticast() {
+		s.learn(src, in, now)
+	}
+	dst := ether.MAC(frame[ether.OffDst : ether.OffDst+ether.AddrLen])
+	if !s.cfg.Hub && !dst.IsMulticast() {
+		if e := s.macs[dst]; e != nil && !e.port.dead.Load() && now-e.seen <= s.cfg.AgeLimit {
+			if e.port != in || in.tap == nil {
+				s.queue(tx, e.port, frame)
+			}
+			return
+		}
+		s.logUnknown(src, in)
+	}
+	for _, q := range ps.list {
+		if q != in {
+			s.queue(tx, q, frame)
+		}
+	}
+}
+
+func (s *Switch) learn(src ether.MAC, in *port, now time.Duration) {
+	e := s.macs[src]
+	if e != nil && e.port == in && now-e.seen <= s.cfg.AgeLimit {
+		e.seen = now
+		return
+	}
+	var old *port
+	if e != nil && !e.port.dead.Load() && now-e.seen <= s.cfg.AgeLimit {
+		old = e.port
+	}
+	if e == nil {
+		if len(s.macs) >= s.cfg.MaxMACs {
+			s.sweep(now)
+			if len(s.macs) >= s.cfg.MaxMACs {
+				s.limited(&s.limFull, s.err, "MAC table full (%d entries), not learning %s\n", s.cfg.MaxMACs, src)
+				return
+			}
+		}
+		e = &macEntry{}
+		s.macs[src] = e
+	}
+	e.port, e.seen = in, now
+	b := append(s.logBuf[:0], " Addr: "...)
+	b = src.Append(b)
+	b = append(b, " New port "...)
+	b = appendInt(b, in.id)
+	if old != nil {
+		b = append(b, " old port "...)
+		b = appendInt(b, old.id)
+	}
+	b = append(b, '\n')
+	s.logBuf = b
+	s.out.write(b)
+}
+
+func (s *Switch) logUnknown(src ether.MAC, in *port) {
+	ok, note := s.limUnknownAddr.allow(time.Now())
+	if note > 0 {
+		s.out.printf("(%d similar messages suppressed)\n", note)
+	}
+	if !ok {
+		return
+	}
+	b := append(s.logBuf[:0], "unknown Addr: "...)
+	b = src.Append(b)
+	b = append(b, " from port "...)
+	if in == nil {
+		b = append(b, "UNKNOWN"...)
+	} else {
+		b = appendInt(b, in.id)
+	}
+	b = append(b, '\n')
+	s.logBuf = b
+	s.out.write(b)
+}
+
+func appendInt(b []byte, v int) []byte {
+	if v < 0 {
+		b = append(b, '-')
+		v = -v
+	}
+	var d [20]byte
+	i := len(d)
+	for {
+		i--
+		d[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return append(b, d[i:]...)
+}
+
+func (s *Switch) maybeSweep(now time.Duration) {
+	if now-s.lastSweep >= sweepEvery {
+		s.sweep(now)
+	}
+}
+
+// sweep deletes aged entries and entries of departed ports (macMu held).
+func (s *Switch) sweep(now time.Duration) {
+	s.lastSweep = now
+	for m, e := range s.macs {
+		if e.port.dead.Load() || now-e.seen > s.cfg.AgeLimit {
+			delete(s.macs, m)
+		}
+	}
+}
+
+// queue adds frame for port p to tx (the tap is written at once).
+func (s *Switch) queue(tx *txBatch, p *port, frame []byte) {
+	if p.tap != nil {
+		s.writeTap(tx, p, frame)
+		return
+	}
+	if tx.n == txBatchSize {
+		s.flush(tx)
+	}
+	tx.mm.set(tx.n, frame, &p.sendAddr, int(p.sendLen.Load()))
+	tx.ports[tx.n] = p
+	tx.n++
+}
+
+// flush sends the queued frames: sendmmsg without blocking; a message the
+// peer has no room for is retried once with a blocking send bounded by
+// SO_SNDTIMEO (backpressure for a busy guest), unless that port timed out
+// recently, in which case it is dropped.
+func (s *Switch) flush(tx *txBatch) {
+	i := 0
+	for i < tx.n {
+		sent, err := tx.mm.sendmmsg(s.dataFD, i, tx.n-i)
+		for k := i; k < i+sent; k++ {
+			p := tx.ports[k]
+			p.txFrames.Add(1)
+			p.txBytes.Add(uint64(tx.mm.iovs[k].Len))
+		}
+		i += sent
+		if err == nil {
+			continue
+		}
+		p := tx.ports[i]
+		if errors.Is(err, unix.EAGAIN) {
+			err = s.slowSend(tx, i, p)
+		}
+		if err != nil {
+			p.drops.Add(1)
+			if !errors.Is(err, unix.EAGAIN) {
+				s.limited(&s.limSend, s.err, "send_sock sending to fd %d %s\n", p.id, strerror(err))
+			}
+		} else {
+			p.txFrames.Add(1)
+			p.txBytes.Add(uint64(tx.mm.iovs[i].Len))
+		}
+		i++
+	}
+	for k := 0; k < tx.n; k++ {
+		tx.ports[k] = nil
+	}
+	tx.n = 0
+}
+
+func (s *Switch) slowSend(tx *txBatch, i int, p *port) error {
+	now := time.Since(s.start)
+	if time.Duration(p.slowUntil.Load()) > now || p.dead.Load() {
+		return unix.EAGAIN
+	}
+	s.blockMu.Lock()
+	var err error
+	if err = unix.SetNonblock(s.dataFD, false); err == nil {
+		err = tx.mm.sendtoBlocking(s.dataFD, i)
+		unix.SetNonblock(s.dataFD, true)
+	}
+	s.blockMu.Unlock()
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EWOULDBLOCK) {
+		p.slowUntil.Store(int64(time.Since(s.start) + slowHold))
+		return unix.EAGAIN
+	}
+	return err
+}

@@ -1,0 +1,153 @@
+//go:build linux
+
+package uswitch
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/switchproto"
+)
+
+// bindStale binds fd to the named socket path; when the path is in use it
+// dials it first: a live server is refused (ErrSocketInUse), a dead one (or
+// a plain file) is removed and the bind retried (ErrStale if that fails).
+func bindStale(fd int, path string, sotype int) error {
+	sa, err := switchproto.NamedSockaddr(path)
+	if err != nil {
+		return err
+	}
+	err = bindRaw(fd, &sa, switchproto.SockaddrSize)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EADDRINUSE) {
+		return os.NewSyscallError("bind "+path, err)
+	}
+	probe, perr := unix.Socket(unix.AF_UNIX, sotype|unix.SOCK_CLOEXEC, 0)
+	if perr != nil {
+		return os.NewSyscallError("socket", perr)
+	}
+	cerr := connectRaw(probe, &sa, switchproto.SockaddrSize)
+	unix.Close(probe)
+	if cerr == nil {
+		return ErrSocketInUse
+	}
+	if !errors.Is(cerr, unix.ECONNREFUSED) {
+		return fmt.Errorf("%w: %v", ErrStale, cerr)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("%w: %v", ErrStale, err)
+	}
+	if err := bindRaw(fd, &sa, switchproto.SockaddrSize); err != nil {
+		return fmt.Errorf("%w: %v", ErrStale, err)
+	}
+	return nil
+}
+
+func (s *Switch) reportSock(kind, path string, err error) error {
+	switch {
+	case errors.Is(err, ErrSocketInUse):
+		s.err.printf("The %s socket '%s' has another server attached to it\nYou can either\n\tremove '%s'\n\tor rerun with a different, unused filename for a socket\n",
+			kind, path, path)
+	case errors.Is(err, ErrStale):
+		s.err.printf("The %s socket '%s' exists, isn't used, but couldn't be removed\n", kind, path)
+	default:
+		return fmt.Errorf("%s socket %s: %w", kind, path, err)
+	}
+	return &ReportedError{Err: fmt.Errorf("%s socket %s: %w", kind, path, err)}
+}
+
+func (s *Switch) bindCtl() error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := bindStale(fd, s.cfg.CtlPath, unix.SOCK_STREAM); err != nil {
+		unix.Close(fd)
+		return s.reportSock("control", s.cfg.CtlPath, err)
+	}
+	s.ctlPath = absPath(s.cfg.CtlPath)
+	if err := unix.Listen(fd, 15); err != nil {
+		unix.Close(fd)
+		os.Remove(s.ctlPath)
+		return os.NewSyscallError("listen", err)
+	}
+	f := os.NewFile(uintptr(fd), s.ctlPath)
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		os.Remove(s.ctlPath)
+		return fmt.Errorf("control socket %s: %w", s.ctlPath, err)
+	}
+	s.ctlLn = ln.(*net.UnixListener)
+	return nil
+}
+
+func (s *Switch) bindData() error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	if s.cfg.DataPath != "" {
+		if err := bindStale(fd, s.cfg.DataPath, unix.SOCK_DGRAM); err != nil {
+			unix.Close(fd)
+			return s.reportSock("data", s.cfg.DataPath, err)
+		}
+		s.dataPath = absPath(s.cfg.DataPath)
+		// Reply with the absolute path when it fits, so clients in another
+		// directory reach it.
+		if s.dataAddr, err = switchproto.NamedSockaddr(s.dataPath); err != nil {
+			s.dataAddr, _ = switchproto.NamedSockaddr(s.cfg.DataPath)
+		}
+	} else {
+		// The real one's abstract blob {0, pad, pid, usec}; retry on the
+		// (unlikely) collision with another switch of the same pid.
+		for try := 0; ; try++ {
+			now := time.Now()
+			s.dataAddr = switchproto.SwitchSockaddr(int32(os.Getpid()), int32(now.Nanosecond()/1000))
+			err = bindRaw(fd, &s.dataAddr, switchproto.SockaddrSize)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, unix.EADDRINUSE) || try > 100 {
+				unix.Close(fd)
+				return os.NewSyscallError("bind data socket", err)
+			}
+			time.Sleep(time.Microsecond)
+		}
+	}
+	// Big socket buffers: frames in flight to all ports are charged to our
+	// send buffer. FORCE needs CAP_NET_ADMIN; fall back silently.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBufSize) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sockBufSize)
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sockBufSize) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sockBufSize)
+	}
+	tv := unix.NsecToTimeval(sndTimeout.Nanoseconds())
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	s.dataFD = fd
+	s.dataFile = os.NewFile(uintptr(fd), "uml_switch data socket")
+	rc, err := s.dataFile.SyscallConn()
+	if err != nil {
+		s.dataFile.Close()
+		return err
+	}
+	s.dataRC = rc
+	return nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

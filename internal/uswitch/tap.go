@@ -1,0 +1,112 @@
+//go:build linux
+
+package uswitch
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/tuntap"
+)
+
+var errDeadline = os.ErrDeadlineExceeded
+
+func isClosedErr(err error) bool { return errors.Is(err, os.ErrClosed) }
+
+// openTap attaches the configured tap interface as a port; failures are
+// logged in the real one's words and the switch runs without it.
+func (s *Switch) openTap() {
+	dev, err := tuntap.Open(tuntap.Config{Name: s.cfg.Tap})
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			s.err.printf("Failed to open /dev/net/tun: %s\n", strerror(err))
+		} else {
+			s.err.printf("TUNSETIFF failed: %s\n", strerror(err))
+		}
+		return
+	}
+	id := -1
+	if rc, err := dev.File().SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { id = int(fd) })
+	}
+	p := &port{id: id, tap: dev}
+	if p.tapRC, err = dev.File().SyscallConn(); err != nil {
+		s.err.printf("TUNSETIFF failed: %s\n", strerror(err))
+		dev.Close()
+		return
+	}
+	s.tapPort = p
+	s.addPort(p)
+	s.out.printf("New connection\n")
+}
+
+// tapLoop reads frames from the tap (one per read) and forwards them.
+func (s *Switch) tapLoop() {
+	p := s.tapPort
+	buf := make([]byte, bufSize)
+	tx := newTxBatch()
+	for {
+		n, err := p.tap.Read(buf)
+		if err != nil {
+			if isClosedErr(err) || errors.Is(err, errDeadline) {
+				return
+			}
+			s.limited(&s.limBad, s.err, "Reading tap: %s\n", strerror(err))
+			if p.dead.Load() {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if n < switchproto.MinFrame {
+			p.drops.Add(1)
+			continue
+		}
+		p.rxFrames.Add(1)
+		p.rxBytes.Add(uint64(n))
+		now := time.Since(s.start)
+		ps := s.ports.Load()
+		s.macMu.Lock()
+		s.forward(p, ps, buf[:n], now, tx)
+		s.macMu.Unlock()
+		s.flush(tx)
+	}
+}
+
+// initTapWriter prepares the data loop's allocation-free tap write.
+func (s *Switch) initTapWriter(tx *txBatch) {
+	tx.tapWrite = func(fd uintptr) bool {
+		_, tx.tapErr = writeFD(int(fd), tx.tapOut)
+		return true
+	}
+}
+
+func (s *Switch) writeTap(tx *txBatch, p *port, frame []byte) {
+	tx.tapOut = frame
+	err := p.tapRC.Write(tx.tapWrite)
+	if err == nil {
+		err = tx.tapErr
+	}
+	tx.tapOut = nil
+	if err != nil {
+		p.drops.Add(1)
+		return
+	}
+	p.txFrames.Add(1)
+	p.txBytes.Add(uint64(len(frame)))
+}
+
+func writeFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		return n, err
+	}
+}

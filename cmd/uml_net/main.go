@@ -1,15 +1,20 @@
 // Command uml_net is the setuid-root helper that creates host tap devices for
-// UML kernels and passes their fds back. It deliberately avoids cobra.
+// UML kernels and passes their fds back (protocol version 4). It avoids
+// cobra and every package above the device layer (see deps_test.go).
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/umlkit/umlkit/internal/rawcli"
+	"github.com/umlkit/umlkit/internal/umlnet"
 )
 
-const usage = `Usage: uml_net version [tuntap|ethertap|slip] [up|down|add|del] ARGS...
+// group may run the helper besides root; override at build time with
+// -ldflags "-X main.group=NAME".
+var group = umlnet.DefaultGroup
+
+const usage = `Usage: uml_net version [tuntap|ethertap|slip|add|del] ARGS...
   Setuid helper run by UML kernels (protocol version 4); not meant for direct use.
   --help      show this help
   --version   show the umlkit version
@@ -19,6 +24,5 @@ func main() {
 	if ok, code := rawcli.Common("uml_net", usage, os.Args[1:], os.Stdout); ok {
 		os.Exit(code)
 	}
-	fmt.Fprintln(os.Stderr, "uml_net: not built yet in this release (umlkit issue #6)")
-	os.Exit(2)
+	os.Exit(umlnet.Main(umlnet.Config{Group: group, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[1:]))
 }

@@ -204,7 +204,7 @@ func parseTuntap(r Request, rest []string) (Request, error) {
 		}
 		gate, err := ParseAddr(rest[1])
 		if err != nil {
-			return r, &ArgvError{TuntapDatagram, fmt.Sprintf("Invalid gateway address '%s'\n", rest[1]), 1}
+			return r, &ArgvError{TuntapDatagram, fmt.Sprintf("Invalid gateway address '%s'\n", rest[1]), 0}
 		}
 		r.Gate = gate
 		return r, nil

@@ -31,7 +31,7 @@ func TestParseArgv(t *testing.T) {
 		{[]string{"4", "tuntap", "foo"}, Request{}, &ArgvError{Stderr, "Bad tuntap op : 'foo'\n", 1}},
 		{[]string{"4", "tuntap", "add"}, Request{}, &ArgvError{LengthPrefixed, ChangeAddrTooFew, 0}},
 		{[]string{"4", "tuntap", "up"}, Request{}, &ArgvError{TuntapDatagram, TuntapUpTooFew, 0}},
-		{[]string{"4", "tuntap", "up", "bogus"}, Request{}, &ArgvError{TuntapDatagram, "Invalid gateway address 'bogus'\n", 1}},
+		{[]string{"4", "tuntap", "up", "bogus"}, Request{}, &ArgvError{TuntapDatagram, "Invalid gateway address 'bogus'\n", 0}},
 		{[]string{"4", "tuntap", "up", "10.0.1.1"}, Request{Version: 4, Transport: "tuntap", Op: "up", Gate: a("10.0.1.1")}, nil},
 		{[]string{"0x4", "tuntap", "up", "10.0.1.1", "extra"}, Request{Version: 4, Transport: "tuntap", Op: "up", Gate: a("10.0.1.1")}, nil},
 		{[]string{"4", "add", "tap2", "10.0.1.2", "255.0.0.0"}, Request{Version: 4, Transport: "add", Op: "add", Dev: "tap2", Addr: a("10.0.1.2"), Mask: a("255.0.0.0")}, nil},

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -97,5 +100,86 @@ func TestIntegrationTunctlMatchesReal(t *testing.T) {
 	}
 	if !strings.Contains(links(nsOurs), "t14:") {
 		t.Errorf("expected device t14 in:\n%s", links(nsOurs))
+	}
+}
+
+// pingImage is a busybox root whose /init configures eth0 with addr (and
+// netmask if not empty), pings peer and reports the status.
+func pingImage(t *testing.T, addr, netmask, peer string) string {
+	t.Helper()
+	mask := ""
+	if netmask != "" {
+		mask = " netmask " + netmask
+	}
+	return harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "ifconfig eth0 " + addr + mask + " up\n" +
+		"ping -c 3 -W 3 " + peer + "\necho PING-STATUS=$?\nifconfig eth0 down\npoweroff -f\n"})
+}
+
+func waitPing(t *testing.T, g *harness.Guest) {
+	t.Helper()
+	if err := g.WaitOutput("PING-STATUS=", 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(g.Output(), "PING-STATUS=0") {
+		t.Fatalf("guest ping failed:\n%s", g.Output())
+	}
+	if _, err := g.Wait(30 * time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestIntegrationRealUMLWithOurUMLNet boots Debian's linux.uml inside a
+// fresh netns with eth0=tuntap,,,HOST_IP and our uml_net first in PATH: the
+// kernel execs it, receives the tap fd, runs the add hooks; the guest pings
+// the host side.
+func TestIntegrationRealUMLWithOurUMLNet(t *testing.T) {
+	testutil.RequireTUN(t)
+	ns := testutil.NetNS(t)
+	path := harness.PathDir(t, "uml_net", harness.Bin(t, "uml_net"))
+	img := pingImage(t, "10.0.1.2", "", "10.0.1.1")
+	g := harness.BootRealUMLInNetNS(t, ns, []string{"PATH=" + path + ":/usr/bin:/bin:/usr/sbin:/sbin"}, img, "eth0=tuntap,,,10.0.1.1", "umid=netuml")
+	waitPing(t, g)
+	out := g.Output()
+	if testing.Verbose() {
+		t.Logf("guest console:\n%s", out)
+	}
+	for _, want := range []string{
+		"* ifconfig tap0 10.0.1.1 netmask 255.255.255.255 up",
+		"* bash -c echo 1 > /proc/sys/net/ipv4/ip_forward",
+		"* route add -host 10.0.1.2 dev tap0",
+		"* bash -c echo 1 > /proc/sys/net/ipv4/conf/tap0/proxy_arp",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kernel log lacks %q", want)
+		}
+	}
+	// The tap was not persistent: it went away with the kernel.
+	if r := harness.RunInNetNS(t, ns, nil, "ip", "link", "show", "tap0"); r.Code == 0 {
+		t.Errorf("tap0 still exists after the guest exited:\n%s", r.Stdout)
+	}
+}
+
+// TestIntegrationRealUMLOnOurTunctlTap boots Debian's linux.uml with
+// eth0=tuntap,umltap0 on a tap made by our tunctl -u UID; the host side
+// address is configured on the tap and the guest pings it.
+func TestIntegrationRealUMLOnOurTunctlTap(t *testing.T) {
+	testutil.RequireTUN(t)
+	ns := testutil.NetNS(t)
+	tunctl := harness.Bin(t, "tunctl")
+	uid := strconv.Itoa(os.Getuid())
+	r := harness.RunInNetNS(t, ns, nil, tunctl, "-u", uid, "-t", "umltap0")
+	if r.Code != 0 || r.Stdout != "Set 'umltap0' persistent and owned by uid "+uid+"\n" {
+		t.Fatalf("tunctl = %+v", r)
+	}
+	for _, argv := range [][]string{{"ip", "addr", "add", "10.0.2.1/24", "dev", "umltap0"}, {"ip", "link", "set", "umltap0", "up"}} {
+		if r := harness.RunInNetNS(t, ns, nil, argv...); r.Code != 0 {
+			t.Fatalf("%q: %+v", argv, r)
+		}
+	}
+	img := pingImage(t, "10.0.2.2", "255.255.255.0", "10.0.2.1")
+	g := harness.BootRealUMLInNetNS(t, ns, nil, img, "eth0=tuntap,umltap0", "umid=nettunctl")
+	waitPing(t, g)
+	if r := harness.RunInNetNS(t, ns, nil, tunctl, "-d", "umltap0"); r.Code != 0 || r.Stdout != "Set 'umltap0' nonpersistent\n" {
+		t.Errorf("tunctl -d = %+v", r)
 	}
 }

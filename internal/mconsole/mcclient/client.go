@@ -5,13 +5,18 @@
 //
 // Protocol: shared/spec/mconsole.md §2, §3, §6. A Client is not safe for
 // concurrent use (replies are matched to requests only by order).
+//
+// Unlike the daemons, the client does not put its socket on the runtime
+// poller: uml_mconsole is a one-shot process whose start-up cost is
+// benchmarked against the C client, so it uses a blocking socket with
+// SO_RCVTIMEO/SO_SNDTIMEO of at most Poll (200ms) and checks ctx and the
+// machine's existence at every tick. No goroutine is started.
 package mcclient
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,7 +64,7 @@ func (r *Response) Line() string {
 
 // Client talks to one machine's socket.
 type Client struct {
-	conn *net.UnixConn
+	fd   int
 	path string
 	// Poll is how often a waiting Send checks that the machine still
 	// exists (default 200ms).
@@ -75,7 +80,7 @@ func ClientName(pid int) string { return fmt.Sprintf("%5d", pid) }
 // abstract address for this pid, or an autobound one if that is taken (a
 // second client in the same process). Dial does not contact the machine.
 func Dial(path string) (*Client, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
@@ -90,20 +95,21 @@ func Dial(path string) (*Client, error) {
 			return nil, os.NewSyscallError("bind", err)
 		}
 	}
-	f := os.NewFile(uintptr(fd), "mconsole-client")
-	defer f.Close()
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, err
-	}
-	return &Client{conn: c.(*net.UnixConn), path: path, Poll: 200 * time.Millisecond}, nil
+	return &Client{fd: fd, path: path, Poll: 200 * time.Millisecond}, nil
 }
 
 // Path returns the machine's socket path.
 func (c *Client) Path() string { return c.path }
 
 // Close releases the client socket.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	if c.fd < 0 {
+		return nil
+	}
+	err := unix.Close(c.fd)
+	c.fd = -1
+	return err
+}
 
 // Send sends one command (truncated to 511 bytes) and collects its reply.
 // The files, if any, travel with the request as SCM_RIGHTS (umlfs).
@@ -130,12 +136,20 @@ func (c *Client) SendRaw(b []byte, files ...*os.File) error {
 		}
 		oob = unix.UnixRights(fds...)
 	}
-	_, _, err := c.conn.WriteMsgUnix(b, oob, &net.UnixAddr{Name: c.path, Net: "unixgram"})
+	tv := unix.NsecToTimeval(int64(5 * time.Second))
+	unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	err := unix.Sendmsg(c.fd, b, oob, &unix.SockaddrUnix{Name: c.path}, 0)
+	for err == unix.EINTR {
+		err = unix.Sendmsg(c.fd, b, oob, &unix.SockaddrUnix{Name: c.path}, 0)
+	}
 	if err != nil {
 		if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("send to %s: %w (%w)", c.path, ErrGone, errors.Unwrap(errors.Unwrap(err)))
+			return fmt.Errorf("send to %s: %w (%v)", c.path, ErrGone, err)
 		}
-		return fmt.Errorf("send to %s: %w", c.path, err)
+		if err == unix.EAGAIN {
+			return fmt.Errorf("send to %s: %w (its queue stays full)", c.path, ErrTimeout)
+		}
+		return fmt.Errorf("send to %s: %w", c.path, os.NewSyscallError("sendmsg", err))
 	}
 	return nil
 }
@@ -169,12 +183,16 @@ func (c *Client) receiveOne(ctx context.Context, buf []byte) (mconsole.Reply, er
 			}
 			return mconsole.Reply{}, err
 		}
-		wake := time.Now().Add(c.Poll)
-		if hasDeadline && deadline.Before(wake) {
-			wake = deadline
+		wait := c.Poll
+		if hasDeadline {
+			wait = min(wait, time.Until(deadline))
 		}
-		c.conn.SetReadDeadline(wake)
-		n, err := c.conn.Read(buf)
+		wait = max(wait, time.Millisecond)
+		tv := unix.NsecToTimeval(int64(wait))
+		if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return mconsole.Reply{}, os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+		}
+		n, _, err := unix.Recvfrom(c.fd, buf, 0)
 		if err == nil {
 			var r mconsole.Reply
 			if err := r.UnmarshalBinary(buf[:n]); err != nil {
@@ -182,8 +200,11 @@ func (c *Client) receiveOne(ctx context.Context, buf []byte) (mconsole.Reply, er
 			}
 			return r, nil
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return mconsole.Reply{}, fmt.Errorf("receive from %s: %w", c.path, err)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != unix.EAGAIN {
+			return mconsole.Reply{}, fmt.Errorf("receive from %s: %w", c.path, os.NewSyscallError("recvfrom", err))
 		}
 		if gone(c.path) {
 			return mconsole.Reply{}, fmt.Errorf("%w (%s)", ErrGone, c.path)

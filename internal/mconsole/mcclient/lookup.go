@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Candidate is one socket path tried for a name, with the stat error.
@@ -67,7 +69,7 @@ type Instance struct {
 	Dir    string // <uml_dir>/<umid>
 	Socket string // "" if there is no mconsole socket
 	Pid    int    // 0 if no readable pid file
-	Alive  bool   // the pid names a live process
+	Alive  bool   // the pid names a live process (no pid: the socket answers)
 }
 
 // State is "alive" or "stale".
@@ -88,8 +90,12 @@ func (l Lookup) Dirs() []string {
 			continue
 		}
 		c := filepath.Clean(d)
-		if !seen[c] {
-			seen[c] = true
+		key := c
+		if r, err := filepath.EvalSymlinks(c); err == nil {
+			key = r
+		}
+		if !seen[key] {
+			seen[key] = true
 			dirs = append(dirs, c)
 		}
 	}
@@ -127,9 +133,12 @@ func (l Lookup) List() ([]Instance, error) {
 				in.Socket = sock
 			}
 			pid, perr := ReadPid(filepath.Join(in.Dir, "pid"))
-			if perr == nil {
+			switch {
+			case perr == nil:
 				in.Pid = pid
 				in.Alive = Alive(pid)
+			case in.Socket != "":
+				in.Alive = socketAnswers(in.Socket)
 			}
 			if in.Socket == "" && perr != nil {
 				continue
@@ -140,4 +149,15 @@ func (l Lookup) List() ([]Instance, error) {
 		out = append(out, found...)
 	}
 	return out, nil
+}
+
+// socketAnswers reports whether a process is bound to the datagram socket
+// at path (connect succeeds; a stale socket file refuses).
+func socketAnswers(path string) bool {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Connect(fd, &unix.SockaddrUnix{Name: path}) == nil
 }

@@ -1,0 +1,201 @@
+package mcclient
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/chzyer/readline"
+	"golang.org/x/term"
+
+	"github.com/umlkit/umlkit/internal/buildinfo"
+	"github.com/umlkit/umlkit/internal/mconsole"
+)
+
+// Help is the text of uml_mconsole --help.
+const Help = `Usage: uml_mconsole [OPTIONS] UMID|SOCKET [COMMAND...]
+       uml_mconsole --list [--uml-dir DIR]
+
+Send COMMAND to the management console of a User-Mode Linux instance and print
+its reply as "OK <text>" or "ERR <text>"; the exit status is the reply's error
+code & 0xff. Without COMMAND, read commands interactively.
+
+The socket is found as <uml_dir>/UMID/mconsole (with --uml-dir or $UML_DIR),
+$HOME/.uml/UMID/mconsole, /tmp/uml/UMID/mconsole, or SOCKET as a path.
+
+Options (before UMID):
+  --uml-dir DIR     also look for UMID under DIR (default $UML_DIR)
+  --timeout DUR     give up waiting for a reply after DUR (default 10s; 0 = never)
+  --list            list the instances under the uml dirs: umid, pid, alive/stale
+  --help            show this help
+  --version         show the version
+
+Local commands: quit, help, switch <umid|socket>, log [-f FILE] <text>,
+mconsole-version, int (send SIGINT to the instance), umlfs <fd>.
+`
+
+// Stdio are the streams of a run.
+type Stdio struct {
+	Stdin          *os.File
+	Stdout, Stderr io.Writer
+}
+
+// Run is uml_mconsole: args are the arguments after the program name, env
+// looks up environment variables. It returns the exit status.
+func Run(ctx context.Context, args []string, stdio Stdio, env func(string) string) int {
+	l := Lookup{Home: env("HOME"), UMLDir: env("UML_DIR")}
+	timeout := DefaultTimeout
+	list := false
+	// Our options come first; the first other word is the machine name, as
+	// in the real client's "uml_mconsole socket-name [command]".
+	for len(args) > 0 && strings.HasPrefix(args[0], "--") {
+		opt, val, hasVal := strings.Cut(args[0], "=")
+		needVal := func() (string, bool) {
+			if hasVal {
+				return val, true
+			}
+			if len(args) < 2 {
+				fmt.Fprintf(stdio.Stderr, "uml_mconsole: option %s needs a value\n", opt)
+				return "", false
+			}
+			args = args[1:]
+			return args[0], true
+		}
+		switch opt {
+		case "--":
+			args = args[1:]
+			goto done
+		case "--help":
+			io.WriteString(stdio.Stdout, Help)
+			return 0
+		case "--version":
+			fmt.Fprintln(stdio.Stdout, buildinfo.Line("uml_mconsole"))
+			return 0
+		case "--list":
+			list = true
+		case "--uml-dir":
+			v, ok := needVal()
+			if !ok {
+				return 1
+			}
+			l.UMLDir = v
+		case "--timeout":
+			v, ok := needVal()
+			if !ok {
+				return 1
+			}
+			d, err := parseTimeout(v)
+			if err != nil {
+				fmt.Fprintf(stdio.Stderr, "uml_mconsole: bad --timeout %q: want a duration like 10s or a number of seconds\n", v)
+				return 1
+			}
+			timeout = d
+		default:
+			fmt.Fprintf(stdio.Stderr, "uml_mconsole: unknown option %s (try --help)\n", opt)
+			return 1
+		}
+		args = args[1:]
+	}
+done:
+	if list {
+		return listInstances(l, stdio)
+	}
+	if len(args) == 0 {
+		io.WriteString(stdio.Stderr, Usage)
+		return 1
+	}
+	out := bufio.NewWriter(stdio.Stdout)
+	defer out.Flush()
+	c := NewConsole(out, stdio.Stderr, l, timeout)
+	defer c.Close()
+	if err := c.Switch(args[0]); err != nil && !errors.Is(err, ErrNotFound) {
+		fmt.Fprintf(stdio.Stderr, "uml_mconsole: %v\n", err)
+		return 1
+	}
+	if len(args) > 1 {
+		res, _, err := c.Command(ctx, strings.Join(args[1:], " "))
+		if err != nil {
+			out.Flush()
+			fmt.Fprintf(stdio.Stderr, "%s\n", perrorText(err))
+			return 1
+		}
+		return mconsole.ExitStatus(res)
+	}
+	var lr LineReader
+	if term.IsTerminal(int(stdio.Stdin.Fd())) {
+		rl, err := readline.NewEx(&readline.Config{
+			Stdin:                  stdio.Stdin,
+			Stdout:                 stdio.Stdout,
+			Stderr:                 stdio.Stderr,
+			DisableAutoSaveHistory: false,
+			HistoryLimit:           1000,
+		})
+		if err != nil {
+			fmt.Fprintf(stdio.Stderr, "uml_mconsole: %v\n", err)
+			return 1
+		}
+		lr = &termReader{rl}
+	} else {
+		lr = NewPlainReader(stdio.Stdin, out)
+	}
+	defer lr.Close()
+	return c.Interact(ctx, lr, func() { out.Flush() })
+}
+
+// termReader adapts chzyer/readline: line editing, in-memory history (only
+// non-empty lines, as GNU readline's add_history in the real client), and
+// Ctrl-C clears the line instead of killing the session.
+type termReader struct{ rl *readline.Instance }
+
+func (t *termReader) ReadLine(prompt string) (string, error) {
+	t.rl.SetPrompt(prompt)
+	for {
+		line, err := t.rl.Readline()
+		if errors.Is(err, readline.ErrInterrupt) {
+			continue
+		}
+		return line, err
+	}
+}
+
+func (t *termReader) Close() error { return t.rl.Close() }
+
+func parseTimeout(v string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, errors.New("bad duration")
+	}
+	return d, nil
+}
+
+func listInstances(l Lookup, stdio Stdio) int {
+	ins, err := l.List()
+	if err != nil {
+		fmt.Fprintf(stdio.Stderr, "uml_mconsole: list instances: %v\n", err)
+		return 1
+	}
+	w := tabwriter.NewWriter(stdio.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "UMID\tPID\tSTATE\tSOCKET")
+	for _, in := range ins {
+		pid, sock := "-", in.Socket
+		if in.Pid > 0 {
+			pid = strconv.Itoa(in.Pid)
+		}
+		if sock == "" {
+			sock = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", in.Umid, pid, in.State(), sock)
+	}
+	w.Flush()
+	return 0
+}

@@ -155,9 +155,9 @@ func TestInteractivePiped(t *testing.T) {
 
 func TestArgs(t *testing.T) {
 	for _, tt := range []struct {
-		args       []string
+		args        []string
 		out, errOut string
-		code       int
+		code        int
 	}{
 		{nil, "", mcclient.Usage, 1},
 		{[]string{"--help"}, mcclient.Help, "", 0},

@@ -17,6 +17,29 @@ import (
 type copier struct {
 	noCFR bool   // copy_file_range unsupported between these files
 	buf   []byte // fallback buffer
+
+	// Writeback: every flushEvery bytes written, start writing them to disk
+	// (sync_file_range, asynchronous) so the final fsync has little left.
+	flushEvery      int64
+	pending, pstart int64 // bytes written since the last kick, from offset pstart
+	pend            int64 // end of the pending range
+}
+
+// wrote records n bytes written to dst at off and kicks writeback when due.
+func (c *copier) wrote(dst *os.File, off, n int64) {
+	if c.flushEvery == 0 {
+		return
+	}
+	if c.pending == 0 {
+		c.pstart, c.pend = off, off
+	}
+	c.pstart = min(c.pstart, off)
+	c.pend = max(c.pend, off+n)
+	c.pending += n
+	if c.pending >= c.flushEvery {
+		unix.SyncFileRange(int(dst.Fd()), c.pstart, c.pend-c.pstart, unix.SYNC_FILE_RANGE_WRITE)
+		c.pending = 0
+	}
 }
 
 const copyBufSize = 1 << 20
@@ -99,6 +122,7 @@ func (c *copier) copyData(dst *os.File, doff int64, src *os.File, soff, n int64)
 		if w == 0 { // source ended: the rest reads as zeros
 			return zeroRange(dst, doff, n)
 		}
+		c.wrote(dst, doff, int64(w))
 		soff, doff, n = soff+int64(w), doff+int64(w), n-int64(w)
 	}
 	if n == 0 {
@@ -117,6 +141,7 @@ func (c *copier) copyData(dst *os.File, doff int64, src *os.File, soff, n int64)
 		if _, err := dst.WriteAt(b, doff); err != nil {
 			return err
 		}
+		c.wrote(dst, doff, int64(len(b)))
 		soff, doff, n = soff+int64(len(b)), doff+int64(len(b)), n-int64(len(b))
 	}
 	return nil

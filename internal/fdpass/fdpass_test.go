@@ -87,3 +87,42 @@ func TestExtraFDsClosed(t *testing.T) {
 	}
 	files[0].Close()
 }
+
+func TestSendRawRecv(t *testing.T) {
+	a, b := socketpair(t, unix.SOCK_DGRAM)
+	raw, err := a.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var sendErr error
+	if err := raw.Control(func(fd uintptr) { sendErr = SendRaw(int(fd), nil, []byte{1, 2, 3, 4}, int(w.Fd())) }); err != nil {
+		t.Fatal(err)
+	}
+	if sendErr != nil {
+		t.Fatalf("SendRaw: %v", sendErr)
+	}
+	data, files, _, err := Recv(b, 4, 1)
+	if err != nil || string(data) != "\x01\x02\x03\x04" || len(files) != 1 {
+		t.Fatalf("Recv = %q, %d files, %v; want 4 bytes, 1 file", data, len(files), err)
+	}
+	defer files[0].Close()
+	if _, err := files[0].Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := r.Read(buf); err != nil || buf[0] != 'x' {
+		t.Errorf("pipe read %q, %v; want x", buf, err)
+	}
+}
+
+func TestSendRawBadFD(t *testing.T) {
+	if err := SendRaw(-1, nil, []byte{0}, 0); !errors.Is(err, unix.EBADF) {
+		t.Errorf("SendRaw(-1) = %v; want EBADF", err)
+	}
+}

@@ -20,6 +20,8 @@ var (
 	ErrClosed = errors.New("disk closed")
 	// ErrCOWAndNoCOW: the 'd' flag together with a COW file (Options.NoCOW and Options.Backing).
 	ErrCOWAndNoCOW = errors.New("can't specify both 'd' and a cow file")
+	// ErrNoTrim: Discard on a disk opened with NoTrim (the 't' flag).
+	ErrNoTrim = errors.New("discard disabled ('t' flag)")
 	// ErrTruncatedBitmap: the COW file ends inside its bitmap.
 	ErrTruncatedBitmap = errors.New("COW bitmap is truncated")
 )

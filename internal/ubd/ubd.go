@@ -11,6 +11,7 @@
 //	n, err := d.ReadAt(p, off)   // io.ReaderAt; concurrent-safe
 //	n, err := d.WriteAt(p, off)  // io.WriterAt; concurrent-safe
 //	err = d.Flush()              // fsync (guest flush / barrier)
+//	err = d.Discard(off, n)      // TRIM: the range reads as zeros, space freed
 //	size := d.Size()             // device size: file size rounded up to 512
 //	err = d.Close()
 //
@@ -438,8 +439,14 @@ func (d *Disk) write(p []byte, off int64) error {
 	if _, err := d.file.WriteAt(p, d.dataOff+off); err != nil {
 		return err
 	}
+	return d.setBits(off, int64(len(p)))
+}
+
+// setBits marks the sectors of [off, off+n) as living in the COW file and
+// stores the bitmap bytes that changed.
+func (d *Disk) setBits(off, n int64) error {
 	first := off / SectorSize
-	last := (off + int64(len(p)) - 1) / SectorSize
+	last := (off + n - 1) / SectorSize
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	lo, hi := int64(-1), int64(-1)
@@ -458,6 +465,37 @@ func (d *Disk) write(p []byte, off int64) error {
 	hi = min(hi, d.bmLen-1)
 	_, err := d.file.WriteAt(d.bitmap[lo:hi+1], d.bmOff+lo)
 	return err
+}
+
+// Discard makes the sectors of [off, off+n) read as zeros and frees their
+// space (guest TRIM/discard): a hole is punched in the image, or in the COW
+// data area with the sectors' bits set. off and n must be sector-aligned.
+// It fails with ErrNoTrim on disks opened with NoTrim (the 't' flag).
+func (d *Disk) Discard(off, n int64) error {
+	if d.noTrim {
+		return ErrNoTrim
+	}
+	if d.ro {
+		return ErrReadOnly
+	}
+	if err := d.check(off, 0); err != nil {
+		return err
+	}
+	if off%SectorSize != 0 || n%SectorSize != 0 || off+n > d.size || n < 0 {
+		return fmt.Errorf("discard %d+%d: %w", off, n, ErrOutOfRange)
+	}
+	if n == 0 {
+		return nil
+	}
+	d.rmw.RLock()
+	defer d.rmw.RUnlock()
+	if d.hdr == nil {
+		return zeroRange(d.file, off, n)
+	}
+	if err := zeroRange(d.file, d.dataOff+off, n); err != nil {
+		return err
+	}
+	return d.setBits(off, n)
 }
 
 // Flush makes every completed write durable (fsync of the written file).

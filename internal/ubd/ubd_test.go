@@ -299,3 +299,39 @@ func TestPlainDisk(t *testing.T) {
 		t.Errorf("write to r disk = %v", err)
 	}
 }
+
+func TestDiscard(t *testing.T) {
+	dir := t.TempDir()
+	back, data := newBacking(t, dir, 1<<20)
+	d, err := Open(Options{File: filepath.Join(dir, "t.cow"), Backing: back})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.WriteAt(bytes.Repeat([]byte{5}, 8192), 4096)
+	if err := d.Discard(8192, 16384); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, d)
+	want := append([]byte(nil), data...)
+	copy(want[4096:], bytes.Repeat([]byte{5}, 8192))
+	clear(want[8192 : 8192+16384])
+	if !bytes.Equal(got, want) {
+		t.Error("COW disk after Discard differs")
+	}
+	d.Close()
+	p := filepath.Join(dir, "plain.img")
+	os.WriteFile(p, bytes.Repeat([]byte{1}, 8192), 0o644)
+	pd, _ := Open(Options{File: p})
+	if err := pd.Discard(0, 4096); err != nil {
+		t.Fatal(err)
+	}
+	pd.Close()
+	if b, _ := os.ReadFile(p); !bytes.Equal(b[:4096], make([]byte, 4096)) || b[4096] != 1 {
+		t.Error("plain Discard wrong")
+	}
+	nt, _ := Open(Options{File: p, NoTrim: true})
+	defer nt.Close()
+	if err := nt.Discard(0, 512); !errors.Is(err, ErrNoTrim) {
+		t.Errorf("Discard with t flag = %v", err)
+	}
+}

@@ -282,6 +282,7 @@ func TestMooBadInputMatchesReal(t *testing.T) {
 		{"-b", touched, good, out},
 		{"-d", "-b", touched, good},
 		{good, filepath.Join(dir, "nodir", "out.img")},
+		{"-b", filepath.Join(dir, strings.Repeat("x", 5000)), good, out},
 	} {
 		r := harness.RunIn(t, dir, real, "uml_moo", args...)
 		os.Remove(out)
@@ -429,5 +430,30 @@ poweroff -f`})
 	}
 	if !bytes.Equal(readFile(t, cp), readFile(t, ourCOW+".ours.img")) {
 		t.Error("in-place merge differs from the new-image merge")
+	}
+}
+
+// TestIntegrationMooDiskFull: a merge onto a full file system fails with one
+// line and leaves nothing behind.
+func TestIntegrationMooDiskFull(t *testing.T) {
+	testutil.RequireRoot(t)
+	ours := harness.Bin(t, "uml_moo")
+	dir := t.TempDir()
+	back := filepath.Join(dir, "back.img")
+	data := writeBacking(t, back, 4<<20, 13)
+	c := filepath.Join(dir, "f.cow")
+	mkDirtyCOW(t, c, back, data)
+	small := filepath.Join(dir, "small")
+	os.Mkdir(small, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small).CombinedOutput(); err != nil {
+		testutil.Skip(t, "cannot mount a tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", small).Run()
+	o := harness.RunIn(t, dir, ours, "uml_moo", c, filepath.Join(small, "out.img"))
+	if o.Code != 1 || o.Stderr != "Writing data: No space left on device\n" || o.Stdout != "" {
+		t.Errorf("merge onto a full disk: %+v", o)
+	}
+	if ents, _ := os.ReadDir(small); len(ents) != 0 {
+		t.Errorf("left behind on the full disk: %v", ents)
 	}
 }

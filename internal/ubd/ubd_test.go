@@ -335,3 +335,47 @@ func TestDiscard(t *testing.T) {
 		t.Errorf("Discard with t flag = %v", err)
 	}
 }
+
+func TestBackingSwitch(t *testing.T) {
+	dir := t.TempDir()
+	back, data := newBacking(t, dir, 64<<10)
+	c := filepath.Join(dir, "s.cow")
+	if err := CreateCOW(c, back, CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Same file under another name: accepted silently.
+	link := filepath.Join(dir, "link.img")
+	os.Symlink(back, link)
+	var logs []string
+	logf := func(l string) { logs = append(logs, l) }
+	d, err := Open(Options{File: c, Backing: link, Log: logf})
+	if err != nil || len(logs) != 0 {
+		t.Fatalf("Open via symlink = %v, logs %q", err, logs)
+	}
+	d.Close()
+	// A moved copy with the same size and mtime: switch and rewrite the header.
+	moved := filepath.Join(dir, "moved.img")
+	os.WriteFile(moved, data, 0o644)
+	os.Chtimes(moved, time.Unix(1700000000, 0), time.Unix(1700000000, 0))
+	d, err = Open(Options{File: c, Backing: moved, Log: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	want := []string{
+		`Backing file mismatch - "` + moved + `" requested, "` + back + `" specified in COW header of "` + c + `"`,
+		"Switching backing file to '" + moved + "'",
+	}
+	if strings.Join(logs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("logs = %q; want %q", logs, want)
+	}
+	if h := headerOf(t, c); h.BackingFile != moved {
+		t.Errorf("header names %q after the switch; want %q", h.BackingFile, moved)
+	}
+	// A different file fails.
+	other := filepath.Join(dir, "other.img")
+	os.WriteFile(other, data[:1000], 0o644)
+	if _, err := Open(Options{File: c, Backing: other}); !errors.Is(err, cow.ErrSizeMismatch) {
+		t.Errorf("Open with a wrong backing file = %v; want size mismatch", err)
+	}
+}

@@ -1,0 +1,10 @@
+# fish completion for tunctl.
+complete -c tunctl -s b -d 'brief output: only the device name'
+complete -c tunctl -s u -x -a '(__fish_complete_users)' -d 'owner of the device'
+complete -c tunctl -s g -x -a '(__fish_complete_groups)' -d 'group of the device'
+complete -c tunctl -s t -x -a '(__fish_print_interfaces)' -d 'device name'
+complete -c tunctl -s d -x -a '(__fish_print_interfaces)' -d 'delete the device'
+complete -c tunctl -s f -r -F -d 'tun clone device'
+complete -c tunctl -l json -d 'list persistent tap devices as JSON'
+complete -c tunctl -l help -d 'show the usage'
+complete -c tunctl -l version -d 'show the version'

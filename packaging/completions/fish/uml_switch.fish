@@ -1,0 +1,10 @@
+# fish completion for uml_switch (single-dash options, as the original).
+complete -c uml_switch -o unix -r -F -d 'control socket'
+complete -c uml_switch -o hub -d 'forward every frame to every port'
+complete -c uml_switch -o tap -x -a '(__fish_print_interfaces)' -d 'connect a host tap device'
+complete -c uml_switch -o compat-v0 -d 'control protocol 0, named data socket'
+complete -c uml_switch -o daemon -d 'detach after the sockets are ready'
+complete -c uml_switch -o pidfile -r -F -d 'write the process ID to FILE'
+complete -c uml_switch -o logfile -r -F -d 'log to FILE'
+complete -c uml_switch -l help -d 'show the usage'
+complete -c uml_switch -l version -d 'show the version'

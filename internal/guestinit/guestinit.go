@@ -50,6 +50,12 @@ func run() int {
 		return 1
 	}
 	os.Unsetenv(EnvPlan)
+	// The parent-death signal does not survive the execs into the guest's
+	// init here, so a guard process watches K instead (see guard.go).
+	if err := startGuard(); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
 	if err := setup(&p); err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1

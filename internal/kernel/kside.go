@@ -122,7 +122,14 @@ func (k *kernel) run() (int, error) {
 	}
 	g := exec.Command("/proc/self/exe")
 	g.Args = []string{"linux-guest-init"}
-	g.Env = append(os.Environ(), childrole.EnvRole+"="+guestinit.Role, guestinit.EnvPlan+"="+string(b))
+	aliveR, aliveW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer aliveW.Close()
+	extra, fdEnv := childrole.Donate(map[string]*os.File{"alive": aliveR}, []string{"alive"})
+	g.ExtraFiles = extra
+	g.Env = append(os.Environ(), childrole.EnvRole+"="+guestinit.Role, guestinit.EnvPlan+"="+string(b), fdEnv)
 	g.Stdin, g.Stdout, g.Stderr = slave, slave, slave
 	g.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
@@ -138,6 +145,7 @@ func (k *kernel) run() (int, error) {
 		return 0, fmt.Errorf("start guest init: %w", err)
 	}
 	slave.Close()
+	aliveR.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

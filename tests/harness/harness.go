@@ -212,21 +212,29 @@ func (b *syncBuffer) String() string {
 // is killed at test cleanup if still running.
 func Start(t testing.TB, env []string, argv ...string) *Guest {
 	t.Helper()
-	g := &Guest{done: make(chan struct{})}
-	g.Cmd = exec.Command(argv[0], argv[1:]...)
-	g.Cmd.Env = append(os.Environ(), env...)
-	g.Cmd.Stdout = &g.out
-	g.Cmd.Stderr = &g.out
-	g.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := g.Cmd.StdinPipe()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd in its own process group with stdin a pipe held open
+// and stdout+stderr captured; the group is killed at cleanup.
+func startCmd(t testing.TB, cmd *exec.Cmd) *Guest {
+	t.Helper()
+	g := &Guest{done: make(chan struct{}), Cmd: cmd}
+	cmd.Stdout = &g.out
+	cmd.Stderr = &g.out
+	cmd.SysProcAttr.Setpgid = true
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", argv[0], err)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	go func() {
-		g.err = g.Cmd.Wait()
+		g.err = cmd.Wait()
 		stdin.Close()
 		close(g.done)
 	}()
@@ -234,11 +242,11 @@ func Start(t testing.TB, env []string, argv ...string) *Guest {
 		select {
 		case <-g.done:
 		default:
-			syscall.Kill(-g.Cmd.Process.Pid, syscall.SIGKILL)
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-g.done
 		}
 		if t.Failed() {
-			t.Logf("console output of %s:\n%s", argv[0], g.Output())
+			t.Logf("console output of %s:\n%s", cmd.Path, g.Output())
 		}
 	})
 	return g
@@ -247,9 +255,26 @@ func Start(t testing.TB, env []string, argv ...string) *Guest {
 // Output returns everything the guest printed so far.
 func (g *Guest) Output() string { return g.out.String() }
 
-// WaitOutput waits until the output contains s.
+// WaitOutput waits until the output contains s; it gives up early when the
+// process exits without printing it.
 func (g *Guest) WaitOutput(s string, d time.Duration) error {
-	if err := testutil.WaitFor(d, func() bool { return strings.Contains(g.Output(), s) }); err != nil {
+	exited := false
+	err := testutil.WaitFor(d, func() bool {
+		if strings.Contains(g.Output(), s) {
+			return true
+		}
+		select {
+		case <-g.done:
+			exited = true
+			return strings.Contains(g.Output(), s) || true
+		default:
+			return false
+		}
+	})
+	if exited && !strings.Contains(g.Output(), s) {
+		return fmt.Errorf("process exited without printing %q", s)
+	}
+	if err != nil {
 		return fmt.Errorf("waiting %v for %q: %w", d, s, err)
 	}
 	return nil

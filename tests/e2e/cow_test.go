@@ -52,10 +52,10 @@ func cpPreserve(t *testing.T, src, dst string) {
 	}
 }
 
-// TestMkcowMatchesReal runs our uml_mkcow and Debian's with the same argv in
+// TestIntegrationMkcowMatchesReal runs our uml_mkcow and Debian's with the same argv in
 // the same directory and compares stdout, stderr, exit status and the COW
 // file written.
-func TestMkcowMatchesReal(t *testing.T) {
+func TestIntegrationMkcowMatchesReal(t *testing.T) {
 	real := realTool(t, "uml_mkcow")
 	ours := harness.Bin(t, "uml_mkcow")
 	dir := t.TempDir()
@@ -151,10 +151,10 @@ func mkDirtyCOW(t *testing.T, cowPath, back string, data []byte) []byte {
 	return model[:len(data)/512*512]
 }
 
-// TestMooMatchesReal merges the same COW files with our uml_moo and Debian's,
+// TestIntegrationMooMatchesReal merges the same COW files with our uml_moo and Debian's,
 // both as a new image and in place, and compares the results; the COW files
 // are v3 (ours), and hand-built v1, v2 and broken-v3.
-func TestMooMatchesReal(t *testing.T) {
+func TestIntegrationMooMatchesReal(t *testing.T) {
 	real := realTool(t, "uml_moo")
 	ours := harness.Bin(t, "uml_moo")
 	dir := t.TempDir()
@@ -242,9 +242,9 @@ func writeLegacy(t *testing.T, path string, h *cow.Header, dirty map[int64][]byt
 	f.Truncate(h.FileLen())
 }
 
-// TestMooBadInputMatchesReal: usage errors and every bad-input case give the
+// TestIntegrationMooBadInputMatchesReal: usage errors and every bad-input case give the
 // real tool's messages and status, and leave no output behind.
-func TestMooBadInputMatchesReal(t *testing.T) {
+func TestIntegrationMooBadInputMatchesReal(t *testing.T) {
 	real := realTool(t, "uml_moo")
 	ours := harness.Bin(t, "uml_moo")
 	dir := t.TempDir()

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,7 @@ import (
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/cmdline"
 	"github.com/umlkit/umlkit/internal/hostcheck"
+	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
 	"github.com/umlkit/umlkit/internal/umid"
 )
 
@@ -68,7 +70,37 @@ type machine struct {
 	dir   *umid.Dir
 	work  string
 	plan  *Plan
-	log   io.Writer
+
+	mu   sync.Mutex // guards kpid, ctl
+	kpid int        // the running K, 0 between boots
+	ctl  *controlClient
+}
+
+func (m *machine) setKernel(pid int, ctl *controlClient) {
+	m.mu.Lock()
+	m.kpid, m.ctl = pid, ctl
+	m.mu.Unlock()
+}
+
+// signalKernel sends sig to the running K (halt: SIGUSR1, reboot: SIGUSR2).
+func (m *machine) signalKernel(sig syscall.Signal) {
+	m.mu.Lock()
+	pid := m.kpid
+	m.mu.Unlock()
+	if pid > 0 {
+		syscall.Kill(pid, sig)
+	}
+}
+
+// ask sends a control request to the running K.
+func (m *machine) ask(req string) (string, error) {
+	m.mu.Lock()
+	ctl := m.ctl
+	m.mu.Unlock()
+	if ctl == nil {
+		return "", errors.New("the kernel is not running")
+	}
+	return ctl.ask(req)
 }
 
 func (m *machine) logf(format string, args ...any) {
@@ -138,11 +170,18 @@ func (m *machine) boot() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	mc, err := m.startMconsole(ctx)
+	if err != nil {
+		return m.fail("%v", err)
+	}
+	defer mc.Close()
+
 	m.logf("Linux version %s (umlkit)", buildinfo.Version)
 	m.logf("Kernel command line: %s", c.GuestLine)
 	if len(c.Unknown) > 0 {
 		m.logf("Unknown kernel command line parameters \"%s\", will be passed to user space.", strings.Join(c.Unknown, " "))
 	}
+	m.logf("%s", mcserver.InitMessage(mc.Path()))
 	if c.Mem != 0 {
 		m.logf("mem=%s: memory limit is not enforced (no memory cgroup delegated to this user)", c.MemText)
 	}
@@ -256,11 +295,21 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	files := map[string]*os.File{"con-in": m.stdio.In}
+	cp, ck, err := controlPair()
+	if err != nil {
+		return 0, err
+	}
+	defer ck.Close()
+	ctl, err := newControlClient(cp)
+	if err != nil {
+		return 0, err
+	}
+	defer ctl.Close()
+	files := map[string]*os.File{"con-in": m.stdio.In, "control": ck}
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files["con-out"] = f
 	}
-	extra, fdEnv := childrole.Donate(files, []string{"con-in", "con-out"})
+	extra, fdEnv := childrole.Donate(files, []string{"con-in", "con-out", "control"})
 	cmd := exec.Command(self)
 	cmd.Args = []string{"linux-kernel"}
 	cmd.Env = append(os.Environ(), childrole.EnvRole+"="+roleKernel, planEnv, fdEnv)
@@ -287,6 +336,9 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start kernel process: %w", hostcheck.Explain(err))
 	}
+	ck.Close()
+	m.setKernel(cmd.Process.Pid, ctl)
+	defer m.setKernel(0, nil)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -305,6 +357,3 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	}
 	return kHalt, nil
 }
-
-// Halt and Reboot are what the mconsole asks of a running K.
-func signalKernel(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }

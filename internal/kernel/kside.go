@@ -42,6 +42,9 @@ func kernelMain() int {
 		return kFailed
 	}
 	k := &kernel{plan: plan, in: files["con-in"], out: files["con-out"]}
+	if c := files["control"]; c != nil {
+		go k.serveControl(c)
+	}
 	code, err := k.run()
 	if err != nil {
 		k.logf("Kernel panic - not syncing: %v", err)

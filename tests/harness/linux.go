@@ -6,8 +6,10 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/umlkit/umlkit/internal/testutil"
 )
@@ -94,3 +96,11 @@ func (g *Guest) Pid() int { return g.Cmd.Process.Pid }
 
 // String names the guest for messages.
 func (g *Guest) String() string { return fmt.Sprintf("%s[%d]", g.Cmd.Path, g.Cmd.Process.Pid) }
+
+// WaitCount waits until s appears at least n times in the output.
+func WaitCount(g *Guest, s string, n int, d time.Duration) error {
+	if err := testutil.WaitFor(d, func() bool { return strings.Count(g.Output(), s) >= n }); err != nil {
+		return fmt.Errorf("waiting %v for %d × %q: %w", d, n, s, err)
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package packaging
 import (
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -336,6 +337,7 @@ func TestIntegrationDebChroot(t *testing.T) {
 	})
 	t.Run("ifupdown tunctl_user", func(t *testing.T) { testTunctlHook(t, root) })
 	t.Run("ifupdown proxy arp", func(t *testing.T) { testProxyARPHook(t, root) })
+	t.Run("sysv init script", func(t *testing.T) { testInitScript(t, root) })
 	t.Run("reinstall", func(t *testing.T) {
 		// Same version again: the upgrade path of every maintainer script.
 		installDebs(t, root, pk.UtilitiesDeb, pk.LinuxDeb)
@@ -553,5 +555,35 @@ printf '%s\n' "${COMPREPLY[@]}"`
 				t.Errorf("completions = %q; want %q among them", out, tt.want)
 			}
 		})
+	}
+}
+
+// testInitScript runs /etc/init.d/uml-utilities start, status and stop in the
+// chroot, inside fresh pid, mount and network namespaces (so the switch and
+// its abstract data socket cannot outlive the test or touch the host), and
+// checks the control socket (mode 0777, owned by uml-net), the account the
+// switch runs as, and the clean-up.
+func testInitScript(t *testing.T, root string) {
+	lookTool(t, "unshare", "util-linux")
+	script := `R=$1
+mount -t proc proc "$R/proc" || exit 1
+run() { chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /etc/init.d/uml-utilities "$1" >/dev/null 2>&1; echo "$1=$?"; }
+run start
+stat -c 'socket=%A %u' "$R/run/uml-utilities/uml_switch.ctl"
+pid=$(cat "$R/run/uml-utilities/uml_switch.pid")
+awk '/^Uid:/ {print "uid=" $2}' "$R/proc/$pid/status"
+run status
+run stop
+[ -e "$R/run/uml-utilities/uml_switch.ctl" ] && echo left=socket
+run status
+umount "$R/proc"`
+	out, err := exec.Command("unshare", "--fork", "--pid", "--mount", "--net", "sh", "-c", script, "sh", root).CombinedOutput()
+	if err != nil {
+		t.Fatalf("init script run: %v\n%s", err, out)
+	}
+	uid := lookupID(t, root, "passwd", "uml-net")
+	want := fmt.Sprintf("start=0\nsocket=srwxrwxrwx %d\nuid=%d\nstatus=0\nstop=0\nstatus=3\n", uid, uid)
+	if string(out) != want {
+		t.Errorf("init script start/status/stop:\n%s\nwant:\n%s", out, want)
 	}
 }

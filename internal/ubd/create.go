@@ -134,6 +134,9 @@ func CreateCOW(name, backing string, o CreateOptions) error {
 			return &OpError{"open COW file", &os.PathError{Op: "open", Path: name, Err: syscall.EEXIST}}
 		}
 	}
+	if target, err := filepath.EvalSymlinks(name); err == nil && o.Force {
+		name = target // -f writes through a symlink, as open(2) would
+	}
 	af, err := atomicfile.New(name, 0o644)
 	if err != nil {
 		return &OpError{"open COW file", err}

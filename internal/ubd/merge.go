@@ -136,13 +136,13 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 			return fmt.Errorf("%w (is a UML still using the backing file?)", err)
 		}
 	}
-	var out *atomicfile.File
+	var out *output
 	if !o.InPlace {
-		out, err = atomicfile.New(o.Output, 0o644)
+		out, err = openOutput(o.Output)
 		if err != nil {
 			return &OpError{"Output file open", err}
 		}
-		defer out.Cancel()
+		defer out.cancel()
 	}
 	bm, err := readBitmap(cf, h)
 	if err != nil {
@@ -156,7 +156,7 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 		total = countDirty(bm, sectors) * ss
 	} else {
 		total = sectors * ss
-		if err := out.Truncate(total); err != nil {
+		if err := out.truncate(total); err != nil {
 			return &OpError{"Writing data", err}
 		}
 	}
@@ -186,9 +186,9 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 			err = c.copyRange(bf, off, cf, dataOff+off, size, true, progress)
 		case o.InPlace:
 		case dirty:
-			err = c.copyRange(out.File, off, cf, dataOff+off, size, false, progress)
+			err = c.copyRange(out.f, off, cf, dataOff+off, size, out.device, progress)
 		default:
-			err = c.copyRange(out.File, off, bf, off, size, false, progress)
+			err = c.copyRange(out.f, off, bf, off, size, out.device, progress)
 		}
 		if err != nil {
 			return &OpError{"Writing data", err}
@@ -201,10 +201,63 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 		}
 		return removeJournal(backing)
 	}
-	if err := out.Commit(); err != nil {
+	if err := out.commit(); err != nil {
 		return &OpError{"Writing data", err}
 	}
 	return nil
+}
+
+// output is where a new-file merge writes: normally an atomic file next to
+// the final name (a symlink is followed, so its target is replaced); an
+// existing device or FIFO is written in place, as the real tool does, with
+// zeros written explicitly since it holds old data.
+type output struct {
+	f      *os.File
+	af     *atomicfile.File // nil for a device
+	device bool
+}
+
+func openOutput(name string) (*output, error) {
+	if st, err := os.Stat(name); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &output{f: f, device: true}, nil
+	}
+	if target, err := filepath.EvalSymlinks(name); err == nil {
+		name = target
+	}
+	af, err := atomicfile.New(name, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &output{f: af.File, af: af}, nil
+}
+
+func (o *output) truncate(n int64) error {
+	if o.device {
+		return nil
+	}
+	return o.f.Truncate(n)
+}
+
+func (o *output) commit() error {
+	if o.device {
+		if err := o.f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+			return err
+		}
+		return o.f.Close()
+	}
+	return o.af.Commit()
+}
+
+func (o *output) cancel() {
+	if o.device {
+		o.f.Close()
+		return
+	}
+	o.af.Cancel()
 }
 
 func statMtime(st os.FileInfo) int64 {

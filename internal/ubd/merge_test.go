@@ -265,3 +265,33 @@ func TestReadInfo(t *testing.T) {
 		t.Errorf("ReadInfo = %+v", in)
 	}
 }
+
+func TestMergeOutputSymlinkAndDevice(t *testing.T) {
+	dir := t.TempDir()
+	c, _, want := dirtyCOW(t, dir, 256<<10)
+	target := filepath.Join(dir, "target.img")
+	os.WriteFile(target, []byte("old"), 0o644)
+	link := filepath.Join(dir, "link.img")
+	os.Symlink("target.img", link)
+	if err := Merge(context.Background(), MergeOptions{COW: c, Output: link}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("the symlink was replaced")
+	}
+	if got, _ := os.ReadFile(target); !bytes.Equal(got, want) {
+		t.Error("the symlink's target does not hold the merge")
+	}
+	// A character device is written in place (and not replaced): a null
+	// device node of our own, so a regression cannot touch /dev/null.
+	null := filepath.Join(dir, "null")
+	if err := syscall.Mknod(null, syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+		t.Skipf("mknod (needs root): %v", err)
+	}
+	if err := Merge(context.Background(), MergeOptions{COW: c, Output: null}); err != nil {
+		t.Fatalf("merge to a null device: %v", err)
+	}
+	if fi, err := os.Stat(null); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatal("the device node was replaced")
+	}
+}

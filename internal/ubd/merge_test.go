@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/umlkit/umlkit/internal/cow"
+	"github.com/umlkit/umlkit/internal/testutil"
 )
 
 // dirtyCOW makes a COW over a fresh backing and writes some runs through
@@ -286,7 +287,7 @@ func TestMergeOutputSymlinkAndDevice(t *testing.T) {
 	// device node of our own, so a regression cannot touch /dev/null.
 	null := filepath.Join(dir, "null")
 	if err := syscall.Mknod(null, syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
-		t.Skipf("mknod (needs root): %v", err)
+		testutil.Skip(t, "mknod of a device node (needs root): %v", err)
 	}
 	if err := Merge(context.Background(), MergeOptions{COW: c, Output: null}); err != nil {
 		t.Fatalf("merge to a null device: %v", err)

@@ -53,7 +53,7 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("%s mismatch (%d vs %d) of COW header vs backing file %q", e.Field, e.Header, e.Actual, e.File)
+	return fmt.Sprintf("%s mismatch (%d vs %d) of COW header vs backing file \"%s\"", e.Field, e.Header, e.Actual, e.File)
 }
 
 func (e *MismatchError) Unwrap() error {

@@ -98,14 +98,14 @@ func errnoOf(err error) int {
 // backing name, its st_mtime (low 32 bits) and size, 512/4096.
 func NewHeader(backing string) (*cow.Header, error) {
 	if len(backing) > cow.MaxBackingLen {
-		return nil, &CreateError{Detail: fmt.Sprintf("Backing file name %q is too long - names are limited to %d characters", backing, cow.MaxBackingLen), Errno: syscall.EINVAL}
+		return nil, &CreateError{Detail: fmt.Sprintf("Backing file name \"%s\" is too long - names are limited to %d characters", backing, cow.MaxBackingLen), Errno: syscall.EINVAL}
 	}
 	abs, err := Absolutize(backing)
 	if err != nil {
 		return nil, err
 	}
 	if len(abs) > cow.MaxBackingLen {
-		return nil, &CreateError{Detail: fmt.Sprintf("Backing file name %q is too long - names are limited to %d characters", abs, cow.MaxBackingLen), Errno: syscall.EINVAL}
+		return nil, &CreateError{Detail: fmt.Sprintf("Backing file name \"%s\" is too long - names are limited to %d characters", abs, cow.MaxBackingLen), Errno: syscall.EINVAL}
 	}
 	f, err := os.Open(abs)
 	var size, mtime int64

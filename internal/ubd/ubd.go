@@ -122,7 +122,7 @@ func Open(o Options) (_ *Disk, err error) {
 	}
 	f, ro, err := openRW(o.File, o.ReadOnly, o.Sync)
 	if errors.Is(err, os.ErrNotExist) && o.Backing != "" {
-		o.log("Creating %q as COW file for %q", o.File, o.Backing)
+		o.log("Creating \"%s\" as COW file for \"%s\"", o.File, o.Backing)
 		if cerr := CreateCOW(o.File, o.Backing, CreateOptions{}); cerr != nil {
 			return nil, fmt.Errorf("create COW file %s: %w", o.File, cerr)
 		}
@@ -151,7 +151,7 @@ func Open(o Options) (_ *Disk, err error) {
 	}
 	if herr != nil {
 		if o.Backing != "" {
-			return nil, fmt.Errorf("Failed to read COW header from COW file %q: %w", o.File, herr)
+			return nil, fmt.Errorf("Failed to read COW header from COW file \"%s\": %w", o.File, herr)
 		}
 		st, err := f.Stat()
 		if err != nil {
@@ -191,7 +191,7 @@ func Open(o Options) (_ *Disk, err error) {
 
 func (o *Options) lock(f *os.File, write bool) error {
 	if o.Shared {
-		o.log("Not locking %q on the host", f.Name())
+		o.log("Not locking \"%s\" on the host", f.Name())
 		return nil
 	}
 	if err := lockFile(f, write); err != nil {
@@ -228,7 +228,7 @@ func (d *Disk) openBacking(o *Options, h *cow.Header) error {
 		}
 		name = o.Backing
 		if !same {
-			o.log("Backing file mismatch - %q requested, %q specified in COW header of %q", o.Backing, h.BackingFile, o.File)
+			o.log("Backing file mismatch - \"%s\" requested, \"%s\" specified in COW header of \"%s\"", o.Backing, h.BackingFile, o.File)
 			if err := checkBacking(o.Backing, h); err != nil {
 				o.log("Switch failed, errno = %d", syscall.EINVAL)
 				return err

@@ -8,9 +8,7 @@
 // Security model (beyond the real helper, which runs route/arp/ifconfig and
 // `bash -c` as root with the caller's environment):
 //   - the caller must be root or a member of the helper group (uml-net);
-//   - the environment is cleared before anything else and never consulted
-//     (the binary re-executes itself with an empty environment so that not
-//     even the Go runtime sees GODEBUG and friends);
+//   - the environment is cleared before anything else and never consulted;
 //     no program is ever executed (netlink and /proc/sys writes only);
 //   - every argument is validated (helperproto) before any host change;
 //   - add/del/slip down only touch interfaces this helper created for the
@@ -128,19 +126,6 @@ func ensureStdFDs() {
 			}
 		}
 	}
-}
-
-// ReexecClean replaces the process with a fresh copy of itself that has an
-// empty environment, unless the environment is already empty: the Go
-// runtime reads GODEBUG, GOGC, GOMAXPROCS, GOTRACEBACK... before main runs,
-// so clearing os.Environ afterwards is not enough for a setuid program. It
-// returns only if the environment was empty or the exec failed (then Main
-// still clears the environment).
-func ReexecClean(argv []string) {
-	if len(os.Environ()) == 0 {
-		return
-	}
-	unix.Exec("/proc/self/exe", argv, []string{})
 }
 
 // ErrNotAllowed is returned when the caller is neither root nor in the group.

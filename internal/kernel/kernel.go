@@ -225,16 +225,23 @@ func (m *machine) makePlan() (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		st, err := os.Stat(file)
+		d := Disk{Unit: u.Unit, File: file, ReadOnly: u.ReadOnly, Sync: u.Sync, NoCOW: u.NoCOW, Shared: u.Shared, NoTrim: u.NoTrim}
+		check := file
+		if u.Backing != "" {
+			if d.Backing, err = filepath.Abs(u.Backing); err != nil {
+				return nil, err
+			}
+			if _, err := os.Stat(file); err != nil {
+				check = d.Backing // the COW file is created at boot
+			}
+		}
+		st, err := os.Stat(check)
 		if err != nil {
 			var errno syscall.Errno
 			errors.As(err, &errno)
-			return nil, fmt.Errorf("ubd%c: Can't open \"%s\": errno = %d", 'a'+u.Unit, u.File, int(errno))
+			return nil, fmt.Errorf("ubd%c: Can't open \"%s\": errno = %d", 'a'+u.Unit, check, int(errno))
 		}
-		d := Disk{Unit: u.Unit, File: file, ReadOnly: u.ReadOnly, Sync: u.Sync, NoCOW: u.NoCOW, Shared: u.Shared, NoTrim: u.NoTrim, IsDir: st.IsDir()}
-		if u.Backing != "" {
-			return nil, fmt.Errorf("ubd%c: COW files are not served yet by this build (issue #3)", 'a'+u.Unit)
-		}
+		d.IsDir = st.IsDir() && u.Backing == ""
 		plan.Disks = append(plan.Disks, d)
 	}
 	unit, err := rootUnit(c.Root)

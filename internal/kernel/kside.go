@@ -58,6 +58,7 @@ type kernel struct {
 	in, out *os.File
 	logMu   sync.Mutex
 
+	cow      map[int]bool // units whose disk is a COW overlay
 	fuse2fs  *exec.Cmd
 	rootDone chan struct{} // closed when the root fs server exited
 	master   *os.File
@@ -89,6 +90,15 @@ func (k *kernel) run() (int, error) {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return 0, err
 	}
+	diskDir := filepath.Join(w, "disks")
+	if err := os.Mkdir(diskDir, 0o755); err != nil {
+		return 0, err
+	}
+	closeDisks, err := k.openDisks(diskDir)
+	if err != nil {
+		return 0, err
+	}
+	defer closeDisks()
 	if err := k.mountRoot(root); err != nil {
 		return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", k.plan.Root.Path, err)
 	}
@@ -113,11 +123,9 @@ func (k *kernel) run() (int, error) {
 		if d.IsDir {
 			continue
 		}
-		// Until the ubd FUSE export lands, the guest's /dev/ubdX is the
-		// host file itself, bound in.
-		letter := string(rune('a' + d.Unit))
-		gp.Devices["ubd"+letter] = d.File
-		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = d.File
+		name := diskName(d.Unit)
+		gp.Devices[name] = filepath.Join(diskDir, name)
+		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = filepath.Join(diskDir, name)
 	}
 	b, err := json.Marshal(gp)
 	if err != nil {
@@ -235,6 +243,10 @@ func (k *kernel) mountRoot(dir string) error {
 		}
 		return nil
 	case "image":
+		if k.cow[r.Unit] {
+			// A COW disk: fuse2fs reads and writes through the ubd driver.
+			r.Path = filepath.Join(k.plan.WorkDir, "disks", diskName(r.Unit))
+		}
 		return k.startFuse2fs(r, dir)
 	}
 	return fmt.Errorf("unknown root kind %q", r.Kind)

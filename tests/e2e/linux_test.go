@@ -231,3 +231,46 @@ func TestLinuxBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationLinuxCOWRoot boots ubd0=cow,backing (the COW created at
+// boot by our driver), writes through it, and merges it with Debian's
+// uml_moo: the backing file must stay untouched until the merge, and the
+// merged image must hold the guest's file and be fsck-clean.
+func TestIntegrationLinuxCOWRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	moo := testutil.Peer(t, "uml_moo", "uml-utilities")
+	dir := t.TempDir()
+	img := harness.BusyboxImage(t, dir, harness.Image{Init: `echo cow-data > /in-cow; sync
+[ -e /dev/ubda ] && dd if=/dev/ubda of=/dev/null bs=64k count=4 2>/dev/null && echo DEV-READ
+echo COW-DONE; poweroff -f`})
+	before, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cowPath := filepath.Join(dir, "root.cow")
+	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+cowPath+","+img, "init=/init", "uml_dir="+t.TempDir())
+	if code, err := g.Wait(bootTimeout); err != nil || code != 0 {
+		t.Fatalf("boot on COW: exit %d, %v", code, err)
+	}
+	for _, want := range []string{`Creating "` + cowPath + `" as COW file for "` + img + `"`, "DEV-READ", "COW-DONE"} {
+		if !strings.Contains(g.Output(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	after, _ := os.ReadFile(img)
+	if string(before) != string(after) {
+		t.Fatalf("backing file changed while booted through a COW")
+	}
+	merged := filepath.Join(dir, "merged.img")
+	if out, err := exec.Command(moo, cowPath, merged).CombinedOutput(); err != nil {
+		t.Fatalf("real uml_moo: %v\n%s", err, out)
+	}
+	out, err := exec.Command("debugfs", "-R", "cat /in-cow", merged).Output()
+	if err != nil || !strings.Contains(string(out), "cow-data") {
+		t.Errorf("merged image lacks the guest's file: %q, %v", out, err)
+	}
+	if out, err := exec.Command("e2fsck", "-fn", merged).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn of the merged image: %v\n%s", err, out)
+	}
+}

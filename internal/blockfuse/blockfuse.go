@@ -1,0 +1,181 @@
+//go:build linux
+
+// Package blockfuse exports ubd disks as regular files through a small
+// go-fuse filesystem (one file per disk: ubda, ubdb, …), so that the guest's
+// /dev/ubdX — and fuse2fs when the root is a COW disk — read and write
+// through the ubd driver, COW included.
+//
+// Files are opened with FOPEN_DIRECT_IO: every access reaches the driver, so
+// the guest's view, fuse2fs's and the driver's never disagree. A file's size
+// is the disk's size and cannot change. Flush and fsync call Disk.Flush;
+// FALLOC_FL_PUNCH_HOLE calls Disk.Discard.
+//
+// Lifetime: Mount returns a Server; Close unmounts (waiting for the kernel to
+// release the filesystem) but does not close the disks, which the caller owns.
+package blockfuse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Disk is what blockfuse needs of a block device (internal/ubd.Disk has it).
+type Disk interface {
+	io.ReaderAt
+	io.WriterAt
+	Size() int64
+	Flush() error
+	ReadOnly() bool
+	Discard(off, n int64) error
+}
+
+// Server is a mounted export.
+type Server struct {
+	srv *fuse.Server
+	dir string
+}
+
+// Mount exports disks (name → disk) as files in dir.
+func Mount(dir string, disks map[string]Disk) (*Server, error) {
+	root := &fs.Inode{}
+	opts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:        true,
+			FsName:            "ubd",
+			Name:              "ubd",
+			DirectMount:       true,
+			DirectMountStrict: true,
+			MaxWrite:          1 << 20,
+			DisableXAttrs:     true,
+		},
+		OnAdd: func(ctx context.Context) {
+			for name, d := range disks {
+				ch := root.NewPersistentInode(ctx, &diskNode{d: d}, fs.StableAttr{Mode: syscall.S_IFREG})
+				root.AddChild(name, ch, true)
+			}
+		},
+	}
+	srv, err := fs.Mount(dir, root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount ubd export on %s: %w", dir, err)
+	}
+	return &Server{srv: srv, dir: dir}, nil
+}
+
+// Close unmounts the export and waits for the server loop to end.
+func (s *Server) Close() error {
+	err := s.srv.Unmount()
+	s.srv.Wait()
+	return err
+}
+
+type diskNode struct {
+	fs.Inode
+	d Disk
+}
+
+var (
+	_ fs.NodeGetattrer = (*diskNode)(nil)
+	_ fs.NodeSetattrer = (*diskNode)(nil)
+	_ fs.NodeOpener    = (*diskNode)(nil)
+	_ fs.NodeReader    = (*diskNode)(nil)
+	_ fs.NodeWriter    = (*diskNode)(nil)
+	_ fs.NodeFsyncer   = (*diskNode)(nil)
+	_ fs.NodeFlusher   = (*diskNode)(nil)
+	_ fs.NodeAllocater = (*diskNode)(nil)
+)
+
+func (n *diskNode) attr(out *fuse.Attr) {
+	out.Mode = syscall.S_IFREG | 0o660
+	if n.d.ReadOnly() {
+		out.Mode = syscall.S_IFREG | 0o440
+	}
+	out.Size = uint64(n.d.Size())
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 4096
+	out.Nlink = 1
+}
+
+func (n *diskNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.attr(&out.Attr)
+	return 0
+}
+
+func (n *diskNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if sz, ok := in.GetSize(); ok && int64(sz) != n.d.Size() {
+		return syscall.EPERM // a disk's size is fixed
+	}
+	n.attr(&out.Attr)
+	return 0
+}
+
+func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.d.ReadOnly() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	return nil, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *diskNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	size := n.d.Size()
+	if off >= size {
+		return fuse.ReadResultData(nil), 0
+	}
+	if int64(len(dest)) > size-off {
+		dest = dest[:size-off]
+	}
+	if _, err := n.d.ReadAt(dest, off); err != nil && err != io.EOF {
+		return nil, errno(err)
+	}
+	return fuse.ReadResultData(dest), 0
+}
+
+func (n *diskNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if n.d.ReadOnly() {
+		return 0, syscall.EROFS
+	}
+	size := n.d.Size()
+	if off >= size {
+		return 0, syscall.ENOSPC
+	}
+	if int64(len(data)) > size-off {
+		data = data[:size-off]
+	}
+	w, err := n.d.WriteAt(data, off)
+	if err != nil {
+		return uint32(w), errno(err)
+	}
+	return uint32(w), 0
+}
+
+func (n *diskNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	return errno(n.d.Flush())
+}
+
+func (n *diskNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno { return 0 }
+
+const fallocPunchHole = 0x02
+
+func (n *diskNode) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	if mode&fallocPunchHole != 0 {
+		return errno(n.d.Discard(int64(off), int64(size)))
+	}
+	return 0 // space is the driver's business
+}
+
+func errno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return syscall.EIO
+}

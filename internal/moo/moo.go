@@ -129,9 +129,10 @@ func Moo(ctx context.Context, prog string, args []string, io Stdio) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(io.Stderr, "Interrupted; nothing was written")
 		if a.inPlace {
 			fmt.Fprintln(io.Stderr, "Interrupted; run the same command again to finish the in-place merge")
+		} else {
+			fmt.Fprintln(io.Stderr, "Interrupted; nothing was written")
 		}
 		return 130
 	}

@@ -88,11 +88,18 @@ func (s *Switch) handleConn(c *net.UnixConn) {
 	}
 	p := &port{id: fd, key: switchproto.Canonical(req.Addr[:]), sendAddr: req.Addr, conn: c, descr: req.Description()}
 	p.sendLen.Store(switchproto.SockaddrSize)
+	reply := s.dataAddr
+	if req.Version != 0 && s.dataPath == "" && s.openPortSocket(p) == nil {
+		reply = p.local
+	}
 	s.addPort(p)
+	if p.sock != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.portLoop(p) }()
+	}
 	s.out.printf("New connection\n")
 	if req.Version != 0 {
-		addr := s.dataAddr
-		if _, err := c.Write(addr[:]); err != nil {
+		if _, err := c.Write(reply[:]); err != nil {
 			s.err.printf("Sending reply: %s\n", strerror(err))
 			s.removePort(p)
 			return

@@ -4,6 +4,7 @@ package uswitch
 
 import (
 	"errors"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,25 +22,57 @@ type rxState struct {
 	err   error
 }
 
-// txBatch collects (port, frame) pairs and sends them with sendmmsg.
+// txBatch collects (port, frame) pairs; flush sends them grouped by
+// destination with sendmmsg. Each sending goroutine owns one.
 type txBatch struct {
-	mm    mmsgBatch
-	ports [txBatchSize]*port
-	n     int
-	// tapOut is the frame being written to the tap by tapWrite.
-	tapOut   []byte
-	tapWrite func(fd uintptr) bool
-	tapErr   error
+	mm     mmsgBatch
+	ports  [txBatchSize]*port
+	frames [txBatchSize][]byte
+	done   [txBatchSize]bool
+	n      int
+
+	// Allocation-free callbacks for the runtime poller: the connected send
+	// (cur*) and the tap write (tapOut).
+	cur           *port
+	curFrom, curN int
+	curSent       int
+	curErr        error
+	curWait       bool
+	sendFn        func(fd uintptr) bool
+	tapOut        []byte
+	tapWrite      func(fd uintptr) bool
+	tapErr        error
+	pfd           [1]unix.PollFd
 }
 
 func newTxBatch() *txBatch {
-	return &txBatch{mm: newMmsgBatch(txBatchSize)}
+	tx := &txBatch{mm: newMmsgBatch(txBatchSize)}
+	tx.tapWrite = func(fd uintptr) bool {
+		_, tx.tapErr = writeFD(int(fd), tx.tapOut)
+		return true
+	}
+	tx.sendFn = func(fd uintptr) bool {
+		for try := 0; ; try++ {
+			tx.curSent, tx.curErr = tx.mm.sendmmsg(int(fd), tx.curFrom, tx.curN)
+			if !tx.curWait || !errors.Is(tx.curErr, unix.EAGAIN) || try == 3 {
+				return true
+			}
+			// The runtime poller's epoll is edge-triggered: only a poll
+			// while the peer's queue is full registers us for the peer's
+			// "room again" wake-up (unix_dgram_peer_wake_me). If there is
+			// room already, retry at once.
+			tx.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
+			if n, _ := unix.Poll(tx.pfd[:], 0); n == 0 || tx.pfd[0].Revents&unix.POLLOUT == 0 {
+				return false
+			}
+		}
+	}
+	return tx
 }
 
 func (s *Switch) dataLoop() error {
 	rx := &rxState{mm: newMmsgBatch(batchSize), bufs: make([]byte, batchSize*bufSize)}
 	tx := newTxBatch()
-	s.initTapWriter(tx)
 	readFn := func(fd uintptr) bool {
 		for i := 0; i < batchSize; i++ {
 			h := &rx.mm.hdrs[i].Hdr
@@ -72,8 +105,7 @@ func (s *Switch) dataLoop() error {
 			h := &rx.mm.hdrs[i]
 			ln := int(h.Len)
 			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > switchproto.MaxFrame {
-				s.badFrames.Add(1)
-				s.limited(&s.limBad, s.err, "Oversized datagram (more than %d bytes) dropped\n", switchproto.MaxFrame)
+				s.oversized()
 				continue
 			}
 			namelen := int(h.Hdr.Namelen)
@@ -91,24 +123,33 @@ func (s *Switch) dataLoop() error {
 				continue
 			}
 			last = p
-			if ln < switchproto.MinFrame {
-				s.badFrames.Add(1)
-				p.drops.Add(1)
-				s.limited(&s.limBad, s.err, "Short frame of %d bytes from port %d dropped\n", ln, p.id)
-				continue
-			}
 			if namelen < switchproto.SockaddrSize && p.sendAddr.IsAbstract() && int(p.sendLen.Load()) != namelen {
 				p.sendLen.Store(int32(namelen))
 			}
-			p.rxFrames.Add(1)
-			p.rxBytes.Add(uint64(ln))
-			frame := rx.bufs[i*bufSize : i*bufSize+ln]
-			s.forward(p, ps, frame, now, tx)
+			s.ingress(p, ps, rx.bufs[i*bufSize:i*bufSize+ln], now, tx)
 		}
 		s.maybeSweep(now)
 		s.macMu.Unlock()
 		s.flush(tx)
 	}
+}
+
+func (s *Switch) oversized() {
+	s.badFrames.Add(1)
+	s.limited(&s.limBad, s.err, "Oversized datagram (more than %d bytes) dropped\n", switchproto.MaxFrame)
+}
+
+// ingress counts and forwards one frame received from port p (macMu held).
+func (s *Switch) ingress(p *port, ps *portSet, frame []byte, now time.Duration, tx *txBatch) {
+	if len(frame) < switchproto.MinFrame {
+		s.badFrames.Add(1)
+		p.drops.Add(1)
+		s.limited(&s.limBad, s.err, "Short frame of %d bytes from port %d dropped\n", len(frame), p.id)
+		return
+	}
+	p.rxFrames.Add(1)
+	p.rxBytes.Add(uint64(len(frame)))
+	s.forward(p, ps, frame, now, tx)
 }
 
 func nilIfStopped(err error) error {
@@ -241,29 +282,110 @@ func (s *Switch) queue(tx *txBatch, p *port, frame []byte) {
 	if tx.n == txBatchSize {
 		s.flush(tx)
 	}
-	tx.mm.set(tx.n, frame, &p.sendAddr, int(p.sendLen.Load()))
 	tx.ports[tx.n] = p
+	tx.frames[tx.n] = frame
 	tx.n++
 }
 
-// flush sends the queued frames: sendmmsg without blocking; a message the
-// peer has no room for is retried once with a blocking send bounded by
-// SO_SNDTIMEO (backpressure for a busy guest), unless that port timed out
-// recently, in which case it is dropped.
+// flush sends the queued frames, one sendmmsg per destination (in queue
+// order for each destination).
 func (s *Switch) flush(tx *txBatch) {
-	i := 0
-	for i < tx.n {
-		sent, err := tx.mm.sendmmsg(s.dataFD, i, tx.n-i)
-		for k := i; k < i+sent; k++ {
-			p := tx.ports[k]
-			p.txFrames.Add(1)
-			p.txBytes.Add(uint64(tx.mm.iovs[k].Len))
+	for i := 0; i < tx.n; i++ {
+		if tx.done[i] {
+			continue
 		}
+		p := tx.ports[i]
+		k := 0
+		for j := i; j < tx.n; j++ {
+			if tx.done[j] || tx.ports[j] != p {
+				continue
+			}
+			tx.done[j] = true
+			if p.sock != nil {
+				tx.mm.set(k, tx.frames[j], nil, 0)
+			} else {
+				tx.mm.set(k, tx.frames[j], &p.sendAddr, int(p.sendLen.Load()))
+			}
+			k++
+		}
+		if p.sock != nil {
+			s.sendConnected(tx, p, k)
+		} else {
+			s.sendShared(tx, p, k)
+		}
+	}
+	for k := 0; k < tx.n; k++ {
+		tx.ports[k], tx.frames[k], tx.done[k] = nil, nil, false
+	}
+	tx.n = 0
+}
+
+func (s *Switch) countSent(tx *txBatch, p *port, from, n int) {
+	if n <= 0 {
+		return
+	}
+	var b uint64
+	for k := from; k < from+n; k++ {
+		b += tx.mm.iovs[k].Len
+	}
+	p.txFrames.Add(uint64(n))
+	p.txBytes.Add(b)
+}
+
+// sendConnected sends messages [0,k) on p's own connected socket. When the
+// peer's queue is full it waits for room through the poller (a connected
+// datagram socket polls writable only when the peer can take more), at most
+// sndTimeout; a port that timed out is then not waited for during slowHold.
+func (s *Switch) sendConnected(tx *txBatch, p *port, k int) {
+	i := 0
+	waited, deadline := false, false
+	for i < k {
+		tx.cur, tx.curFrom, tx.curN, tx.curWait = p, i, k-i, waited
+		err := p.sockRC.Write(tx.sendFn)
+		if err == nil {
+			err = tx.curErr
+		}
+		s.countSent(tx, p, i, tx.curSent)
+		i += tx.curSent
+		if err == nil {
+			waited = false
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) && !waited && time.Duration(p.slowUntil.Load()) <= time.Since(s.start) {
+			p.sock.SetWriteDeadline(time.Now().Add(sndTimeout))
+			waited, deadline = true, true
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.slowUntil.Store(int64(time.Since(s.start) + slowHold))
+		}
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, os.ErrDeadlineExceeded) || isClosedErr(err) {
+			p.drops.Add(uint64(k - i))
+			break
+		}
+		p.drops.Add(1)
+		s.limited(&s.limSend, s.err, "send_sock sending to fd %d %s\n", p.id, strerror(err))
+		i++
+	}
+	if deadline {
+		p.sock.SetWriteDeadline(time.Time{})
+	}
+	tx.cur = nil
+}
+
+// sendShared sends messages [0,k) to p through the shared data socket:
+// sendmmsg without blocking; a message the peer has no room for is retried
+// once with a blocking send bounded by SO_SNDTIMEO (an unconnected socket
+// cannot poll for a peer's room), unless p timed out recently.
+func (s *Switch) sendShared(tx *txBatch, p *port, k int) {
+	i := 0
+	for i < k {
+		sent, err := tx.mm.sendmmsg(s.dataFD, i, k-i)
+		s.countSent(tx, p, i, sent)
 		i += sent
 		if err == nil {
 			continue
 		}
-		p := tx.ports[i]
 		if errors.Is(err, unix.EAGAIN) {
 			err = s.slowSend(tx, i, p)
 		}
@@ -273,15 +395,10 @@ func (s *Switch) flush(tx *txBatch) {
 				s.limited(&s.limSend, s.err, "send_sock sending to fd %d %s\n", p.id, strerror(err))
 			}
 		} else {
-			p.txFrames.Add(1)
-			p.txBytes.Add(uint64(tx.mm.iovs[i].Len))
+			s.countSent(tx, p, i, 1)
 		}
 		i++
 	}
-	for k := 0; k < tx.n; k++ {
-		tx.ports[k] = nil
-	}
-	tx.n = 0
 }
 
 func (s *Switch) slowSend(tx *txBatch, i int, p *port) error {

@@ -78,14 +78,6 @@ func (s *Switch) tapLoop() {
 	}
 }
 
-// initTapWriter prepares the data loop's allocation-free tap write.
-func (s *Switch) initTapWriter(tx *txBatch) {
-	tx.tapWrite = func(fd uintptr) bool {
-		_, tx.tapErr = writeFD(int(fd), tx.tapOut)
-		return true
-	}
-}
-
 func (s *Switch) writeTap(tx *txBatch, p *port, frame []byte) {
 	tx.tapOut = frame
 	err := p.tapRC.Write(tx.tapWrite)

@@ -101,6 +101,7 @@ const (
 	batchSize   = 64
 	bufSize     = switchproto.MaxFrame + 1 // 65536: a full buffer means oversized
 	txBatchSize = 256
+	portBatch   = 16 // a port's own socket queues at most net.unix.max_dgram_qlen (10)
 	sweepEvery  = 2 * time.Second
 	slowHold    = time.Second
 	sndTimeout  = 10 * time.Millisecond
@@ -116,8 +117,14 @@ type port struct {
 	conn     *net.UnixConn        // nil for the tap
 	tap      *tuntap.Device       // nil for clients
 	tapRC    syscall.RawConn      // tap's raw conn (data loop writes)
-	dead     atomic.Bool
-	descr    string
+
+	// sock is the port's own data socket (bound to local, connected to
+	// the client) when it has one; nil means the shared data socket.
+	sock   *os.File
+	sockRC syscall.RawConn
+	local  switchproto.Sockaddr
+	dead   atomic.Bool
+	descr  string
 
 	slowUntil atomic.Int64 // ns since start: drop instead of waiting while slow
 
@@ -303,6 +310,11 @@ func (s *Switch) shutdown() {
 		s.portsMu.Unlock()
 		s.ctlLn.Close()
 		s.dataFile.SetReadDeadline(time.Unix(1, 0))
+		for _, p := range s.ports.Load().list {
+			if p.sock != nil {
+				p.sock.SetReadDeadline(time.Unix(1, 0))
+			}
+		}
 		if s.tapPort != nil {
 			s.tapPort.tap.Close()
 		}
@@ -377,6 +389,9 @@ func (s *Switch) addPort(p *port) {
 // removePort marks p dead and drops it from the port set.
 func (s *Switch) removePort(p *port) {
 	p.dead.Store(true)
+	if p.sock != nil {
+		p.sock.SetReadDeadline(time.Unix(1, 0)) // its loop closes it
+	}
 	s.portsMu.Lock()
 	defer s.portsMu.Unlock()
 	old := s.ports.Load()

@@ -127,8 +127,9 @@ func expectNothing(t *testing.T, c *switchtest.Client) {
 func TestSwitchLearnsAndForwards(t *testing.T) {
 	r := startSwitch(t, Config{})
 	a, b, c := dial(t, r), dial(t, r), dial(t, r)
-	if a.Switch != r.s.DataAddr() || !a.Switch.IsAbstract() {
-		t.Fatalf("reply %q is not the switch's abstract data address", a.Switch.String())
+	// Each client gets a data socket of its own (abstract, uml_switch blob).
+	if !a.Switch.IsAbstract() || a.Switch.Family() != switchproto.AFUnix || a.Switch == b.Switch || a.Switch == c.Switch {
+		t.Fatalf("replies %q %q %q are not distinct abstract addresses", a.Switch.String(), b.Switch.String(), c.Switch.String())
 	}
 	r.waitOut(t, "New connection\nNew connection\nNew connection\n")
 
@@ -410,6 +411,9 @@ func TestSlowReceiverDoesNotStallSwitch(t *testing.T) {
 	r := startSwitch(t, Config{})
 	a, b, slow := dial(t, r), dial(t, r), dial(t, r)
 	_ = slow // never reads: its queue fills
+	if err := a.SetBlockingSends(); err != nil {
+		t.Fatal(err)
+	}
 	f := switchtest.Frame(bc, macA, 1514)
 	start := time.Now()
 	n := 0
@@ -422,7 +426,7 @@ func TestSlowReceiverDoesNotStallSwitch(t *testing.T) {
 	for n < 3000 {
 		k, _, err := b.RecvBurst(bufs)
 		if err != nil {
-			t.Fatalf("after %d frames: %v", n, err)
+			t.Fatalf("after %d frames: %v %+v", n, err, r.s.Counters())
 		}
 		n += k
 	}

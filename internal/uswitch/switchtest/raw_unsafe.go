@@ -50,8 +50,15 @@ func (m *mmsg) set(i int, b []byte, to *switchproto.Sockaddr, n int) {
 	}
 }
 
-func (m *mmsg) sendmmsg(fd, n int) (int, error) {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+func (m *mmsg) sendmmsg(fd, n int, dontwait bool) (int, error) {
+	flags := uintptr(0)
+	if dontwait {
+		flags = unix.MSG_DONTWAIT
+	}
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(n), flags, 0, 0)
+	if e == unix.EINTR {
+		return 0, unix.EAGAIN
+	}
 	if e != 0 {
 		return 0, e
 	}

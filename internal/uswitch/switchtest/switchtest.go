@@ -34,6 +34,20 @@ type Client struct {
 	f      *os.File
 	rc     syscall.RawConn
 	mm     mmsg
+	// blocking makes SendBurst wait in the kernel for room in the
+	// switch's queue (a unix datagram socket's poll cannot report it).
+	blocking bool
+}
+
+// SetBlockingSends makes SendBurst block in sendmmsg while the switch's
+// receive queue is full (load generators). Receives stay poller-driven.
+func (c *Client) SetBlockingSends() error {
+	var serr error
+	if err := c.rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	c.blocking = true
+	return serr
 }
 
 var seq atomic.Int32
@@ -164,7 +178,7 @@ func (c *Client) SendBurst(frame []byte, count int) (int, error) {
 		var n int
 		var serr error
 		err := c.rc.Write(func(fd uintptr) bool {
-			n, serr = c.mm.sendmmsg(int(fd), k)
+			n, serr = c.mm.sendmmsg(int(fd), k, !c.blocking)
 			return !errors.Is(serr, unix.EAGAIN)
 		})
 		if err != nil {

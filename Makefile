@@ -25,7 +25,7 @@ bench: build
 # demo: build everything, make ./root_fs when missing, boot it on this terminal.
 demo: build
 	@if [ ! -e root_fs ]; then $(BIN)/uml_mkrootfs root_fs || exit $$?; fi
-	$(BIN)/linux ubd0=root_fs umid=demo con0=fd:0,fd:1
+	$(BIN)/linux ubd0=root_fs con0=fd:0,fd:1
 
 clean:
 	rm -rf $(BIN)

@@ -329,7 +329,8 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
 			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWCGROUP,
 		Pdeathsig: syscall.SIGKILL,
-		Setpgid:   true,
+		// K stays in P's process group: it reads the host terminal, which
+		// a background group could not (SIGTTIN).
 	}
 	if uid == 0 {
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}

@@ -144,10 +144,10 @@ func (k *kernel) run() (int, error) {
 	g.Stdin, g.Stdout, g.Stderr = slave, slave, slave
 	g.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
-		Setsid:     true,
-		Setctty:    true,
-		Ctty:       0,
-		Pdeathsig:  syscall.SIGKILL,
+		// A session without a controlling terminal, like the real init:
+		// the guest's getty or shell makes the console its own.
+		Setsid:    true,
+		Pdeathsig: syscall.SIGKILL,
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

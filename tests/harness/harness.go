@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/umlkit/umlkit/internal/mkrootfs"
 	"github.com/umlkit/umlkit/internal/testutil"
 )
 
@@ -104,58 +105,20 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 [ -c /dev/console ] && exec </dev/console >/dev/console 2>&1
 `
 
-// RootDir populates dir as a busybox root filesystem with img's files.
+// RootDir populates dir as a busybox root filesystem (internal/mkrootfs)
+// with img's /init and files.
 func RootDir(t testing.TB, dir string, img Image) {
 	t.Helper()
 	bb := "/bin/busybox"
 	if _, err := os.Stat(bb); err != nil {
 		testutil.Skip(t, "static busybox not installed at %s (apt-get install busybox-static)", bb)
 	}
-	list, err := exec.Command(bb, "--list-full").Output()
-	if err != nil {
-		t.Fatalf("busybox --list-full: %v", err)
-	}
-	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt", "var", "run"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, app := range strings.Fields(string(list)) {
-		p := filepath.Join(dir, app)
-		if app == "bin/busybox" {
-			continue
-		}
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		rel, _ := filepath.Rel(filepath.Dir(p), filepath.Join(dir, "bin/busybox"))
-		if err := os.Symlink(rel, p); err != nil && !os.IsExist(err) {
-			t.Fatal(err)
-		}
-	}
-	files := map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
-		"etc/group":  "root:x:0:\n",
-		"init":       initPrologue + img.Init + "\n",
-	}
+	files := map[string]string{"init": initPrologue + img.Init + "\n"}
 	for k, v := range img.Files {
 		files[k] = v
 	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		mode := os.FileMode(0o644)
-		if name == "init" || strings.HasPrefix(content, "#!") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
+	if err := mkrootfs.BusyboxTree(dir, bb, files); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -82,6 +82,11 @@ func init() {
 			}()
 			for i := 0; i < ports; i++ {
 				c, err := switchtest.Dial(s.ctl, nil)
+				for try := 0; err != nil && errors.Is(err, syscall.ECONNREFUSED) && try < 100; try++ {
+					// the socket file exists a moment before listen()
+					time.Sleep(10 * time.Millisecond)
+					c, err = switchtest.Dial(s.ctl, nil)
+				}
 				if err != nil {
 					return nil, fmt.Errorf("%s: attach port %d: %w", kind, i, err)
 				}

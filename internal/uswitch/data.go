@@ -335,7 +335,7 @@ func (s *Switch) countSent(tx *txBatch, p *port, from, n int) {
 // sendConnected sends messages [0,k) on p's own connected socket. When the
 // peer's queue is full it waits for room through the poller (a connected
 // datagram socket polls writable only when the peer can take more), at most
-// sndTimeout; a port that timed out is then not waited for during slowHold.
+// portSndTimeout; a port that timed out is then not waited for during slowHold.
 func (s *Switch) sendConnected(tx *txBatch, p *port, k int) {
 	i := 0
 	waited, deadline := false, false
@@ -352,7 +352,7 @@ func (s *Switch) sendConnected(tx *txBatch, p *port, k int) {
 			continue
 		}
 		if errors.Is(err, unix.EAGAIN) && !waited && time.Duration(p.slowUntil.Load()) <= time.Since(s.start) {
-			p.sock.SetWriteDeadline(time.Now().Add(sndTimeout))
+			p.sock.SetWriteDeadline(time.Now().Add(portSndTimeout))
 			waited, deadline = true, true
 			continue
 		}

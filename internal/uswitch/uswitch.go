@@ -98,14 +98,15 @@ var (
 )
 
 const (
-	batchSize   = 64
-	bufSize     = switchproto.MaxFrame + 1 // 65536: a full buffer means oversized
-	txBatchSize = 256
-	portBatch   = 16 // a port's own socket queues at most net.unix.max_dgram_qlen (10)
-	sweepEvery  = 2 * time.Second
-	slowHold    = time.Second
-	sndTimeout  = 10 * time.Millisecond
-	sockBufSize = 4 << 20
+	batchSize      = 64
+	bufSize        = switchproto.MaxFrame + 1 // 65536: a full buffer means oversized
+	txBatchSize    = 256
+	portBatch      = 16 // a port's own socket queues at most net.unix.max_dgram_qlen (10)
+	sweepEvery     = 2 * time.Second
+	slowHold       = 250 * time.Millisecond
+	sndTimeout     = 10 * time.Millisecond // shared socket: a wait stalls every port
+	portSndTimeout = 50 * time.Millisecond // own socket: a wait stalls one sender
+	sockBufSize    = 4 << 20
 )
 
 // port is one attached client (or the tap).

@@ -136,10 +136,15 @@ for pkg in utilities linux; do
 done
 
 # 4. nfpm: one .deb and one .rpm per package.
+# nfpm is built once per machine from the Go module proxy and kept in the
+# user's cache directory (it is not a dependency of the umlkit module).
 NFPM=${NFPM:-}
 if [ -z "$NFPM" ]; then
-	GOBIN=$STAGE/tools $GO install "$NFPM_MODULE"
-	NFPM=$STAGE/tools/nfpm
+	tools=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/umlkit/nfpm-${NFPM_MODULE##*@}
+	if [ ! -x "$tools/nfpm" ]; then
+		GOBIN=$tools $GO install "$NFPM_MODULE"
+	fi
+	NFPM=$tools/nfpm
 fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)

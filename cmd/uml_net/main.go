@@ -21,6 +21,7 @@ const usage = `Usage: uml_net version [tuntap|ethertap|slip|add|del] ARGS...
 `
 
 func main() {
+	umlnet.ReexecClean(os.Args)
 	if ok, code := rawcli.Common("uml_net", usage, os.Args[1:], os.Stdout); ok {
 		os.Exit(code)
 	}

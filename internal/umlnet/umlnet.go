@@ -8,7 +8,9 @@
 // Security model (beyond the real helper, which runs route/arp/ifconfig and
 // `bash -c` as root with the caller's environment):
 //   - the caller must be root or a member of the helper group (uml-net);
-//   - the environment is cleared before anything else and never consulted;
+//   - the environment is cleared before anything else and never consulted
+//     (the binary re-executes itself with an empty environment so that not
+//     even the Go runtime sees GODEBUG and friends);
 //     no program is ever executed (netlink and /proc/sys writes only);
 //   - every argument is validated (helperproto) before any host change;
 //   - add/del/slip down only touch interfaces this helper created for the
@@ -124,6 +126,22 @@ func ensureStdFDs() {
 			if nfd, err := unix.Open("/dev/null", unix.O_RDWR, 0); err != nil || nfd != fd {
 				panic("uml_net: cannot open /dev/null for a closed standard descriptor")
 			}
+		}
+	}
+}
+
+// ReexecClean replaces the process with a fresh copy of itself that has an
+// empty environment, unless the environment is already empty: the Go
+// runtime reads GODEBUG, GOGC, GOMAXPROCS, GOTRACEBACK... before main runs,
+// so clearing os.Environ afterwards is not enough for a setuid program. It
+// returns only if the environment was empty or the exec failed (then Main
+// still clears the environment).
+func ReexecClean(argv []string) {
+	for _, kv := range os.Environ() {
+		// In secure (setuid) mode the runtime itself adds GOTRACEBACK=none.
+		if kv != "GOTRACEBACK=none" {
+			unix.Exec("/proc/self/exe", argv, []string{})
+			return
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -455,5 +456,42 @@ func TestIntegrationMooDiskFull(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(small); len(ents) != 0 {
 		t.Errorf("left behind on the full disk: %v", ents)
+	}
+}
+
+// TestIntegrationUBDLockInterop: a disk held by internal/ubd is refused by
+// the real kernel (its F_SETLK conflicts with our OFD lock), and a COW held
+// by a running real UML is refused by uml_moo.
+func TestIntegrationUBDLockInterop(t *testing.T) {
+	ours := harness.Bin(t, "uml_moo")
+	dir := t.TempDir()
+	img := harness.BusyboxImage(t, dir, harness.Image{SizeMB: 16, Init: "echo LOCK-GUEST-UP\nsleep 30\npoweroff -f"})
+	d, err := ubd.Open(ubd.Options{File: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	g := harness.BootRealUML(t, img, "umid=cowlock1")
+	if err := g.WaitOutput("F_SETLK failed, file already locked by pid", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	t.Logf("lock refused after %v", time.Since(t0))
+	syscall.Kill(-g.Cmd.Process.Pid, syscall.SIGKILL) // it would panic: no root fs
+	g.Wait(30 * time.Second)
+	t.Logf("killed after %v", time.Since(t0))
+	// The other way round: the real kernel holds a COW file.
+	c := filepath.Join(dir, "held.cow")
+	g = harness.BootRealUML(t, c+","+img, "umid=cowlock2")
+	if err := g.WaitOutput("LOCK-GUEST-UP", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second guest up after %v", time.Since(t0))
+	o := harness.RunIn(t, dir, ours, "uml_moo", c, filepath.Join(dir, "out.img"))
+	if o.Code != 1 || !strings.Contains(o.Stderr, "already locked by pid") {
+		t.Errorf("uml_moo on a COW in use: %+v", o)
+	}
+	if _, err := ubd.Open(ubd.Options{File: c}); err == nil {
+		t.Error("ubd.Open of a COW in use by a real UML succeeded")
 	}
 }

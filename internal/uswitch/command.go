@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -64,6 +65,9 @@ func Command(ctx context.Context, o Options, io Stdio) error {
 		return err
 	}
 	if o.PIDFile != "" {
+		if abs, err := filepath.Abs(o.PIDFile); err == nil {
+			o.PIDFile = abs
+		}
 		if err := os.WriteFile(o.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			s.Close()
 			return fmt.Errorf("write pid file: %w", err)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/umlkit/umlkit/internal/testutil"
 	"github.com/umlkit/umlkit/tests/harness"
@@ -203,5 +206,57 @@ func TestIntegrationSwitchMessagesMatchReal(t *testing.T) {
 	_, oe, oc := run(ours, "-unix", ctl)
 	if re != oe || rc != oc || rc != 1 {
 		t.Errorf("live socket:\n real: %q exit %d\n ours: %q exit %d", re, rc, oe, oc)
+	}
+}
+
+// TestIntegrationSwitchStdinTTY: with stdin a terminal, EOF (^D) makes both
+// the real uml_switch and ours print the same line, remove the socket and
+// exit 0.
+func TestIntegrationSwitchStdinTTY(t *testing.T) {
+	real := testutil.Peer(t, "uml_switch", "uml-utilities")
+	ours := harness.Bin(t, "uml_switch")
+	var outs []string
+	for _, bin := range []string{real, ours} {
+		ctl := filepath.Join(t.TempDir(), "tty.ctl")
+		cmd := exec.Command(bin, "-unix", ctl)
+		cmd.Args[0] = "uml_switch"
+		ptmx, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		copied := make(chan struct{})
+		go func() { io.Copy(&out, ptmx); close(copied) }()
+		if err := testutil.WaitFor(5*time.Second, func() bool { _, err := os.Stat(ctl); return err == nil }); err != nil {
+			cmd.Process.Kill()
+			t.Fatalf("%s: no socket", bin)
+		}
+		time.Sleep(100 * time.Millisecond) // the real one binds before it polls stdin
+		ptmx.Write([]byte{4})
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s after ^D: %v", bin, err)
+			}
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%s did not exit on ^D", bin)
+		}
+		ptmx.Close()
+		<-copied
+		if _, err := os.Stat(ctl); !os.IsNotExist(err) {
+			t.Errorf("%s left %s behind", bin, ctl)
+		}
+		outs = append(outs, strings.ReplaceAll(out.String(), ctl, "CTL"))
+	}
+	t.Logf("tty session: %q", outs[0])
+	if !strings.Contains(outs[0], "EOF on stdin, cleaning up and exiting") {
+		t.Errorf("real session lacks the EOF line: %q", outs[0])
+	}
+	if outs[0] != outs[1] {
+		t.Errorf("tty session differs:\n real: %q\n ours: %q", outs[0], outs[1])
 	}
 }

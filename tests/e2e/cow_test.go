@@ -298,6 +298,16 @@ func TestIntegrationMooBadInputMatchesReal(t *testing.T) {
 			t.Errorf("uml_moo %q left %s behind", args, out)
 		}
 	}
+	// A truncated bitmap: the real tool says "Reading COW bitmap: Success"
+	// (a short read sets no errno) and leaves an empty output; ours names
+	// the problem and leaves nothing.
+	tb := put("tbitmap.cow", raw[:8192+5])
+	if o := harness.RunIn(t, dir, ours, "uml_moo", tb, out); o.Code != 1 || o.Stderr != "Reading COW bitmap: COW bitmap is truncated\n" {
+		t.Errorf("truncated bitmap: %+v", o)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("truncated bitmap: output left behind")
+	}
 	// The real tool crashes on a lone -d (exit 139); the spec says usage.
 	// -b X -d COW: the real tool opens a COW file named "-d"; ours merges.
 	usage := harness.RunIn(t, dir, real, "uml_moo")

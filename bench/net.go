@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// net: tunctl create+delete and `uml_net 4 tuntap up` latency, ours vs
+// Debian's. Every measurement runs in a network namespace of its own,
+// created and deleted around it (needs root).
+func init() {
+	withNetNS := func(f func(ns string) ([]Metric, error)) ([]Metric, error) {
+		ns := fmt.Sprintf("umlkit-bench-net-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ip netns add: %v: %s", err, out)
+		}
+		defer exec.Command("ip", "netns", "del", ns).Run()
+		return f(ns)
+	}
+	tunctl := func(path string) func(*Env) ([]Metric, error) {
+		return func(e *Env) ([]Metric, error) {
+			return withNetNS(func(ns string) ([]Metric, error) {
+				const n = 10
+				var total float64
+				for i := 0; i < n; i++ {
+					for _, args := range [][]string{{"-t", "benchtap"}, {"-d", "benchtap"}} {
+						ms, err := Timed(exec.Command("ip", append([]string{"netns", "exec", ns, path}, args...)...))
+						if err != nil {
+							return nil, err
+						}
+						total += ms
+					}
+				}
+				return []Metric{{"tunctl create+delete", total / n, "ms"}}, nil
+			})
+		}
+	}
+	umlNet := func(path string) func(*Env) ([]Metric, error) {
+		return func(e *Env) ([]Metric, error) {
+			return withNetNS(func(ns string) ([]Metric, error) {
+				const n = 10
+				var total float64
+				for i := 0; i < n; i++ {
+					ms, err := tuntapUp(ns, path)
+					if err != nil {
+						return nil, err
+					}
+					total += ms
+				}
+				return []Metric{{"uml_net tuntap up", total / n, "ms"}}, nil
+			})
+		}
+	}
+	register(&Benchmark{
+		Name: "net",
+		Doc:  "tunctl create+delete and uml_net 4 tuntap up (reply with fd) in a fresh netns, ours vs Debian's",
+		Variants: []Variant{
+			{Name: "ours", Run: func(e *Env) ([]Metric, error) {
+				a, err := tunctl(e.Ours("tunctl"))(e)
+				if err != nil {
+					return nil, err
+				}
+				b, err := umlNet(e.Ours("uml_net"))(e)
+				return append(a, b...), err
+			}},
+			{Name: "real", Run: func(e *Env) ([]Metric, error) {
+				a, err := tunctl("/usr/bin/tunctl")(e)
+				if err != nil {
+					return nil, err
+				}
+				b, err := umlNet("/usr/bin/uml_net")(e)
+				return append(a, b...), err
+			}},
+		},
+	})
+}
+
+// tuntapUp runs `uml_net 4 tuntap up 10.9.0.1` in ns with fd 1 a datagram
+// socketpair and returns the time until the reply with the tap fd arrived
+// and the helper exited.
+func tuntapUp(ns, path string) (float64, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	theirs := os.NewFile(uintptr(fds[1]), "helper")
+	mine := os.NewFile(uintptr(fds[0]), "kernel")
+	defer mine.Close()
+	fc, err := net.FileConn(mine)
+	if err != nil {
+		theirs.Close()
+		return 0, err
+	}
+	defer fc.Close()
+	cmd := exec.Command("ip", "netns", "exec", ns, path, "4", "tuntap", "up", "10.9.0.1")
+	cmd.Stdout = theirs
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		theirs.Close()
+		return 0, err
+	}
+	theirs.Close()
+	fc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, rerr := fc.(*net.UnixConn).ReadMsgUnix(buf, oob)
+	werr := cmd.Wait()
+	d := time.Since(t0)
+	if rerr != nil {
+		return 0, rerr
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return 0, fmt.Errorf("%s: reply without fd", path)
+	}
+	fds2, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil {
+		return 0, err
+	}
+	for _, fd := range fds2 {
+		unix.Close(fd) // the tap goes away with it
+	}
+	return float64(d.Microseconds()) / 1000, nil
+}

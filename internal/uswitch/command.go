@@ -45,6 +45,7 @@ func Command(ctx context.Context, o Options, io Stdio) error {
 	}
 	cfg := o.Config
 	cfg.Stdout, cfg.Stderr = io.Out, io.Err
+	cfg.CtlFile = activatedSocket()
 	if o.LogFile != "" {
 		f, err := os.OpenFile(o.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -122,4 +123,19 @@ func daemonize(stdio Stdio) error {
 	}
 	cmd.Wait()
 	return &ReportedError{Err: errors.New("daemon failed to start")}
+}
+
+// activatedSocket returns fd 3 when systemd passed a socket to this process
+// (LISTEN_PID is our pid, LISTEN_FDS >= 1) and unsets the variables so
+// children do not inherit them.
+func activatedSocket() *os.File {
+	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if pid != os.Getpid() || n < 1 {
+		return nil
+	}
+	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		os.Unsetenv(v)
+	}
+	return os.NewFile(3, "LISTEN_FDS")
 }

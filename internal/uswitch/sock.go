@@ -151,3 +151,48 @@ func absPath(p string) string {
 	}
 	return p
 }
+
+// ErrNotListeningSocket is returned for an inherited control descriptor
+// that is not a listening AF_UNIX stream socket.
+var ErrNotListeningSocket = errors.New("inherited control descriptor is not a listening unix stream socket")
+
+// inheritCtl adopts cfg.CtlFile (socket activation).
+func (s *Switch) inheritCtl() error {
+	rc, err := s.cfg.CtlFile.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cerr error
+	var path string
+	rc.Control(func(fd uintptr) {
+		dom, err1 := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		typ, err2 := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		acc, err3 := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		if err := errors.Join(err1, err2, err3); err != nil || dom != unix.AF_UNIX || typ != unix.SOCK_STREAM || acc != 1 {
+			cerr = fmt.Errorf("%w (fd %d)", ErrNotListeningSocket, fd)
+			return
+		}
+		unix.SetNonblock(int(fd), true)
+		unix.CloseOnExec(int(fd))
+		if sa, err := unix.Getsockname(int(fd)); err == nil {
+			if u, ok := sa.(*unix.SockaddrUnix); ok {
+				path = u.Name
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	ln, err := net.FileListener(s.cfg.CtlFile)
+	if err != nil {
+		return fmt.Errorf("inherited control socket: %w", err)
+	}
+	s.cfg.CtlFile.Close()
+	s.ctlLn = ln.(*net.UnixListener)
+	s.ctlLn.SetUnlinkOnClose(false)
+	if path != "" {
+		s.cfg.CtlPath = path
+	}
+	s.ctlPath = ""
+	return nil
+}

@@ -50,6 +50,11 @@ import (
 type Config struct {
 	// CtlPath is the control socket path (default DefaultCtlPath).
 	CtlPath string
+	// CtlFile, when set, is an inherited control socket (systemd socket
+	// activation): already bound and listening. It is used instead of
+	// binding CtlPath, its path (getsockname) names it in messages, and it
+	// is never unlinked.
+	CtlFile *os.File
 	// DataPath, when set, binds the data socket at this path (compat-v0 or
 	// the HOWTO's -unix CTL DATA form); otherwise it is abstract.
 	DataPath string
@@ -221,12 +226,19 @@ func Listen(cfg Config) (*Switch, error) {
 		macs:  map[ether.MAC]*macEntry{},
 	}
 	s.ports.Store(&portSet{byKey: map[switchproto.Sockaddr]*port{}})
-	if err := s.bindCtl(); err != nil {
+	if cfg.CtlFile != nil {
+		if err := s.inheritCtl(); err != nil {
+			return nil, err
+		}
+		cfg.CtlPath = s.cfg.CtlPath
+	} else if err := s.bindCtl(); err != nil {
 		return nil, err
 	}
 	if err := s.bindData(); err != nil {
 		s.ctlLn.Close()
-		os.Remove(s.ctlPath)
+		if s.ctlPath != "" {
+			os.Remove(s.ctlPath)
+		}
 		return nil, err
 	}
 	msg := fmt.Sprintf("%s attached to unix socket '%s'", cfg.Prog, cfg.CtlPath)
@@ -321,7 +333,9 @@ func (s *Switch) shutdown() {
 		}
 		s.tapWG.Wait()
 		s.wg.Wait()
-		if err := os.Remove(s.ctlPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if s.ctlPath == "" {
+			// inherited socket: its owner removes it
+		} else if err := os.Remove(s.ctlPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.err.printf("Couldn't remove control socket '%s' : %s\n", s.cfg.CtlPath, strerror(err))
 		}
 		if s.dataPath != "" {

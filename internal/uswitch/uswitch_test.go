@@ -442,3 +442,37 @@ func TestSlowReceiverDoesNotStallSwitch(t *testing.T) {
 	}
 	_ = unix.EAGAIN
 }
+
+func TestSocketActivation(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "act.ctl")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: ctl, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	f, err := ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	r := startSwitch(t, Config{CtlFile: f, CtlPath: "/ignored"})
+	r.ctl = ctl
+	r.waitOut(t, "uml_switch attached to unix socket '"+ctl+"'\n")
+	a, b := dial(t, r), dial(t, r)
+	fr := switchtest.Frame(bc, macA, 60)
+	a.Send(fr)
+	expectFrame(t, b, fr)
+	r.sigs <- syscall.SIGTERM
+	err = <-r.done
+	r.done <- err
+	if _, err := os.Stat(ctl); err != nil {
+		t.Errorf("inherited control socket was removed: %v", err)
+	}
+
+	// A descriptor that is not a listening stream socket is refused.
+	df, _ := os.Open(os.DevNull)
+	defer df.Close()
+	if _, err := Listen(Config{CtlFile: df}); !errors.Is(err, ErrNotListeningSocket) {
+		t.Errorf("Listen(CtlFile=/dev/null) = %v; want ErrNotListeningSocket", err)
+	}
+}

@@ -5,6 +5,7 @@ package uswitch
 import (
 	"errors"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,21 +63,39 @@ func (s *Switch) openPortSocket(p *port) error {
 	return nil
 }
 
-// portLoop receives p's frames from its own socket until it is stopped
-// (read deadline in the past) and then closes the socket.
-func (s *Switch) portLoop(p *port) {
-	defer p.sock.Close()
+// portWork is the receive and send state a port loop needs while it
+// handles a batch; pooled, so idle ports hold no buffers (memory grows with
+// the ports that are busy at the same moment, not with the port count).
+type portWork struct {
+	rx *rxState
+	tx *txBatch
+}
+
+var portWorkPool = sync.Pool{New: func() any {
 	rx := &rxState{mm: newMmsgBatch(portBatch), bufs: make([]byte, portBatch*bufSize)}
 	for i := 0; i < portBatch; i++ {
 		rx.mm.set(i, rx.bufs[i*bufSize:(i+1)*bufSize], nil, 0)
 	}
-	tx := newTxBatch()
+	return &portWork{rx: rx, tx: newTxBatch()}
+}}
+
+// portLoop receives p's frames from its own socket until it is stopped
+// (read deadline in the past) and then closes the socket.
+func (s *Switch) portLoop(p *port) {
+	defer p.sock.Close()
+	var w *portWork
 	readFn := func(fd uintptr) bool {
+		if w == nil {
+			w = portWorkPool.Get().(*portWork)
+		}
+		rx := w.rx
 		for i := 0; i < portBatch; i++ {
 			rx.mm.hdrs[i].Hdr.Flags = 0
 		}
 		n, err := rx.mm.recvmmsg(int(fd), portBatch)
 		if errors.Is(err, unix.EAGAIN) {
+			portWorkPool.Put(w)
+			w = nil
 			return false
 		}
 		rx.n, rx.err = n, err
@@ -84,9 +103,15 @@ func (s *Switch) portLoop(p *port) {
 	}
 	for {
 		if err := p.sockRC.Read(readFn); err != nil {
+			if w != nil {
+				portWorkPool.Put(w)
+			}
 			return
 		}
+		rx, tx := w.rx, w.tx
 		if rx.err != nil {
+			portWorkPool.Put(w)
+			w = nil
 			if p.dead.Load() {
 				return
 			}
@@ -109,5 +134,7 @@ func (s *Switch) portLoop(p *port) {
 		s.maybeSweep(now)
 		s.macMu.Unlock()
 		s.flush(tx)
+		portWorkPool.Put(w)
+		w = nil
 	}
 }

@@ -120,7 +120,13 @@ func pingImage(t *testing.T, addr, netmask, peer string) string {
 	if netmask != "" {
 		mask = " netmask " + netmask
 	}
-	return harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "ifconfig eth0 " + addr + mask + " up\n" +
+	dir, err := os.MkdirTemp("", "umlkit-netimg-") // traversable by a non-root kernel
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	return harness.BusyboxImage(t, dir, harness.Image{Init: "ifconfig eth0 " + addr + mask + " up\n" +
 		"ping -c 3 -W 3 " + peer + "\necho PING-STATUS=$?\nifconfig eth0 down\npoweroff -f\n"})
 }
 
@@ -140,13 +146,17 @@ func waitPing(t *testing.T, g *harness.Guest) {
 // TestIntegrationRealUMLWithOurUMLNet boots Debian's linux.uml inside a
 // fresh netns with eth0=tuntap,,,HOST_IP and our uml_net first in PATH: the
 // kernel execs it, receives the tap fd, runs the add hooks; the guest pings
-// the host side.
+// the host side. It runs as it would be deployed: the kernel as an
+// unprivileged member of uml-net, uml_net a setuid-root copy (04754
+// root:uml-net).
 func TestIntegrationRealUMLWithOurUMLNet(t *testing.T) {
 	testutil.RequireTUN(t)
+	gid := groupGID(t, "uml-net")
 	ns := testutil.NetNS(t)
-	path := harness.PathDir(t, "uml_net", harness.Bin(t, "uml_net"))
+	helper := installSetuid(t, harness.Bin(t, "uml_net"), gid, 0o754)
 	img := pingImage(t, "10.0.1.2", "", "10.0.1.1")
-	g := harness.BootRealUMLInNetNS(t, ns, []string{"PATH=" + path + ":/usr/bin:/bin:/usr/sbin:/sbin"}, img, "eth0=tuntap,,,10.0.1.1", "umid=netuml")
+	g := harness.BootRealUMLInNetNSAs(t, ns, uidA, []int{gid}, []string{"PATH=" + filepath.Dir(helper) + ":/usr/bin:/bin:/usr/sbin:/sbin"},
+		img, "eth0=tuntap,,,10.0.1.1", "umid=netuml")
 	waitPing(t, g)
 	out := g.Output()
 	if testing.Verbose() {
@@ -168,14 +178,15 @@ func TestIntegrationRealUMLWithOurUMLNet(t *testing.T) {
 	}
 }
 
-// TestIntegrationRealUMLOnOurTunctlTap boots Debian's linux.uml with
-// eth0=tuntap,umltap0 on a tap made by our tunctl -u UID; the host side
-// address is configured on the tap and the guest pings it.
+// TestIntegrationRealUMLOnOurTunctlTap boots Debian's linux.uml, as an
+// unprivileged user, with eth0=tuntap,umltap0 on a tap made by our
+// tunctl -u <that uid>; the host side address is configured on the tap and
+// the guest pings it.
 func TestIntegrationRealUMLOnOurTunctlTap(t *testing.T) {
 	testutil.RequireTUN(t)
 	ns := testutil.NetNS(t)
 	tunctl := harness.Bin(t, "tunctl")
-	uid := strconv.Itoa(os.Getuid())
+	uid := strconv.Itoa(uidA)
 	r := harness.RunInNetNS(t, ns, nil, tunctl, "-u", uid, "-t", "umltap0")
 	if r.Code != 0 || r.Stdout != "Set 'umltap0' persistent and owned by uid "+uid+"\n" {
 		t.Fatalf("tunctl = %+v", r)
@@ -186,7 +197,8 @@ func TestIntegrationRealUMLOnOurTunctlTap(t *testing.T) {
 		}
 	}
 	img := pingImage(t, "10.0.2.2", "255.255.255.0", "10.0.2.1")
-	g := harness.BootRealUMLInNetNS(t, ns, nil, img, "eth0=tuntap,umltap0", "umid=nettunctl")
+	// The kernel runs as the tap's owner, without any privilege.
+	g := harness.BootRealUMLInNetNSAs(t, ns, uidA, nil, nil, img, "eth0=tuntap,umltap0", "umid=nettunctl")
 	waitPing(t, g)
 	if r := harness.RunInNetNS(t, ns, nil, tunctl, "-d", "umltap0"); r.Code != 0 || r.Stdout != "Set 'umltap0' nonpersistent\n" {
 		t.Errorf("tunctl -d = %+v", r)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/umlkit/umlkit/internal/testutil"
@@ -53,10 +55,41 @@ func PathDir(t testing.TB, name, target string) string {
 // `ip netns exec`, with env added (e.g. PATH=<dir with our uml_net>:...).
 func BootRealUMLInNetNS(t testing.TB, ns string, env []string, image string, extra ...string) *Guest {
 	t.Helper()
+	return BootRealUMLInNetNSAs(t, ns, 0, nil, env, image, extra...)
+}
+
+// BootRealUMLInNetNSAs is BootRealUMLInNetNS with the kernel running as uid
+// (and gid uid, supplementary groups groups) through setpriv when uid != 0.
+// The image is chowned to uid and uml_dir/TMPDIR is a fresh directory the
+// user owns (removed at cleanup).
+func BootRealUMLInNetNSAs(t testing.TB, ns string, uid int, groups []int, env []string, image string, extra ...string) *Guest {
+	t.Helper()
 	uml := RealUML(t)
+	var prefix []string
 	umlDir := t.TempDir()
-	argv := []string{"ip", "netns", "exec", ns, uml, "ubd0=" + image, "mem=64M", "con0=fd:0,fd:1", "con=null", "ssl=null",
-		"init=/init", "uml_dir=" + umlDir}
+	if uid != 0 {
+		setpriv := testutil.Peer(t, "setpriv", "util-linux")
+		gs := make([]string, len(groups))
+		for i, g := range groups {
+			gs[i] = strconv.Itoa(g)
+		}
+		prefix = []string{setpriv, "--reuid=" + strconv.Itoa(uid), "--regid=" + strconv.Itoa(uid), "--groups=" + strings.Join(append(gs, strconv.Itoa(uid)), ","), "--"}
+		d, err := os.MkdirTemp("", "umlkit-umldir-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		if err := os.Chown(d, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		umlDir = d
+		if err := os.Chown(image, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	argv := append([]string{"ip", "netns", "exec", ns}, prefix...)
+	argv = append(argv, uml, "ubd0="+image, "mem=64M", "con0=fd:0,fd:1", "con=null", "ssl=null",
+		"init=/init", "uml_dir="+umlDir)
 	argv = append(argv, extra...)
 	return Start(t, append([]string{"TMPDIR=" + umlDir}, env...), argv...)
 }

@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/umlkit/umlkit/internal/buildinfo.Version=$(VERSION)
 GOTEST_FLAGS ?= -race -timeout 40m -p 2
 
-.PHONY: build test check bench demo clean
+.PHONY: build test check bench demo clean packages
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
@@ -29,3 +29,7 @@ demo: build
 
 clean:
 	rm -rf $(BIN)
+
+# packages: umlkit-utilities and umlkit-linux as .deb and .rpm in ./dist (docs/packaging.md)
+packages:
+	GO=$(GO) packaging/build.sh $(CURDIR)/dist

@@ -33,12 +33,11 @@
 package tuntap
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-	"syscall"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -289,69 +288,32 @@ func parseLink(m []byte) (Info, bool) {
 	if len(m) < unix.SizeofIfInfomsg {
 		return Info{}, false
 	}
-	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	attrs, err := parseAttrs(m[unix.SizeofIfInfomsg:])
 	if err != nil {
 		return Info{}, false
 	}
 	in := Info{Owner: -1, Group: -1}
 	isTun := false
 	for _, a := range attrs {
-		switch a.Attr.Type {
+		switch a.typ {
 		case unix.IFLA_IFNAME:
-			in.Name = strings.TrimRight(string(a.Value), "\x00")
+			in.Name = cString(a.value)
 		case unix.IFLA_LINKINFO:
-			info, err := nl.ParseRouteAttr(a.Value)
+			info, err := parseAttrs(a.value)
 			if err != nil {
 				return Info{}, false
 			}
 			for _, i := range info {
-				switch i.Attr.Type {
+				switch i.typ {
 				case nl.IFLA_INFO_KIND:
-					isTun = strings.TrimRight(string(i.Value), "\x00") == "tun"
+					isTun = cString(i.value) == "tun"
 				case nl.IFLA_INFO_DATA:
-					data, err := nl.ParseRouteAttr(i.Value)
+					data, err := parseAttrs(i.value)
 					if err != nil {
 						return Info{}, false
 					}
 					parseTunData(&in, data)
 				}
-			}
-		}
-	}
-	return in, isTun
-}
-
-func parseTunData(in *Info, data []syscall.NetlinkRouteAttr) {
-	for _, d := range data {
-		if len(d.Value) == 0 {
-			continue
-		}
-		switch d.Attr.Type {
-		case nl.IFLA_TUN_OWNER:
-			if len(d.Value) >= 4 {
-				in.Owner = int(int32(binary.NativeEndian.Uint32(d.Value)))
-			}
-		case nl.IFLA_TUN_GROUP:
-			if len(d.Value) >= 4 {
-				in.Group = int(int32(binary.NativeEndian.Uint32(d.Value)))
-			}
-		case nl.IFLA_TUN_TYPE:
-			in.Flags |= uint16(d.Value[0])
-		case nl.IFLA_TUN_PI:
-			if d.Value[0] == 0 {
-				in.Flags |= unix.IFF_NO_PI
-			}
-		case nl.IFLA_TUN_VNET_HDR:
-			if d.Value[0] != 0 {
-				in.Flags |= unix.IFF_VNET_HDR
-			}
-		case nl.IFLA_TUN_PERSIST:
-			if d.Value[0] != 0 {
-				in.Flags |= unix.IFF_PERSIST
-			}
-		case nl.IFLA_TUN_MULTI_QUEUE:
-			if d.Value[0] != 0 {
-				in.Flags |= unix.IFF_MULTI_QUEUE
 			}
 		}
 	}
@@ -361,4 +323,75 @@ func parseTunData(in *Info, data []syscall.NetlinkRouteAttr) {
 	}
 	in.PacketInfo = in.Flags&unix.IFF_NO_PI == 0
 	in.Persistent = in.Flags&unix.IFF_PERSIST != 0
+	return in, isTun
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// attr is one netlink attribute.
+type attr struct {
+	typ   uint16
+	value []byte
+}
+
+// parseAttrs splits a netlink attribute stream, checking every length (the
+// kernel's own messages are well formed; this keeps malformed ones from
+// panicking).
+func parseAttrs(b []byte) ([]attr, error) {
+	var out []attr
+	for len(b) >= unix.SizeofRtAttr {
+		l := int(binary.NativeEndian.Uint16(b))
+		typ := binary.NativeEndian.Uint16(b[2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+		if l < unix.SizeofRtAttr || l > len(b) {
+			return nil, unix.EINVAL
+		}
+		out = append(out, attr{typ, b[unix.SizeofRtAttr:l]})
+		next := (l + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
+		if next > len(b) {
+			break
+		}
+		b = b[next:]
+	}
+	return out, nil
+}
+
+func parseTunData(in *Info, data []attr) {
+	for _, d := range data {
+		if len(d.value) == 0 {
+			continue
+		}
+		switch d.typ {
+		case nl.IFLA_TUN_OWNER:
+			if len(d.value) >= 4 {
+				in.Owner = int(int32(binary.NativeEndian.Uint32(d.value)))
+			}
+		case nl.IFLA_TUN_GROUP:
+			if len(d.value) >= 4 {
+				in.Group = int(int32(binary.NativeEndian.Uint32(d.value)))
+			}
+		case nl.IFLA_TUN_TYPE:
+			in.Flags |= uint16(d.value[0])
+		case nl.IFLA_TUN_PI:
+			if d.value[0] == 0 {
+				in.Flags |= unix.IFF_NO_PI
+			}
+		case nl.IFLA_TUN_VNET_HDR:
+			if d.value[0] != 0 {
+				in.Flags |= unix.IFF_VNET_HDR
+			}
+		case nl.IFLA_TUN_PERSIST:
+			if d.value[0] != 0 {
+				in.Flags |= unix.IFF_PERSIST
+			}
+		case nl.IFLA_TUN_MULTI_QUEUE:
+			if d.value[0] != 0 {
+				in.Flags |= unix.IFF_MULTI_QUEUE
+			}
+		}
+	}
 }

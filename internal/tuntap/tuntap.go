@@ -20,11 +20,12 @@
 //	dev.Close()
 //	tuntap.Delete("tap0", "")    // attach + TUNSETPERSIST 0 (tunctl -d)
 //	tuntap.List()                // TUN/TAP interfaces of this netns (netlink)
+//	tuntap.OpenInNetNS("/run/netns/x", cfg) // create it in another netns
 //
 // Frames are raw Ethernet (TAP) or raw IP (TUN) unless Config.PacketInfo asks
 // for the 4-byte packet-information header. The interface lives in the network
-// namespace of the thread that calls Open; callers that need another netns
-// switch a locked thread first.
+// namespace of the thread that calls Open; OpenInNetNS creates it in another
+// one (the fd keeps working from any namespace).
 //
 // Passing the device to another process: fdpass.Send(conn, data, dev.File())
 // works; note that (*os.File).Fd puts the descriptor in blocking mode, which

@@ -242,3 +242,39 @@ func FuzzParseLink(f *testing.F) {
 		}
 	})
 }
+
+func TestIntegrationOpenInNetNS(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTUN(t)
+	// A namespace held by a helper thread: its path is /proc/self/task/<tid>/ns/net.
+	nsPath := make(chan string)
+	release := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			nsPath <- ""
+			return
+		}
+		nsPath <- "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
+		<-release
+	}()
+	p := <-nsPath
+	defer close(release)
+	if p == "" {
+		testutil.Skip(t, "unshare(CLONE_NEWNET) failed")
+	}
+	d, err := OpenInNetNS(p, Config{Name: "nstap0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := net.InterfaceByName("nstap0"); err == nil {
+		t.Error("nstap0 appeared in the test's own namespace")
+	}
+	if d.Name() != "nstap0" {
+		t.Errorf("name %q", d.Name())
+	}
+	if _, err := OpenInNetNS(t.TempDir()+"/none", Config{}); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("OpenInNetNS(missing) = %v; want ENOENT", err)
+	}
+}

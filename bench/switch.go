@@ -28,48 +28,9 @@ func init() {
 	)
 	sizes := []int{64, 1514}
 
-	start := func(e *Env, kind string) (*switchProc, error) {
-		dir, err := os.MkdirTemp(e.Dir, kind+"-")
-		if err != nil {
-			return nil, err
-		}
-		s := &switchProc{}
-		switch kind {
-		case "ours":
-			s.ctl = filepath.Join(dir, "sw.ctl")
-			s.cmd = exec.Command(e.Ours("uml_switch"), "-unix", s.ctl)
-		case "real":
-			s.ctl = filepath.Join(dir, "sw.ctl")
-			s.cmd = exec.Command("/usr/bin/uml_switch", "-unix", s.ctl)
-		case "vde":
-			s.ctl = filepath.Join(dir, "vde", "ctl")
-			s.cmd = exec.Command("vde_switch", "-s", filepath.Join(dir, "vde"))
-			// vde_switch exits at stdin EOF: hold it open.
-			if s.stdin, err = s.cmd.StdinPipe(); err != nil {
-				return nil, err
-			}
-		}
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := s.cmd.Start(); err != nil {
-			return nil, err
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if st, err := os.Stat(s.ctl); err == nil && st.Mode()&os.ModeSocket != 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				s.stop()
-				return nil, fmt.Errorf("%s: control socket %s never appeared", kind, s.ctl)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		return s, nil
-	}
-
 	run := func(kind string) func(*Env) ([]Metric, error) {
 		return func(e *Env) ([]Metric, error) {
-			s, err := start(e, kind)
+			s, err := startSwitchProc(e, kind)
 			if err != nil {
 				return nil, err
 			}
@@ -210,4 +171,45 @@ func load(cs []*switchtest.Client, mac func(int) [6]byte, size int, warmup, meas
 	}
 	secs := t1.Sub(t0).Seconds()
 	return float64(f1-f0) / secs, float64(b1-b0) / secs, nil
+}
+
+// startSwitchProc starts one switch (ours, real, vde) and waits for its
+// control socket.
+func startSwitchProc(e *Env, kind string) (*switchProc, error) {
+	dir, err := os.MkdirTemp(e.Dir, kind+"-")
+	if err != nil {
+		return nil, err
+	}
+	s := &switchProc{}
+	switch kind {
+	case "ours":
+		s.ctl = filepath.Join(dir, "sw.ctl")
+		s.cmd = exec.Command(e.Ours("uml_switch"), "-unix", s.ctl)
+	case "real":
+		s.ctl = filepath.Join(dir, "sw.ctl")
+		s.cmd = exec.Command("/usr/bin/uml_switch", "-unix", s.ctl)
+	case "vde":
+		s.ctl = filepath.Join(dir, "vde", "ctl")
+		s.cmd = exec.Command("vde_switch", "-s", filepath.Join(dir, "vde"))
+		// vde_switch exits at stdin EOF: hold it open.
+		if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+			return nil, err
+		}
+	}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if st, err := os.Stat(s.ctl); err == nil && st.Mode()&os.ModeSocket != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("%s: control socket %s never appeared", kind, s.ctl)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return s, nil
 }

@@ -54,6 +54,7 @@ func TestIntegrationMconsoleClientFake(t *testing.T) {
 		{"fk", "version"}, {"fk", " version"}, {"fk", "help"}, {"fk", "helpme"}, {"fk", "log", "hello"}, {"fk", "log"},
 		{"fk", "log   a b  "}, {"fk", "logger"}, {"fk", "config", "ubd1=foo,bar"}, {"fk", "config   ubd1=sub/../sub/x"},
 		{"fk", "config", "ubd1="}, {"fk", "config", "ubd1=/foo.img"}, {"fk", "config", "ubd1r=nodir/b"},
+		{"fk", "config", "ubd1=sock-link/x.cow,./sock-link/../y.img"}, {"fk", "config", "ubd1=/etc/passwd/x"},
 		{"fk", "config", "con1=fd:1"}, {"fk", "quitnow"}, {"fk", "mconsole-version"}, {"fk", "int"}, {"fk", "interrupt"},
 		{"fk", "switch", "fk"}, {"fk", "switch", "nope"}, {"fk", "umlfs", "0"}, {"fk", "umlfs", "x"},
 		{"fk", "remove", "ubd5"}, {"fk", "sysrq", "m"}, {"fk", "stack"}, {"fk", ""}, {"fk", "proc"},

@@ -259,9 +259,9 @@ func absolutize(name string, stderr io.Writer) string {
 	if dir == "" {
 		return fail(syscall.ENOENT)
 	}
-	full := dir
+	full := dir // not filepath.Join: ".." must apply after symlinks, as chdir does
 	if !filepath.IsAbs(full) {
-		full = filepath.Join(cwd, dir)
+		full = cwd + "/" + dir
 	}
 	st, err := os.Stat(full)
 	if err != nil {

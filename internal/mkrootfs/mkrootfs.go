@@ -249,7 +249,7 @@ func debianTree(ctx context.Context, tree string, o Options) error {
 	}
 	files := map[string]string{
 		"etc/hostname": "uml\n",
-		"etc/fstab":    "/dev/ubda / ext4 defaults 0 1\nproc /proc proc defaults 0 0\n",
+		"etc/fstab":    "/dev/ubda / ext4 defaults 0 0\nproc /proc proc defaults 0 0\n",
 		"etc/inittab": `id:2:initdefault:
 si::sysinit:/etc/init.d/rcS
 l0:0:wait:/etc/init.d/rc 0

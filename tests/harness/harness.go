@@ -10,6 +10,7 @@ package harness
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,10 +148,11 @@ func BusyboxImage(t testing.TB, dir string, img Image) string {
 
 // Guest is a running kernel (real UML or ours) with its console captured.
 type Guest struct {
-	Cmd  *exec.Cmd
-	out  syncBuffer
-	done chan struct{}
-	err  error
+	Cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   syncBuffer
+	done  chan struct{}
+	err   error
 }
 
 type syncBuffer struct {
@@ -193,6 +195,7 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *Guest {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.stdin = stdin
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
@@ -214,6 +217,9 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *Guest {
 	})
 	return g
 }
+
+// Stdin is the guest's console input (the pipe on its stdin).
+func (g *Guest) Stdin() io.Writer { return g.stdin }
 
 // Output returns everything the guest printed so far.
 func (g *Guest) Output() string { return g.out.String() }

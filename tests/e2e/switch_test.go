@@ -22,7 +22,7 @@ import (
 
 // Guest scripts for the switch tests. Guest addresses live only on the
 // switch (or in the test's network namespace): 10.77.0.0/24.
-const netServerInit = `mount -t tmpfs tmpfs /tmp
+const switchServerInit = `mount -t tmpfs tmpfs /tmp
 ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.77.0.1 netmask 255.255.255.0 up
 echo SERVER-UP
@@ -31,7 +31,7 @@ echo RECEIVED $(md5sum < /tmp/got | cut -d' ' -f1) $(wc -c < /tmp/got)
 poweroff -f
 `
 
-const netClientInit = `mount -t tmpfs tmpfs /tmp
+const switchClientInit = `mount -t tmpfs tmpfs /tmp
 ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.77.0.2 netmask 255.255.255.0 up
 i=0
@@ -46,12 +46,12 @@ sleep 2
 poweroff -f
 `
 
-func guestImage(t *testing.T, init string) string {
+func switchGuestImage(t *testing.T, init string) string {
 	t.Helper()
 	return harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: init})
 }
 
-var sumRE = regexp.MustCompile(`(SENT|RECEIVED) ([0-9a-f]{32}) (\d+)`)
+var switchSumRE = regexp.MustCompile(`(SENT|RECEIVED) ([0-9a-f]{32}) (\d+)`)
 
 func TestIntegrationSwitchTwoGuests(t *testing.T) {
 	for _, mode := range []string{"switch", "hub"} {
@@ -65,9 +65,9 @@ func TestIntegrationSwitchTwoGuests(t *testing.T) {
 			}
 			t0 := time.Now()
 			sw := harness.StartSwitch(t, bin, "", ctl, args...)
-			srv := harness.BootRealUML(t, guestImage(t, netServerInit), "umid=sw-srv",
+			srv := harness.BootRealUML(t, switchGuestImage(t, switchServerInit), "umid=sw-srv",
 				"eth0=daemon,fe:fd:0a:4d:00:01,unix,"+ctl)
-			cli := harness.BootRealUML(t, guestImage(t, netClientInit), "umid=sw-cli",
+			cli := harness.BootRealUML(t, switchGuestImage(t, switchClientInit), "umid=sw-cli",
 				"eth0=daemon,fe:fd:0a:4d:00:02,unix,"+ctl)
 			for _, g := range []*harness.Guest{srv, cli} {
 				if err := g.WaitOutput("daemon backend (uml_switch version 3) - unix:"+ctl, 60*time.Second); err != nil {
@@ -82,8 +82,8 @@ func TestIntegrationSwitchTwoGuests(t *testing.T) {
 				t.Fatalf("server: %v\nclient:\n%s", err, cli.Output())
 			}
 			t.Logf("4 MiB received after %v", time.Since(t0))
-			sent := sumRE.FindStringSubmatch(cli.Output())
-			got := sumRE.FindStringSubmatch(srv.Output())
+			sent := switchSumRE.FindStringSubmatch(cli.Output())
+			got := switchSumRE.FindStringSubmatch(srv.Output())
 			if sent == nil || got == nil || sent[2] != got[2] || got[3] != "4194304" {
 				t.Fatalf("TCP transfer: sent %q, received %q", sent, got)
 			}
@@ -149,7 +149,7 @@ func TestIntegrationSwitchTapUplink(t *testing.T) {
 	if err := sw.WaitOutput(fmt.Sprintf("attached to unix socket '%s' tap device 'umlsw0'\n", ctl), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	g := harness.BootRealUMLIn(t, ns, guestImage(t, `ifconfig lo 127.0.0.1 up
+	g := harness.BootRealUMLIn(t, ns, switchGuestImage(t, `ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.77.0.1 netmask 255.255.255.0 up
 i=0
 until ping -c 1 -W 1 10.77.0.254 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 30 ] && break; done
@@ -270,13 +270,13 @@ func TestIntegrationSwitchVdePlug(t *testing.T) {
 	dir := t.TempDir()
 	ctl := filepath.Join(dir, "ctl")
 	sw := harness.StartSwitch(t, harness.Bin(t, "uml_switch"), "", ctl)
-	start := func() (*exec.Cmd, io.WriteCloser, *lockedBuffer) {
+	start := func() (*exec.Cmd, io.WriteCloser, *switchLockedBuffer) {
 		cmd := exec.Command(plug, "--descr", "e2e", dir)
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := &lockedBuffer{}
+		out := &switchLockedBuffer{}
 		cmd.Stdout = out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -308,18 +308,18 @@ func TestIntegrationSwitchVdePlug(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
+type switchLockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *switchLockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) Bytes() []byte {
+func (l *switchLockedBuffer) Bytes() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]byte(nil), l.b.Bytes()...)

@@ -51,6 +51,8 @@ func TestIntegrationTunctlMatchesReal(t *testing.T) {
 		{"-d", "nonexist9"},
 		{"-b", "-d", "t4"},
 		{"-h"},
+		{"-help"},
+		{"-version"},
 		{"-x"},
 		{"-p"},
 		{"-n"},

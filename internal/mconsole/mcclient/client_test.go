@@ -3,11 +3,13 @@ package mcclient_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -188,5 +190,23 @@ func TestListAndPid(t *testing.T) {
 		"old    999999999  stale  -\n"
 	if out != want || code != 0 {
 		t.Errorf("--list = %q\nwant %q", out, want)
+	}
+}
+
+func TestDialName(t *testing.T) {
+	home, _ := env(t, "mc")
+	c, err := mcclient.DialName("mc", mcclient.Lookup{Home: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := c.Send(ctx, "version")
+	if err != nil || r.Text != mconsoletest.Version {
+		t.Errorf("Send(version) = %+v, %v", r, err)
+	}
+	if _, err := mcclient.DialName("nosuch", mcclient.Lookup{Home: home}); !errors.Is(err, mcclient.ErrNotFound) {
+		t.Errorf("DialName(nosuch) = %v; want ErrNotFound", err)
 	}
 }

@@ -2,6 +2,7 @@ package mcclient
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -160,4 +161,13 @@ func socketAnswers(path string) bool {
 	}
 	defer unix.Close(fd)
 	return unix.Connect(fd, &unix.SockaddrUnix{Name: path}) == nil
+}
+
+// DialName resolves a umid or socket path with l and dials it.
+func DialName(name string, l Lookup) (*Client, error) {
+	path, _, err := l.Resolve(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q", err, name)
+	}
+	return Dial(path)
 }

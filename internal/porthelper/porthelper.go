@@ -34,8 +34,14 @@
 //     fd 3 (its SO_PEERCRED pid), or — when the socket has no peer
 //     credentials, as with -uml-socket — the process that started our parent
 //     (in.telnetd's or the emulator's parent, i.e. the kernel that ran it).
-//     Its pidfd is watched; in.telnetd then sees its child exit and closes
-//     the telnet connection.
+//     Its pidfd is watched. In telnetd mode the helper then also sends
+//     SIGTERM to its in.telnetd (if the kernel started it), as the kernel
+//     would have killed it on line close: in.telnetd does not reliably
+//     notice its child's exit (inetutils' telnetd was seen missing it).
+//
+// It also closes every inherited descriptor besides 0-2 and its socket: UML
+// leaks its fds into its helpers (other sessions' terminals, TCP connections
+// and socket pairs), and a helper holding them keeps those sessions open.
 //
 // Both are watched through one epoll set that joins the runtime poller, so
 // no goroutine blocks in a raw syscall and the shared terminal's file status
@@ -137,16 +143,38 @@ type config struct {
 // when the session ended, ctx.Err() when ctx was cancelled, ErrReported
 // after printing a real-tool message, or an error to print.
 func Run(ctx context.Context, args []string, stderr io.Writer) error {
+	telnetd := !(len(args) > 0 && args[0] == SocketFlag)
+	keep := -1
+	if telnetd {
+		keep = TelnetdSocketFD
+	}
+	closeInherited(keep)
 	signal.Ignore(syscall.SIGHUP)
-	_, err := run(ctx, config{
+	parent := os.Getppid()
+	grandparent, _ := parentOf(parent)
+	kpid := 0
+	reason, err := run(ctx, config{
 		args:      args,
 		termFD:    0,
 		sockFD:    TelnetdSocketFD,
 		pid:       os.Getpid(),
 		stderr:    stderr,
-		kernelPID: kernelPID,
+		kernelPID: func(sock int) int { kpid = kernelPID(sock); return kpid },
 	})
+	if err == nil && reason == KernelExited && telnetd {
+		endTelnetd(parent, grandparent, kpid)
+	}
 	return err
+}
+
+// endTelnetd does for a vanished kernel what it does on line close: end the
+// in.telnetd it started for this session (SIGTERM, so that telnetd cleans
+// up and closes the TCP connection). Only when our parent is still the
+// process the kernel started.
+func endTelnetd(parent, grandparent, kpid int) {
+	if parent > 1 && kpid > 1 && grandparent == kpid && os.Getppid() == parent {
+		syscall.Kill(parent, syscall.SIGTERM)
+	}
 }
 
 func run(ctx context.Context, c config) (Reason, error) {

@@ -304,3 +304,31 @@ func procNetUnixHas(t *testing.T, suffix string) bool {
 	}
 	return strings.Contains(string(b), " "+suffix)
 }
+
+func TestCloseInherited(t *testing.T) {
+	r, w, err := os.Pipe() // close-on-exec: must survive
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	inh, err := unix.Dup(int(w.Fd())) // no FD_CLOEXEC: "inherited"
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := unix.Dup(int(w.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(keep)
+	closeStray([]int{0, 1, 2, int(r.Fd()), int(w.Fd()), inh, keep}, keep)
+	if _, err := unix.FcntlInt(uintptr(inh), unix.F_GETFD, 0); err != unix.EBADF {
+		unix.Close(inh)
+		t.Errorf("inherited fd %d still open after closeStray (%v)", inh, err)
+	}
+	for _, fd := range []int{int(r.Fd()), int(w.Fd()), keep, 0, 1, 2} {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			t.Errorf("fd %d closed by closeStray: %v", fd, err)
+		}
+	}
+}

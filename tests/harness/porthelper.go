@@ -219,10 +219,19 @@ func Subreaper(t testing.TB, keep ...*Guest) {
 		t.Fatalf("prctl PR_SET_CHILD_SUBREAPER: %v", err)
 	}
 	t.Cleanup(func() {
-		for _, p := range Children(t) {
-			syscall.Kill(p.Pid, syscall.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(p.Pid, &ws, 0, nil)
+		// Killing an orphan orphans its children in turn (they come to us
+		// while we are still the subreaper): repeat until none is left.
+		for round := 0; round < 20; round++ {
+			kids := Children(t)
+			if len(kids) == 0 {
+				break
+			}
+			for _, p := range kids {
+				syscall.Kill(p.Pid, syscall.SIGKILL)
+				var ws unix.WaitStatus
+				unix.Wait4(p.Pid, &ws, 0, nil)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	})

@@ -93,6 +93,13 @@ func (s *Switch) handleConn(c *net.UnixConn) {
 		reply = p.local
 	}
 	s.addPort(p)
+	if s.isClosing() { // shutdown raced with this registration
+		s.removePort(p)
+		if p.sock != nil {
+			p.sock.Close()
+		}
+		return
+	}
 	if p.sock != nil {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.portLoop(p) }()

@@ -17,6 +17,7 @@ import (
 type copier struct {
 	noCFR bool   // copy_file_range unsupported between these files
 	buf   []byte // fallback buffer
+	segs  map[*os.File]segment
 
 	// Writeback: every flushEvery bytes written, start writing them to disk
 	// (sync_file_range, asynchronous) so the final fsync has little left.
@@ -44,28 +45,56 @@ func (c *copier) wrote(dst *os.File, off, n int64) {
 
 const copyBufSize = 1 << 20
 
+// segment caches what SEEK_DATA/SEEK_HOLE said about one source file: from
+// offset lo on, the next data lies in [start, stop) (none: no data after lo).
+type segment struct {
+	lo, start, stop int64
+	none            bool
+}
+
 // dataSegment returns the next data segment of f at or after off and before
 // end ([start, stop)); ok is false when the rest is a hole (or past EOF).
-func dataSegment(f *os.File, off, end int64) (start, stop int64, ok bool, err error) {
-	fd := int(f.Fd())
-	start, err = unix.Seek(fd, off, unix.SEEK_DATA)
-	if errors.Is(err, syscall.ENXIO) {
+// Answers are cached per file, so a fully allocated file costs two lseeks in
+// all, not two per run.
+func (c *copier) dataSegment(f *os.File, off, end int64) (start, stop int64, ok bool, err error) {
+	if c.segs == nil {
+		c.segs = map[*os.File]segment{}
+	}
+	sg, cached := c.segs[f]
+	if !cached || off < sg.lo || (!sg.none && off >= sg.stop) {
+		sg, err = seekSegment(f, off)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		c.segs[f] = sg
+	}
+	if sg.none {
 		return 0, 0, false, nil
 	}
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
-		return off, end, true, nil // no SEEK_DATA: treat everything as data
-	}
-	if err != nil {
-		return 0, 0, false, &os.PathError{Op: "lseek SEEK_DATA", Path: f.Name(), Err: err}
-	}
+	start = max(off, sg.start)
 	if start >= end {
 		return 0, 0, false, nil
 	}
-	stop, err = unix.Seek(fd, start, unix.SEEK_HOLE)
-	if err != nil {
-		stop = end
+	return start, min(sg.stop, end), true, nil
+}
+
+func seekSegment(f *os.File, off int64) (segment, error) {
+	fd := int(f.Fd())
+	start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+	if errors.Is(err, syscall.ENXIO) {
+		return segment{lo: off, none: true}, nil
 	}
-	return start, min(stop, end), true, nil
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
+		return segment{lo: off, start: off, stop: 1<<63 - 1}, nil // no SEEK_DATA: all data
+	}
+	if err != nil {
+		return segment{}, &os.PathError{Op: "lseek SEEK_DATA", Path: f.Name(), Err: err}
+	}
+	stop, err := unix.Seek(fd, start, unix.SEEK_HOLE)
+	if err != nil {
+		stop = 1<<63 - 1
+	}
+	return segment{lo: off, start: start, stop: stop}, nil
 }
 
 // copyRange copies n bytes from src at soff to dst at doff. Holes of src (and
@@ -75,7 +104,7 @@ func dataSegment(f *os.File, off, end int64) (start, stop int64, ok bool, err er
 func (c *copier) copyRange(dst *os.File, doff int64, src *os.File, soff, n int64, zeroHoles bool, progress func(int64)) error {
 	end := soff + n
 	for pos := soff; pos < end; {
-		start, stop, ok, err := dataSegment(src, pos, end)
+		start, stop, ok, err := c.dataSegment(src, pos, end)
 		if err != nil {
 			return err
 		}

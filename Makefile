@@ -8,7 +8,7 @@ GOTEST_FLAGS ?= -race -timeout 40m -p 2
 .PHONY: build test check bench demo clean packages
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # check: formatting and vet (also covered by internal/repo_test.go).
 check:

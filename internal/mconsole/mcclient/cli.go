@@ -309,16 +309,21 @@ type LineReader interface {
 	Close() error
 }
 
-// PlainReader reads lines from a non-terminal the way GNU readline does:
-// it echoes the prompt and the line to out.
+// PlainReader reads lines from a non-terminal the way GNU readline does in
+// the real client: it echoes the prompt and the line to out, including the
+// cursor-motion artefacts readline's redisplay adds to long lines (see
+// Echo).
 type PlainReader struct {
 	in  *bufio.Reader
 	out io.Writer
+	// Term and Columns are $TERM and $COLUMNS as readline sees them.
+	Term    string
+	Columns int
 }
 
 // NewPlainReader reads lines from in, echoing to out.
 func NewPlainReader(in io.Reader, out io.Writer) *PlainReader {
-	return &PlainReader{in: bufio.NewReader(in), out: out}
+	return &PlainReader{in: bufio.NewReader(in), out: out, Term: "xterm"}
 }
 
 // ReadLine implements LineReader.
@@ -329,8 +334,37 @@ func (p *PlainReader) ReadLine(prompt string) (string, error) {
 		return "", io.EOF
 	}
 	line = strings.TrimSuffix(line, "\n")
-	io.WriteString(p.out, line+"\n")
+	io.WriteString(p.out, Echo(prompt, line, p.Term, p.Columns))
 	return line, nil
+}
+
+// Echo returns what GNU readline writes after the prompt when it reads a
+// whole line from a non-terminal (the line arriving in one piece, as from
+// a pipe), for ASCII text. The screen width is columns ($COLUMNS) or 80.
+//   - TERM unset or "dumb" (no cursor motion): horizontal scrolling. Once
+//     prompt+line reaches width-1 columns, readline redraws "\r<" and the
+//     last 2*(width/3)-1 characters of prompt+line.
+//   - other terminals: when prompt+line ends exactly at the right margin,
+//     readline forces the wrap with " \r", goes back up, right width-1
+//     columns, clears and rewrites the last character.
+func Echo(prompt, line, term string, columns int) string {
+	w := columns
+	if w <= 0 {
+		w = 80
+	}
+	full := prompt + line
+	n := len(full)
+	if term == "" || term == "dumb" {
+		if n <= w-2 {
+			return line + "\n"
+		}
+		lmargin := max(n-2*(w/3), 0)
+		return "\r<" + full[min(lmargin+1, n):] + "\n"
+	}
+	if line != "" && n%w == 0 {
+		return line + " \r\x1b[A" + strings.Repeat("\x1b[C", w-1) + "\x1b[K" + line[len(line)-1:] + "\n"
+	}
+	return line + "\n"
 }
 
 // Close implements LineReader.

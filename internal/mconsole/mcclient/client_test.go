@@ -210,3 +210,36 @@ func TestDialName(t *testing.T) {
 		t.Errorf("DialName(nosuch) = %v; want ErrNotFound", err)
 	}
 }
+
+// TestEcho holds outputs of Debian's uml_mconsole (GNU readline) echoing a
+// piped line after the prompt "(fk) ".
+func TestEcho(t *testing.T) {
+	x := func(n int) string { return strings.Repeat("x", n) }
+	right := func(n int) string { return strings.Repeat("\x1b[C", n) }
+	alnum := "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"
+	for _, tt := range []struct {
+		line, term string
+		cols       int
+		want       string
+	}{
+		{x(73), "", 0, x(73) + "\n"},
+		{x(74), "", 0, "\r<" + x(51) + "\n"},
+		{x(200), "dumb", 0, "\r<" + x(51) + "\n"},
+		{alnum, "", 0, "\r<" + alnum[29:] + "\n"},
+		{x(53), "", 60, x(53) + "\n"},
+		{x(54), "", 60, "\r<" + x(39) + "\n"},
+		{x(95), "", 100, "\r<" + x(65) + "\n"},
+		{x(35), "", 40, "\r<" + x(25) + "\n"},
+		{x(45), "", 50, "\r<" + x(31) + "\n"},
+		{x(74), "xterm", 0, x(74) + "\n"},
+		{x(75), "xterm", 0, x(75) + " \r\x1b[A" + right(79) + "\x1b[Kx\n"},
+		{x(76), "xterm", 0, x(76) + "\n"},
+		{x(155), "vt100", 0, x(155) + " \r\x1b[A" + right(79) + "\x1b[Kx\n"},
+		{x(235), "xterm", 0, x(235) + " \r\x1b[A" + right(79) + "\x1b[Kx\n"},
+		{x(55), "xterm", 60, x(55) + " \r\x1b[A" + right(59) + "\x1b[Kx\n"},
+	} {
+		if got := mcclient.Echo("(fk) ", tt.line, tt.term, tt.cols); got != tt.want {
+			t.Errorf("Echo(%d chars, TERM=%q, COLUMNS=%d) = %q; want %q", len(tt.line), tt.term, tt.cols, got, tt.want)
+		}
+	}
+}

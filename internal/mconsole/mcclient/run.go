@@ -138,7 +138,10 @@ done:
 		}
 		lr = &termReader{fd: fd, t: t}
 	} else {
-		lr = NewPlainReader(stdio.Stdin, out)
+		pr := NewPlainReader(stdio.Stdin, out)
+		pr.Term = env("TERM")
+		pr.Columns, _ = strconv.Atoi(env("COLUMNS"))
+		lr = pr
 	}
 	defer lr.Close()
 	return c.Interact(ctx, lr, func() { out.Flush() })

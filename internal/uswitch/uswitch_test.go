@@ -284,7 +284,7 @@ func TestDisconnectForgetsMACs(t *testing.T) {
 }
 
 func TestAging(t *testing.T) {
-	r := startSwitch(t, Config{AgeLimit: 200 * time.Millisecond})
+	r := startSwitch(t, Config{AgeLimit: time.Second})
 	a, b, c := dial(t, r), dial(t, r), dial(t, r)
 	a.Send(switchtest.Frame(bc, macA, 60))
 	expectFrame(t, b, switchtest.Frame(bc, macA, 60))
@@ -293,7 +293,7 @@ func TestAging(t *testing.T) {
 	b.Send(f)
 	expectFrame(t, a, f)
 	expectNothing(t, c)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond)
 	b.Send(f)
 	expectFrame(t, a, f)
 	expectFrame(t, c, f)

@@ -70,6 +70,15 @@ func TestIntegrationMconsoleClientFake(t *testing.T) {
 		sameOutput(t, work, env, stdin, "fk")
 		sameOutput(t, work, env, stdin, "nope")
 	}
+	// GNU readline's redisplay artefacts on long echoed lines, per TERM/COLUMNS.
+	var long strings.Builder
+	for _, n := range []int{66, 67, 68, 69, 70, 148, 150, 228, 300} {
+		long.WriteString("version" + strings.Repeat("x", n) + "\n")
+	}
+	long.WriteString("versionabcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH\n")
+	for _, e := range [][]string{{"TERM="}, {"TERM=dumb"}, {"TERM=xterm"}, {"TERM=vt100", "COLUMNS=60"}, {"TERM=", "COLUMNS=50"}, {"TERM=linux", "COLUMNS=100"}} {
+		sameOutput(t, work, append([]string{"HOME=" + home}, e...), long.String(), "fk")
+	}
 	// Deliberate difference: the real client takes --help as a socket name
 	// (warnings, then an empty session); ours prints its help.
 	_, ours := mcClients(t)

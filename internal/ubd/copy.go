@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/cow"
 )
 
 // copier moves byte ranges between files in the kernel where it can:
@@ -18,6 +20,7 @@ type copier struct {
 	noCFR bool   // copy_file_range unsupported between these files
 	buf   []byte // fallback buffer
 	segs  map[*os.File]segment
+	win   []byte // assemble's window buffers
 
 	// Writeback: every flushEvery bytes written, start writing them to disk
 	// (sync_file_range, asynchronous) so the final fsync has little left.
@@ -195,4 +198,79 @@ func zeroRange(f *os.File, off, n int64) error {
 		off, n = off+int64(len(b)), n-int64(len(b))
 	}
 	return nil
+}
+
+// A run shorter than fragRun starts a window of fragWindow bytes that is
+// assembled in memory (two reads, one write per non-zero stretch) instead of
+// one copy per run: guest COW files are often a mosaic of 4 KiB pages.
+const (
+	fragRun    = 64 << 10
+	fragWindow = 1 << 20
+)
+
+// assemble merges sectors [s, e) into dst (a fresh file that reads as zeros):
+// the backing window and the COW window are read whole, the dirty runs laid
+// over the backing data, and every stretch that is not all zeros in 4 KiB
+// blocks is written, so zero blocks stay holes.
+func (c *copier) assemble(dst, back, cowf *os.File, dataOff int64, bm []byte, s, e, ss int64) error {
+	n := (e - s) * ss
+	if int64(cap(c.win)) < 2*n {
+		c.win = make([]byte, 2*n)
+	}
+	base, over := c.win[:n], c.win[n:2*n]
+	off := s * ss
+	if err := preadZero(back, base, off); err != nil {
+		return err
+	}
+	if err := preadZero(cowf, over, dataOff+off); err != nil {
+		return err
+	}
+	for i := s; i < e; {
+		dirty, k := cow.Run(bm, i, e-i)
+		if dirty {
+			a, b := (i-s)*ss, (i-s+k)*ss
+			copy(base[a:b], over[a:b])
+		}
+		i += k
+	}
+	// Write non-zero stretches, judged in 4 KiB blocks of the file.
+	const blk = 4096
+	start := int64(-1)
+	for p := int64(0); p < n; {
+		q := min(n, (off+p)/blk*blk+blk-off)
+		zero := allZero(base[p:q])
+		if !zero && start < 0 {
+			start = p
+		}
+		if zero && start >= 0 {
+			if _, err := dst.WriteAt(base[start:p], off+start); err != nil {
+				return err
+			}
+			c.wrote(dst, off+start, p-start)
+			start = -1
+		}
+		p = q
+	}
+	if start >= 0 {
+		if _, err := dst.WriteAt(base[start:n], off+start); err != nil {
+			return err
+		}
+		c.wrote(dst, off+start, n-start)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -181,6 +181,16 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 		}
 		dirty, n := cow.Run(bm, s, min(sectors-s, (64<<20)/ss))
 		off, size := s*ss, n*ss
+		if !o.InPlace && !out.device && size < fragRun {
+			// Many short runs: assemble a window in memory instead.
+			e := min(s+fragWindow/ss, sectors)
+			if err := c.assemble(out.f, bf, cf, dataOff, bm, s, e, ss); err != nil {
+				return &OpError{"Writing data", err}
+			}
+			progress((e - s) * ss)
+			s = e
+			continue
+		}
 		switch {
 		case o.InPlace && dirty:
 			err = c.copyRange(bf, off, cf, dataOff+off, size, true, progress)

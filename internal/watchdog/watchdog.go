@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/mconsole"
-	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
 	"github.com/umlkit/umlkit/internal/watchdogproto"
 )
 
@@ -80,15 +79,21 @@ func hang(cfg Config, stderr io.Writer) int {
 		unix.Kill(cfg.Pid, unix.SIGKILL)
 		return 1
 	}
-	if err := mcserver.SendRaw(cfg.Socket, mconsole.WatchdogHangPacket()); err != nil {
-		op := "sendto"
-		var se *os.SyscallError
-		if errors.As(err, &se) {
-			op = se.Syscall
-		}
+	// An unbound datagram socket and a blocking sendto, as the real helper.
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "socket: %s\n", strerror(err.(syscall.Errno)))
+		return 1
+	}
+	defer unix.Close(fd)
+	err = unix.Sendto(fd, mconsole.WatchdogHangPacket(), 0, &unix.SockaddrUnix{Name: cfg.Socket})
+	for err == unix.EINTR {
+		err = unix.Sendto(fd, mconsole.WatchdogHangPacket(), 0, &unix.SockaddrUnix{Name: cfg.Socket})
+	}
+	if err != nil {
 		var errno syscall.Errno
 		errors.As(err, &errno)
-		fmt.Fprintf(stderr, "%s: %s\n", op, strerror(errno))
+		fmt.Fprintf(stderr, "sendto: %s\n", strerror(errno))
 	}
 	return 1
 }

@@ -113,3 +113,16 @@ func TestNoSuchPid(t *testing.T) {
 		t.Errorf("Run(no such pid) = %d; want 1", code)
 	}
 }
+
+func TestHangSendError(t *testing.T) {
+	stdin, stdout, _, ready := pipes(t)
+	var errb bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- Run(Config{Args: watchdogproto.Args{Mode: watchdogproto.ModeMconsole, Socket: filepath.Join(t.TempDir(), "none")}, Timeout: 100 * time.Millisecond}, stdin, stdout, &errb)
+	}()
+	ready.Read(make([]byte, 1))
+	if code := <-done; code != 1 || errb.String() != "sendto: No such file or directory\n" {
+		t.Errorf("Run(no listener) = %d, stderr %q; want 1, perror sendto", code, errb.String())
+	}
+}

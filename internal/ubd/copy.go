@@ -21,29 +21,6 @@ type copier struct {
 	buf   []byte // fallback buffer
 	segs  map[*os.File]segment
 	win   []byte // assemble's window buffers
-
-	// Writeback: every flushEvery bytes written, start writing them to disk
-	// (sync_file_range, asynchronous) so the final fsync has little left.
-	flushEvery      int64
-	pending, pstart int64 // bytes written since the last kick, from offset pstart
-	pend            int64 // end of the pending range
-}
-
-// wrote records n bytes written to dst at off and kicks writeback when due.
-func (c *copier) wrote(dst *os.File, off, n int64) {
-	if c.flushEvery == 0 {
-		return
-	}
-	if c.pending == 0 {
-		c.pstart, c.pend = off, off
-	}
-	c.pstart = min(c.pstart, off)
-	c.pend = max(c.pend, off+n)
-	c.pending += n
-	if c.pending >= c.flushEvery {
-		unix.SyncFileRange(int(dst.Fd()), c.pstart, c.pend-c.pstart, unix.SYNC_FILE_RANGE_WRITE)
-		c.pending = 0
-	}
 }
 
 const copyBufSize = 1 << 20
@@ -154,7 +131,6 @@ func (c *copier) copyData(dst *os.File, doff int64, src *os.File, soff, n int64)
 		if w == 0 { // source ended: the rest reads as zeros
 			return zeroRange(dst, doff, n)
 		}
-		c.wrote(dst, doff, int64(w))
 		soff, doff, n = soff+int64(w), doff+int64(w), n-int64(w)
 	}
 	if n == 0 {
@@ -173,7 +149,6 @@ func (c *copier) copyData(dst *os.File, doff int64, src *os.File, soff, n int64)
 		if _, err := dst.WriteAt(b, doff); err != nil {
 			return err
 		}
-		c.wrote(dst, doff, int64(len(b)))
 		soff, doff, n = soff+int64(len(b)), doff+int64(len(b)), n-int64(len(b))
 	}
 	return nil
@@ -246,7 +221,6 @@ func (c *copier) assemble(dst, back, cowf *os.File, dataOff int64, bm []byte, s,
 			if _, err := dst.WriteAt(base[start:p], off+start); err != nil {
 				return err
 			}
-			c.wrote(dst, off+start, p-start)
 			start = -1
 		}
 		p = q
@@ -255,7 +229,6 @@ func (c *copier) assemble(dst, back, cowf *os.File, dataOff int64, bm []byte, s,
 		if _, err := dst.WriteAt(base[start:n], off+start); err != nil {
 			return err
 		}
-		c.wrote(dst, off+start, n-start)
 	}
 	return nil
 }

@@ -173,7 +173,7 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 			return err
 		}
 	}
-	c := copier{flushEvery: 32 << 20}
+	var c copier
 	dataOff := h.DataOffset()
 	for s := int64(0); s < sectors; {
 		if err := ctx.Err(); err != nil {

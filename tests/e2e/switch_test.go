@@ -54,14 +54,19 @@ func switchGuestImage(t *testing.T, init string) string {
 var switchSumRE = regexp.MustCompile(`(SENT|RECEIVED) ([0-9a-f]{32}) (\d+)`)
 
 func TestIntegrationSwitchTwoGuests(t *testing.T) {
-	for _, mode := range []string{"switch", "hub"} {
+	// "howto" is the HOWTO's -unix CTL DATA form: one shared, named data
+	// socket like the real switch (no per-port sockets).
+	for _, mode := range []string{"switch", "hub", "howto"} {
 		t.Run(mode, func(t *testing.T) {
 			harness.RealUML(t)
 			bin := harness.Bin(t, "uml_switch")
 			ctl := filepath.Join(t.TempDir(), "sw.ctl")
 			var args []string
-			if mode == "hub" {
+			switch mode {
+			case "hub":
 				args = append(args, "-hub")
+			case "howto":
+				args = append(args, filepath.Join(filepath.Dir(ctl), "sw.data"))
 			}
 			t0 := time.Now()
 			sw := harness.StartSwitch(t, bin, "", ctl, args...)

@@ -18,13 +18,32 @@ import (
 // ~1.65 ms/call there), ours vs Debian's, HOME pointing at the guest's
 // uml_dir so both resolve the umid the same way; plus /bin/true as the
 // process start-up floor. Check: both print the same reply; then the guest
-// is halted through our client.
+// is halted through our client and its process group killed. (If a round
+// fails, Check does not run: the guest then dies with the bench process
+// through Pdeathsig, but UML's helper processes may survive it.)
 func init() {
 	const calls = 100
 	var guest struct {
-		mu  sync.Mutex
-		cmd *exec.Cmd
-		out bytes.Buffer
+		mu     sync.Mutex
+		cmd    *exec.Cmd
+		out    bytes.Buffer
+		exited chan struct{} // closed when linux.uml has exited
+	}
+	guest.exited = make(chan struct{})
+	// stop halts the guest through our client, waits for it, and kills its
+	// process group (UML's helper processes too) if anything is left.
+	stop := func(e *Env) {
+		if guest.cmd == nil || guest.cmd.Process == nil {
+			return
+		}
+		cmd := exec.Command(e.Ours("uml_mconsole"), "mc", "halt")
+		cmd.Env = append(os.Environ(), "HOME="+e.Dir)
+		cmd.Run()
+		select {
+		case <-guest.exited:
+		case <-time.After(20 * time.Second):
+		}
+		syscall.Kill(-guest.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	loop := func(bin string, args ...string) func(*Env) ([]Metric, error) {
 		return func(e *Env) ([]Metric, error) {
@@ -79,6 +98,7 @@ func init() {
 				}
 				started <- cmd.Start()
 				cmd.Wait()
+				close(guest.exited)
 				select {} // keep the thread: Pdeathsig fires when it exits
 			}()
 			if err := <-started; err != nil {
@@ -92,7 +112,7 @@ func init() {
 					break
 				}
 				if time.Now().After(deadline) {
-					guest.cmd.Process.Kill()
+					syscall.Kill(-guest.cmd.Process.Pid, syscall.SIGKILL)
 					return fmt.Errorf("guest not ready after 120s")
 				}
 				time.Sleep(100 * time.Millisecond)
@@ -110,7 +130,7 @@ func init() {
 			{Name: "/bin/true", Run: loop("/bin/true")},
 		},
 		Check: func(e *Env) error {
-			defer guest.cmd.Process.Kill()
+			defer stop(e)
 			env := append(os.Environ(), "HOME="+e.Dir)
 			var outs []string
 			for _, bin := range []string{e.Ours("uml_mconsole"), "/usr/bin/uml_mconsole"} {
@@ -119,9 +139,6 @@ func init() {
 				out, _ := cmd.Output()
 				outs = append(outs, string(out))
 			}
-			cmd := exec.Command(e.Ours("uml_mconsole"), "mc", "halt")
-			cmd.Env = env
-			cmd.Run()
 			if outs[0] != outs[1] {
 				return fmt.Errorf("replies differ: ours %q, real %q", outs[0], outs[1])
 			}

@@ -141,7 +141,8 @@ func Moo(ctx context.Context, prog string, args []string, io Stdio) int {
 }
 
 func info(a mooArgs, io Stdio) int {
-	in, err := ubd.ReadInfo(a.names[0], a.backing, io.Stdout)
+	// Reader notices go to stderr here: stdout carries only the view (JSON).
+	in, err := ubd.ReadInfo(a.names[0], a.backing, io.Stderr)
 	if err != nil {
 		fmt.Fprintln(io.Stderr, err)
 		return 1

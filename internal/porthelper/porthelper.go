@@ -151,30 +151,24 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	closeInherited(keep)
 	signal.Ignore(syscall.SIGHUP)
 	parent := os.Getppid()
-	grandparent, _ := parentOf(parent)
-	kpid := 0
+	var k kernel
 	reason, err := run(ctx, config{
 		args:      args,
 		termFD:    0,
 		sockFD:    TelnetdSocketFD,
 		pid:       os.Getpid(),
 		stderr:    stderr,
-		kernelPID: func(sock int) int { kpid = kernelPID(sock); return kpid },
+		kernelPID: func(sock int) int { k = findKernel(sock); return k.pid },
 	})
-	if err == nil && reason == KernelExited && telnetd {
-		endTelnetd(parent, grandparent, kpid)
-	}
-	return err
-}
-
-// endTelnetd does for a vanished kernel what it does on line close: end the
-// in.telnetd it started for this session (SIGTERM, so that telnetd cleans
-// up and closes the TCP connection). Only when our parent is still the
-// process the kernel started.
-func endTelnetd(parent, grandparent, kpid int) {
-	if parent > 1 && kpid > 1 && grandparent == kpid && os.Getppid() == parent {
+	if err == nil && reason == KernelExited && telnetd && k.socketPair && os.Getppid() == parent {
+		// What the kernel does on line close, for a kernel that cannot any
+		// more: end the in.telnetd it started for this session, which then
+		// closes the telnet connection. (in.telnetd cannot be relied on
+		// to notice our exit: it may not even have set up its SIGCHLD
+		// handler yet when the kernel halted during its start-up.)
 		syscall.Kill(parent, syscall.SIGTERM)
 	}
+	return err
 }
 
 func run(ctx context.Context, c config) (Reason, error) {

@@ -11,20 +11,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// kernelPID names the process whose exit ends the session: the creator of
-// the socket pair (SO_PEERCRED; the kernel made it for in.telnetd), else the
-// parent of our parent (the kernel that ran in.telnetd or the emulator).
-// 0 means none could be named (orphaned already, or pid 1).
-func kernelPID(sock int) int {
+// kernel is the process whose exit ends the session.
+type kernel struct {
+	pid        int  // 0: none could be named (orphaned already, or pid 1)
+	socketPair bool // pid is the creator of our socket pair (SO_PEERCRED)
+}
+
+// findKernel names the kernel: the creator of the socket pair on sock
+// (SO_PEERCRED; the kernel made it for in.telnetd), else the parent of our
+// parent (the kernel that ran in.telnetd or the emulator).
+func findKernel(sock int) kernel {
 	self := os.Getpid()
 	if cred, err := unix.GetsockoptUcred(sock, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil && cred.Pid > 1 && int(cred.Pid) != self {
-		return int(cred.Pid)
+		return kernel{pid: int(cred.Pid), socketPair: true}
 	}
 	gp, err := parentOf(os.Getppid())
 	if err != nil || gp <= 1 {
-		return 0
+		return kernel{}
 	}
-	return gp
+	return kernel{pid: gp}
 }
 
 // parentOf reads the ppid of pid from /proc/PID/stat.

@@ -128,6 +128,58 @@ func TestIntegrationPortChannelTelnet(t *testing.T) {
 	}
 }
 
+// TestIntegrationPortHelperKernelGone: the kernel halts while in.telnetd (made
+// slow by a wrapper) is still starting, so port-helper starts with its kernel
+// already gone. The real helper then stays forever with its in.telnetd (the
+// quirk of spec §3.7); ours ends in.telnetd and itself, closing the
+// connection.
+func TestIntegrationPortHelperKernelGone(t *testing.T) {
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo GUEST-UP\nsleep 2\npoweroff -f\n"})
+	for _, h := range helpers(t) {
+		t.Run(h.name, func(t *testing.T) {
+			harness.Subreaper(t)
+			inner, label := harness.TelnetdDir(t)
+			slow := t.TempDir()
+			wrapper := "#!/bin/sh\nsleep 5\nexec " + filepath.Join(inner, "in.telnetd") + " \"$@\"\n"
+			if err := os.WriteFile(filepath.Join(slow, "in.telnetd"), []byte(wrapper), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("in.telnetd: %s, 5 s late; port-helper: %s", label, h.path)
+			port := harness.FreeTCPPort(t)
+			umlDir := t.TempDir()
+			env := []string{"TMPDIR=" + umlDir, "PATH=" + slow + ":" + os.Getenv("PATH")}
+			if h.path != realPortHelper {
+				env = append(env, "UML_PORT_HELPER="+h.path)
+			}
+			g := harness.Start(t, env, harness.RealUML(t), "ubd0="+img, "mem=64M", "con0=fd:0,fd:1", "con=null",
+				fmt.Sprintf("con1=port:%d", port), "ssl=null", "init=/init", "uml_dir="+umlDir, "umid=phg")
+			if err := g.WaitOutput("GUEST-UP", 120*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			tn := harness.DialTelnet(t, fmt.Sprintf("127.0.0.1:%d", port))
+			if err := tn.WaitFor("****\n\x00", 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.Wait(60 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Second) // in.telnetd and the helper start now
+			if h.name != "ours" {
+				t.Logf("real helper: left behind: %v", harness.Orphans(t, 3*time.Second))
+				return
+			}
+			select {
+			case <-tn.Closed():
+			case <-time.After(20 * time.Second):
+				t.Errorf("telnet connection still open 20 s after in.telnetd started without a kernel")
+			}
+			for _, p := range harness.Orphans(t, 10*time.Second) {
+				t.Errorf("left behind: %v", p)
+			}
+		})
+	}
+}
+
 // TestPortHelperArgv: in.telnetd's login-style arguments are ignored (no help
 // text for -h), and -uml-socket failures read as the real helper's.
 func TestPortHelperArgv(t *testing.T) {

@@ -148,6 +148,9 @@ func (tn *Telnet) Output() string {
 	return tn.data.String()
 }
 
+// LocalAddr is the client's address.
+func (tn *Telnet) LocalAddr() net.Addr { return tn.conn.LocalAddr() }
+
 // Closed reports whether the server closed the connection.
 func (tn *Telnet) Closed() <-chan struct{} { return tn.done }
 

@@ -161,9 +161,10 @@ func (k *kernel) run() (int, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	outDone := make(chan struct{})
-	go func() { // pty -> host; ends at EIO once every guest process is gone
-		io.Copy(k.out, master)
-		close(outDone)
+	guestGone := make(chan struct{})
+	go func() { // pty -> host
+		defer close(outDone)
+		k.pumpConsole(master, guestGone)
 	}()
 	if k.in != nil {
 		go func() { // host -> pty
@@ -198,6 +199,7 @@ loop:
 	}
 	cancel()
 	_ = ctx
+	close(guestGone)
 	if k.in != nil {
 		k.in.SetReadDeadline(time.Now()) // unblock the host->pty copy
 	}
@@ -329,4 +331,28 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return string(s.b)
+}
+
+// pumpConsole copies the console pty to the host. A read error (EIO) means
+// no guest process has the console open at the moment — getty's vhangup
+// causes that too — so it retries until guestGone is closed, then drains
+// what is left and returns at the first error.
+func (k *kernel) pumpConsole(master *os.File, guestGone <-chan struct{}) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := master.Read(buf)
+		if n > 0 {
+			k.logMu.Lock()
+			k.out.Write(buf[:n])
+			k.logMu.Unlock()
+		}
+		if err == nil {
+			continue
+		}
+		select {
+		case <-guestGone:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/umlkit/umlkit/internal/testutil"
+	"github.com/umlkit/umlkit/tests/harness"
 )
 
 // roleEnv makes the test binary act as a fake in.telnetd or terminal
@@ -377,5 +378,49 @@ func TestTitle(t *testing.T) {
 		if got := Title(tt.serial, tt.n, tt.umid); got != tt.want {
 			t.Errorf("Title(%v, %d, %q) = %q; want %q", tt.serial, tt.n, tt.umid, got, tt.want)
 		}
+	}
+}
+
+// TestIntegrationPortRealTelnetd: ListenPort with Debian's telnetd (see
+// harness.TelnetdDir) and our port-helper on loopback, no kernel: a telnet
+// client gets the no-waiter text, the terminal arrives through Accept, and
+// data flows both ways; Close ends the telnet session.
+func TestIntegrationPortRealTelnetd(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir, label := harness.TelnetdDir(t)
+	t.Logf("in.telnetd: %s", label)
+	var logs lines
+	p, err := ListenPort(PortConfig{Host: "127.0.0.1", Telnetd: filepath.Join(dir, "in.telnetd"), Helper: portHelper(t), Log: logs.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tn := harness.DialTelnet(t, p.Addr().String())
+	if err := tn.WaitFor(NoWaiterMessage, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tn.Output(), NoWaiterMessage) {
+		t.Errorf("telnet output %q does not start with the no-waiter text", tn.Output())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	term, err := p.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := term.MakeRaw(); err != nil {
+		t.Fatal(err)
+	}
+	term.File.Write([]byte("hello from the line\r\n"))
+	if err := tn.WaitFor("hello from the line\r\n", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	tn.Send("typed-by-client\r")
+	readTerminal(t, term.File, "typed-by-client")
+	term.Close()
+	select {
+	case <-tn.Closed():
+	case <-time.After(20 * time.Second):
+		t.Error("telnet connection still open after Terminal.Close")
 	}
 }

@@ -1,16 +1,21 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/umlkit/umlkit/internal/testutil"
 	"github.com/umlkit/umlkit/tests/harness"
@@ -294,4 +299,78 @@ func (s *screenBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestPortHelperHandOverMatchesReal runs ours and Debian's helper the way a
+// terminal emulator does (-uml-socket, on a fresh pty as controlling
+// terminal) and compares what arrives: a 4-byte host-order pid of the
+// helper, one fd that is the pty, from the abstract address "\0%5d" padded
+// to the whole sun_path, and nothing on stderr.
+func TestPortHelperHandOverMatchesReal(t *testing.T) {
+	bins := helpers(t)
+	type seen struct {
+		msgLen, fds  int
+		pidOK, ttyOK bool
+		addr, stderr string
+	}
+	var got []seen
+	for _, h := range bins {
+		dir := t.TempDir()
+		sock := filepath.Join(dir, "xterm-pipeTEST01")
+		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(h.path, "-uml-socket", sock)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr // a pipe: the TIOCNOTTY notice would show here
+		ptm, err := pty.StartWithAttrs(cmd, nil, &syscall.SysProcAttr{Setsid: true, Setctty: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf, oob := make([]byte, 64), make([]byte, 64)
+		n, oobn, _, from, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatalf("%s: no message: %v", h.name, err)
+		}
+		s := seen{msgLen: n}
+		if n == 4 {
+			s.pidOK = int(binary.NativeEndian.Uint32(buf[:4])) == cmd.Process.Pid
+		}
+		msgs, _ := syscall.ParseSocketControlMessage(oob[:oobn])
+		for _, m := range msgs {
+			fds, _ := syscall.ParseUnixRights(&m)
+			for _, fd := range fds {
+				s.fds++
+				f := os.NewFile(uintptr(fd), "received")
+				f.Write([]byte("ping\n"))
+				b := make([]byte, 64)
+				ptm.SetReadDeadline(time.Now().Add(5 * time.Second))
+				k, _ := ptm.Read(b)
+				s.ttyOK = strings.Contains(string(b[:k]), "ping")
+				f.Close()
+			}
+		}
+		if from != nil {
+			s.addr = strings.Replace(from.Name, strconv.Itoa(cmd.Process.Pid), "PID", 1)
+		}
+		// /proc/net/unix shows the bound name whole, NULs as '@'.
+		want := "@" + fmt.Sprintf("%5d", cmd.Process.Pid) + strings.Repeat("@", 102)
+		if b, _ := os.ReadFile("/proc/net/unix"); !strings.Contains(string(b), " "+want+"\n") {
+			t.Errorf("%s: no socket bound to %q (addrlen 110)", h.name, want)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		ptm.Close()
+		conn.Close()
+		s.stderr = stderr.String()
+		got = append(got, s)
+	}
+	want := seen{msgLen: 4, fds: 1, pidOK: true, ttyOK: true, addr: "@PID"}
+	for i, s := range got {
+		if s != want {
+			t.Errorf("%s helper: %+v; want %+v", bins[i].name, s, want)
+		}
+	}
 }

@@ -262,13 +262,16 @@ func (m *machine) makePlan() (*Plan, error) {
 		return plan, nil
 	}
 	f2fs, err := hostcheck.Fuse2fs()
-	if err != nil {
+	if err != nil && os.Geteuid() != 0 {
 		return nil, err
 	}
 	if p := hostcheck.FUSE(); p != nil {
 		return nil, p
 	}
 	plan.Root = RootPlan{Kind: "image", Path: root.File, Unit: unit, ReadOnly: root.ReadOnly || c.ReadOnly, FUSE2FS: f2fs}
+	// As real root a plain image is mounted natively (loop + ext4); a COW
+	// disk, or an ordinary user, goes through fuse2fs.
+	plan.Root.Native = os.Geteuid() == 0 && root.Backing == "" && os.Getenv("UMLKIT_ROOT_FUSE") == "" && !isCOWFile(root.File)
 	return plan, nil
 }
 
@@ -313,10 +316,18 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	}
 	defer ctl.Close()
 	files := map[string]*os.File{"con-in": m.stdio.In, "control": ck}
+	if m.plan.Root.Kind == "image" && m.plan.Root.Native {
+		mfd, err := loopMount(m.plan.Root.Path, m.plan.Root.ReadOnly)
+		if err != nil {
+			return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", m.plan.Root.Path, err)
+		}
+		defer mfd.Close()
+		files["rootmount"] = mfd
+	}
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files["con-out"] = f
 	}
-	extra, fdEnv := childrole.Donate(files, []string{"con-in", "con-out", "control"})
+	extra, fdEnv := childrole.Donate(files, []string{"con-in", "con-out", "control", "rootmount"})
 	cmd := exec.Command(self)
 	cmd.Args = []string{"linux-kernel"}
 	cmd.Env = append(os.Environ(), childrole.EnvRole+"="+roleKernel, planEnv, fdEnv)

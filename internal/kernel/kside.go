@@ -41,7 +41,7 @@ func kernelMain() int {
 		fmt.Fprintf(os.Stderr, "linux: %v\n", err)
 		return kFailed
 	}
-	k := &kernel{plan: plan, in: files["con-in"], out: files["con-out"]}
+	k := &kernel{plan: plan, in: files["con-in"], out: files["con-out"], rootMount: files["rootmount"]}
 	if c := files["control"]; c != nil {
 		go k.serveControl(c)
 	}
@@ -58,10 +58,11 @@ type kernel struct {
 	in, out *os.File
 	logMu   sync.Mutex
 
-	cow      map[int]bool // units whose disk is a COW overlay
-	fuse2fs  *exec.Cmd
-	rootDone chan struct{} // closed when the root fs server exited
-	master   *os.File
+	cow       map[int]bool // units whose disk is a COW overlay
+	rootMount *os.File     // detached native root mount from P, or nil
+	fuse2fs   *exec.Cmd
+	rootDone  chan struct{} // closed when the root fs server exited
+	master    *os.File
 }
 
 // logf writes a boot-log line to the console output.
@@ -245,6 +246,10 @@ func (k *kernel) mountRoot(dir string) error {
 		}
 		return nil
 	case "image":
+		if k.rootMount != nil {
+			defer k.rootMount.Close()
+			return attachMount(k.rootMount, dir)
+		}
 		if k.cow[r.Unit] {
 			// A COW disk: fuse2fs reads and writes through the ubd driver.
 			r.Path = filepath.Join(k.plan.WorkDir, "disks", diskName(r.Unit))
@@ -259,7 +264,9 @@ func (k *kernel) startFuse2fs(r RootPlan, dir string) error {
 	if err := unix.Stat(dir, &before); err != nil {
 		return err
 	}
-	opts := "allow_other,suid,dev"
+	// The guest is the only writer and every change goes through this
+	// mount, so the kernel may cache entries, attributes and pages for long.
+	opts := "allow_other,suid,dev,kernel_cache,entry_timeout=86400,attr_timeout=86400,negative_timeout=86400"
 	if r.ReadOnly {
 		opts += ",ro"
 	}

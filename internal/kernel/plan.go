@@ -30,6 +30,7 @@ type RootPlan struct {
 	Unit     int    `json:"unit"` // ubd unit holding the root (image kind)
 	ReadOnly bool   `json:"read_only"`
 	FUSE2FS  string `json:"fuse2fs"` // path of fuse2fs (unprivileged image path)
+	Native   bool   `json:"native"`  // P passes a loop+ext4 mount fd ("rootmount")
 }
 
 // Disk is one ubd device K serves.

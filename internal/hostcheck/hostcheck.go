@@ -70,7 +70,11 @@ func Fuse2fs() (string, error) {
 	if p, err := exec.LookPath("fuse2fs"); err == nil {
 		return p, nil
 	}
-	for _, p := range []string{"/usr/sbin/fuse2fs", "/sbin/fuse2fs", "/usr/bin/fuse2fs"} {
+	return fuse2fsIn([]string{"/usr/sbin/fuse2fs", "/sbin/fuse2fs", "/usr/bin/fuse2fs"})
+}
+
+func fuse2fsIn(candidates []string) (string, error) {
+	for _, p := range candidates {
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}

@@ -183,7 +183,12 @@ func (m *machine) boot() int {
 	}
 	m.logf("%s", mcserver.InitMessage(mc.Path()))
 	if c.Mem != 0 {
-		m.logf("mem=%s: memory limit is not enforced (no memory cgroup delegated to this user)", c.MemText)
+		if cg, err := newMemCgroup(d.Umid, c.Mem); err != nil {
+			m.logf("mem=%s: memory limit is not enforced (%v)", c.MemText, err)
+		} else {
+			defer cg.Close()
+			m.logf("mem=%s: memory limit enforced by cgroup %s", c.MemText, cg.dir)
+		}
 	}
 	if os.Geteuid() != 0 {
 		m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped", os.Geteuid())

@@ -30,6 +30,16 @@ var (
 	buildErr  error
 )
 
+// Main runs a test package's tests and removes the binaries it built; call
+// it from TestMain.
+func Main(m interface{ Run() int }) int {
+	code := m.Run()
+	if binDir != "" && os.Getenv("UMLKIT_BIN") == "" {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
+
 // ModuleRoot returns the directory holding go.mod.
 func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()

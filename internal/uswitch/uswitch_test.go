@@ -476,3 +476,16 @@ func TestSocketActivation(t *testing.T) {
 		t.Errorf("Listen(CtlFile=/dev/null) = %v; want ErrNotListeningSocket", err)
 	}
 }
+
+func TestDeadSocketReplaced(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "dead.ctl")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: ctl, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close() // the socket file stays, nobody listens: a crashed switch
+	r := startSwitch(t, Config{CtlPath: ctl})
+	r.waitOut(t, "attached to unix socket '"+ctl+"'\n")
+	dial(t, r)
+}

@@ -329,3 +329,60 @@ func (l *switchLockedBuffer) Bytes() []byte {
 	defer l.mu.Unlock()
 	return append([]byte(nil), l.b.Bytes()...)
 }
+
+// TestIntegrationSwitchDaemonPidfile: -daemon returns once the socket is
+// bound, -pidfile names the background process, SIGTERM removes both files.
+func TestIntegrationSwitchDaemonPidfile(t *testing.T) {
+	bin := harness.Bin(t, "uml_switch")
+	dir := t.TempDir()
+	ctl, pidf, logf := filepath.Join(dir, "d.ctl"), filepath.Join(dir, "d.pid"), filepath.Join(dir, "d.log")
+	t.Cleanup(func() { // never leave the background switch behind
+		var pid int
+		if b, err := os.ReadFile(pidf); err == nil && func() bool { _, e := fmt.Sscanf(string(b), "%d", &pid); return e == nil }() && pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	cmd := exec.Command(bin, "-unix", ctl, "-daemon", "-pidfile", pidf, "-logfile", logf)
+	// The daemon keeps stdio (daemon(0,1)), so give it a file, not a pipe
+	// that would stay open until it exits.
+	outf, err := os.Create(filepath.Join(dir, "stdio"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outf.Close()
+	cmd.Stdout, cmd.Stderr = outf, outf
+	if err := cmd.Run(); err != nil {
+		out, _ := os.ReadFile(outf.Name())
+		t.Fatalf("uml_switch -daemon: %v\n%s", err, out)
+	}
+	if st, err := os.Stat(ctl); err != nil || st.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("control socket not ready when -daemon returned: %v", err)
+	}
+	b, err := os.ReadFile(pidf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscanf(string(b), "%d", &pid)
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("pid file %q does not name a live process", b)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); cwd != "/" {
+		t.Errorf("daemon cwd %q; want /", cwd)
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	if err := testutil.WaitFor(5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }); err != nil {
+		t.Fatal("daemon did not exit on SIGTERM")
+	}
+	for _, p := range []string{ctl, pidf} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", p, err)
+		}
+	}
+	log, _ := os.ReadFile(logf)
+	want := bin + " attached to unix socket '" + ctl + "'\nCaught signal 15, cleaning up and exiting\n"
+	if string(log) != want {
+		t.Errorf("log file = %q; want %q", log, want)
+	}
+}

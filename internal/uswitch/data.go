@@ -126,6 +126,13 @@ func (s *Switch) dataLoop() error {
 			if namelen < switchproto.SockaddrSize && p.sendAddr.IsAbstract() && int(p.sendLen.Load()) != namelen {
 				p.sendLen.Store(int32(namelen))
 			}
+			if tx.n+len(ps.list) > txBatchSize {
+				// Send what is queued without holding the table lock
+				// (a send may wait for a busy port).
+				s.macMu.Unlock()
+				s.flush(tx)
+				s.macMu.Lock()
+			}
 			s.ingress(p, ps, rx.bufs[i*bufSize:i*bufSize+ln], now, tx)
 		}
 		s.maybeSweep(now)

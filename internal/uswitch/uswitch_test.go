@@ -489,3 +489,41 @@ func TestDeadSocketReplaced(t *testing.T) {
 	r.waitOut(t, "attached to unix socket '"+ctl+"'\n")
 	dial(t, r)
 }
+
+// TestManyPortsFlood: a burst of broadcasts to 39 ports overflows one send
+// batch; every port still gets every frame.
+func TestManyPortsFlood(t *testing.T) {
+	r := startSwitch(t, Config{})
+	const ports, frames = 40, 20
+	cs := make([]*switchtest.Client, ports)
+	for i := range cs {
+		cs[i] = dial(t, r)
+	}
+	counts := make([]int, ports)
+	var wg sync.WaitGroup
+	for i := 1; i < ports; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 2000)
+			for counts[i] < frames {
+				if _, err := cs[i].Recv(buf, 3*time.Second); err != nil {
+					return
+				}
+				counts[i]++
+			}
+		}()
+	}
+	if err := cs[0].SetBlockingSends(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs[0].SendBurst(switchtest.Frame(bc, macA, 200), frames); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i := 1; i < ports; i++ {
+		if counts[i] != frames {
+			t.Errorf("port %d got %d of %d broadcasts", i, counts[i], frames)
+		}
+	}
+}

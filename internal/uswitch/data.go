@@ -33,7 +33,6 @@ type txBatch struct {
 
 	// Allocation-free callbacks for the runtime poller: the connected send
 	// (cur*) and the tap write (tapOut).
-	cur           *port
 	curFrom, curN int
 	curSent       int
 	curErr        error
@@ -347,7 +346,7 @@ func (s *Switch) sendConnected(tx *txBatch, p *port, k int) {
 	i := 0
 	waited, deadline := false, false
 	for i < k {
-		tx.cur, tx.curFrom, tx.curN, tx.curWait = p, i, k-i, waited
+		tx.curFrom, tx.curN, tx.curWait = i, k-i, waited
 		err := p.sockRC.Write(tx.sendFn)
 		if err == nil {
 			err = tx.curErr
@@ -377,7 +376,6 @@ func (s *Switch) sendConnected(tx *txBatch, p *port, k int) {
 	if deadline {
 		p.sock.SetWriteDeadline(time.Time{})
 	}
-	tx.cur = nil
 }
 
 // sendShared sends messages [0,k) to p through the shared data socket:

@@ -6,20 +6,25 @@
 //
 // Wire format: internal/switchproto (shared/spec/switch.md). Behaviour
 // follows the real uml_switch (spec §4–§5): same log lines, same stale-socket
-// handling, one abstract data socket replied to every client, ports
-// identified by the sender's full address. Differences, all deliberate:
-// frames up to 65535 bytes pass unchanged (the real one truncates to 1514);
-// short frames, oversized datagrams and frames from unknown senders are
-// dropped (logged, rate-limited); a port that disconnects forgets every MAC
-// learned on it; SIGTERM cleans up like SIGINT; SIGUSR1 logs per-port
-// counters.
+// handling, abstract data sockets named like the real one's. Differences, all
+// deliberate (docs/uml_switch.md): each v1/v3 client is answered with a data
+// socket of its own, connected to it (vde_switch style; v0 clients and named
+// data sockets use one shared socket where ports are identified by the
+// sender's full address); frames up to 65535 bytes pass unchanged (the real
+// one truncates to 1514); short frames, oversized datagrams and frames from
+// unknown senders are dropped (logged, rate-limited); a busy port is waited
+// for briefly instead of dropped at once; a port that disconnects forgets
+// every MAC learned on it; SIGTERM cleans up like SIGINT; SIGUSR1 logs
+// per-port counters.
 //
 // # Concurrency
 //
-// One goroutine runs the data socket (recvmmsg batch → forward → sendmmsg
-// batch); one accepts control connections and one per connection waits for
-// its request and EOF; one reads the tap. The MAC table is guarded by macMu
-// (held per receive batch by the data loop, per frame by the tap reader).
+// One goroutine runs the shared data socket and one each port's own socket
+// (recvmmsg batch → forward → sendmmsg per destination); one accepts control
+// connections and one per connection waits for its request and EOF; one
+// reads the tap. The MAC table is guarded by macMu (held per receive batch by
+// the data loops, per frame by the tap reader; never across a send that may
+// wait).
 // The port set is copy-on-write: ctl goroutines replace it under portsMu,
 // readers load it atomically. Lock order: portsMu before macMu (never both
 // in practice). Run closes everything it started and waits for it.
@@ -38,8 +43,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/ether"
 	"github.com/umlkit/umlkit/internal/switchproto"
@@ -489,5 +492,3 @@ func strerror(err error) string {
 	}
 	return err.Error()
 }
-
-var _ = unix.AF_UNIX

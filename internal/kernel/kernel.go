@@ -71,6 +71,8 @@ type machine struct {
 	work  string
 	plan  *Plan
 
+	mapper *idMapper // subordinate id mapping for an ordinary user, or nil
+
 	mu   sync.Mutex // guards kpid, ctl
 	kpid int        // the running K, 0 between boots
 	ctl  *controlClient
@@ -191,7 +193,12 @@ func (m *machine) boot() int {
 		}
 	}
 	if os.Geteuid() != 0 {
-		m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped", os.Geteuid())
+		if mapper, why := subordinateMapper(); mapper != nil {
+			m.mapper = mapper
+			m.logf("%s", mapper)
+		} else {
+			m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped: %s", os.Geteuid(), why)
+		}
 	}
 	for {
 		code, err := m.runKernel(ctx)
@@ -352,16 +359,43 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
 		attr.GidMappingsEnableSetgroups = true // login's initgroups needs setgroups
-	} else {
+	} else if m.mapper == nil {
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
 	}
+	// With newuidmap the maps are written after the clone: K starts as an
+	// unmapped "premap" stage that waits on mapsync, then re-execs itself
+	// as uid 0 of the namespace (which gives it its capabilities).
+	var syncW *os.File
+	if uid != 0 && m.mapper != nil {
+		syncR, w, err := os.Pipe()
+		if err != nil {
+			return 0, err
+		}
+		syncW = w
+		defer syncR.Close()
+		defer w.Close()
+		extra = append(extra, syncR)
+		fdEnv += fmt.Sprintf(",mapsync=%d", 2+len(extra))
+		cmd.ExtraFiles = extra
+		cmd.Env = append(os.Environ(), childrole.EnvRole+"="+rolePremap, planEnv, fdEnv)
+	}
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", envParent, os.Getpid()))
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start kernel process: %w", hostcheck.Explain(err))
 	}
 	ck.Close()
+	if syncW != nil {
+		if err := m.mapper.apply(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, err
+		}
+		syncW.Write([]byte{1})
+		syncW.Close()
+	}
 	m.setKernel(cmd.Process.Pid, ctl)
 	defer m.setKernel(0, nil)
 	done := make(chan error, 1)

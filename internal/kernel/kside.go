@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,9 +29,48 @@ import (
 // halted, rebooted or died.
 const roleKernel = "kernel"
 
-func init() { childrole.Register(roleKernel, kernelMain) }
+// rolePremap is K before its id maps exist (newuidmap path): it waits for
+// P to write them, then re-execs itself as roleKernel.
+const rolePremap = "kernel-premap"
+
+// envParent carries P's pid: K dies with P (parent-death signal, set again
+// after every exec because the kernel clears it when credentials change).
+const envParent = "_UMLKIT_PARENT"
+
+func init() {
+	childrole.Register(roleKernel, kernelMain)
+	childrole.Register(rolePremap, premapMain)
+}
+
+func premapMain() int {
+	files, err := childrole.Files() // consumes _UMLKIT_FDS; re-announced below
+	if err != nil || files["mapsync"] == nil {
+		fmt.Fprintln(os.Stderr, "linux: kernel pre-map stage without its sync fd")
+		return kFailed
+	}
+	b := make([]byte, 1)
+	if n, _ := files["mapsync"].Read(b); n != 1 {
+		return kFailed // P gave up
+	}
+	files["mapsync"].Close()
+	var parts []string
+	for name, f := range files {
+		if name != "mapsync" {
+			parts = append(parts, fmt.Sprintf("%s=%d", name, f.Fd()))
+		}
+	}
+	env := append(os.Environ(), childrole.EnvRole+"="+roleKernel, childrole.EnvFDs+"="+strings.Join(parts, ","))
+	err = unix.Exec("/proc/self/exe", []string{"linux-kernel"}, env)
+	fmt.Fprintf(os.Stderr, "linux: re-exec kernel: %v\n", err)
+	return kFailed
+}
 
 func kernelMain() int {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err == nil {
+		if want := os.Getenv(envParent); want != "" && want != strconv.Itoa(os.Getppid()) {
+			return kFailed // P died before we could follow it
+		}
+	}
 	plan, err := planFromEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "linux: %v\n", err)

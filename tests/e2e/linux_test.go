@@ -22,6 +22,7 @@ echo "ENV-foo=$foo"
 grep -q ' / ' /proc/mounts && echo ROOT-MOUNTED
 [ -e /dev/ubda ] && [ -e /dev/ubd/0 ] && echo UBD-NODES
 echo guest-data > /written && sync && echo WROTE
+touch /owned && chown 1000:1000 /owned 2>/dev/null && [ "$(stat -c %u /owned)" = 1000 ] && echo CHOWN-1000-OK
 ps | grep -c . > /dev/null
 poweroff -f
 `
@@ -77,8 +78,10 @@ func TestIntegrationLinuxBootUnprivileged(t *testing.T) {
 	umlDir := filepath.Join(home, "uml")
 	g := harness.StartAs(t, u, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=unpriv", "foo=bar", "single")
 	checkProbe(t, g)
-	if !strings.Contains(g.Output(), "single mapping") {
-		t.Errorf("unprivileged boot did not log its uid mapping")
+	// useradd gives the test user an /etc/subuid range and Debian's uidmap
+	// is installed, so guest uids 1-65535 map through newuidmap.
+	if !strings.Contains(g.Output(), "uid map: guest 0 = uid ") || !strings.Contains(g.Output(), "CHOWN-1000-OK") {
+		t.Errorf("unprivileged boot: no subordinate uid mapping (want the newuidmap boot line and a working chown 1000)")
 	}
 	if _, err := os.Stat(filepath.Join(umlDir, "unpriv")); !os.IsNotExist(err) {
 		t.Errorf("umid dir left behind after halt: %v", err)

@@ -1,4 +1,6 @@
 # umlkit build, test, bench and demo targets. Binaries land in ./bin.
+# Go 1.26 from /usr/local/go is found even under sudo's reset PATH.
+export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -11,5 +11,6 @@ apt-get install -y -qq --no-install-recommends \
   rpm zsh fish man-db tmux \
   >/tmp/umlkit-apt.log 2>&1 || { tail -50 /tmp/umlkit-apt.log; exit 1; }
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
-  apt-get install -y -qq golang-go >/dev/null
+  echo "install-deps.sh: Go 1.26 is needed (https://go.dev/dl, into /usr/local/go); Debian 12's golang-go is too old" >&2
+  exit 1
 fi

@@ -216,10 +216,7 @@ func (m *machine) boot() int {
 			return 0
 		case kPanic:
 			return 134
-		default:
-			if ctx.Err() != nil {
-				return 1
-			}
+		default: // a signal to linux, or K failed (its message is printed)
 			return 1
 		}
 	}

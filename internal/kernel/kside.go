@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,8 +198,6 @@ func (k *kernel) run() (int, error) {
 	slave.Close()
 	aliveR.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	outDone := make(chan struct{})
 	guestGone := make(chan struct{})
 	go func() { // pty -> host
@@ -238,8 +235,6 @@ loop:
 			forced = kPanic
 		}
 	}
-	cancel()
-	_ = ctx
 	close(guestGone)
 	if k.in != nil {
 		k.in.SetReadDeadline(time.Now()) // unblock the host->pty copy

@@ -148,12 +148,15 @@ func (m *machine) boot() int {
 	m.dir = d
 	defer d.Release()
 
-	work, err := os.MkdirTemp("", "umlkit-"+d.Umid+"-")
-	if err != nil {
+	// K's mount point lives in the umid dir (an empty directory on the
+	// host: K mounts a private tmpfs over it), so a kill -9 leaves nothing
+	// that the next claim of the umid does not clean.
+	work := d.File(".kernel")
+	if err := os.Mkdir(work, 0o700); err != nil {
 		return m.fail("create work directory: %v", err)
 	}
 	m.work = work
-	defer os.RemoveAll(work)
+	defer os.Remove(work)
 	plan.WorkDir = work
 	plan.Hostname = "(none)"
 

@@ -193,6 +193,14 @@ func TestIntegrationLinuxSignalsAndKill9(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(umlDir, "sig")); !os.IsNotExist(err) {
 				t.Errorf("SIGTERM: umid dir left behind")
 			}
+		} else {
+			// the dead instance's umid dir is stale: the next boot takes it over
+			g2 := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=sig")
+			if err := g2.WaitOutput("READY", bootTimeout); err != nil {
+				t.Errorf("boot on the umid of a kill -9'd instance: %v", err)
+			}
+			syscall.Kill(g2.Pid(), syscall.SIGTERM)
+			g2.Wait(20 * time.Second)
 		}
 	}
 }

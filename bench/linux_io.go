@@ -16,7 +16,8 @@ import (
 // through fuse2fs (the unprivileged path, forced with UMLKIT_ROOT_FUSE=1),
 // linux.uml, and the same commands on the host. Guest caches are not
 // dropped (a user-namespace guest may not), so reads come from the page
-// cache in every variant alike.
+// cache in every variant alike. The host reference runs the same busybox
+// tools (dd, find) as the guests.
 const ioScript = `T=/bench/benchtool
 mount -o remount,rw / 2>/dev/null
 t0=$($T now); dd if=/dev/zero of=/big bs=1M count=256 conv=fsync 2>/dev/null; t1=$($T now)
@@ -77,7 +78,7 @@ func init() {
 	}
 	host := func(e *Env) ([]Metric, error) {
 		dir := filepath.Join(e.Dir, "hostio")
-		script := strings.NewReplacer("/big", dir+"/big", "find / -xdev", "find "+dir+"/tree", "T=/bench/benchtool", "T="+filepath.Join(e.Dir, "benchtool"),
+		script := strings.NewReplacer("/big", dir+"/big", "find / -xdev", "/bin/busybox find "+dir+"/tree", "T=/bench/benchtool", "T="+filepath.Join(e.Dir, "benchtool"), "dd if=", "/bin/busybox dd if=",
 			"mount -o remount,rw / 2>/dev/null\n", "", "poweroff -f\n", "").Replace(ioScript)
 		out, err := exec.Command("sh", "-c", script).CombinedOutput()
 		if err != nil {

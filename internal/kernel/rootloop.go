@@ -41,7 +41,10 @@ func loopMount(image string, ro bool) (*os.File, error) {
 			return nil, err
 		}
 		cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
-		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
+		// Direct I/O: the guest's pages are cached once (by ext4), not a
+		// second time for the backing file; 256 MiB fsync'd writes went
+		// from 0.68x to 0.94x the host's.
+		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR | unix.LO_FLAGS_DIRECT_IO
 		if ro {
 			cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
 		}

@@ -1,9 +1,11 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,8 +81,43 @@ func (k *kernel) serveControl(f *os.File) {
 }
 
 func (k *kernel) control(req string) string {
-	cmd, _, _ := strings.Cut(req, " ")
+	cmd, arg, _ := strings.Cut(req, " ")
+	init := int(k.guestPid.Load())
+	if cmd != "uname" && init == 0 {
+		return "err the guest is not running"
+	}
 	switch cmd {
+	case "cad":
+		// Ctrl-Alt-Del. Linux restarts at once unless init turned C-A-D
+		// off (busybox init, sysvinit and systemd do, and get SIGINT). A
+		// pid namespace cannot tell which, so: an init named init or
+		// systemd gets SIGINT, anything else (a shell script) restarts.
+		if isRealInit(init) {
+			unix.Kill(init, unix.SIGINT)
+		} else {
+			k.logf("reboot: Restarting system")
+			unix.Kill(os.Getpid(), unix.SIGUSR2)
+		}
+		return "ok "
+	case "stop", "go":
+		sig := unix.SIGSTOP
+		if cmd == "go" {
+			sig = unix.SIGCONT
+		}
+		for _, pid := range guestProcs(init) {
+			unix.Kill(pid, sig)
+		}
+		return "ok "
+	case "proc":
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/proc/%s", init, strings.TrimLeft(arg, " ")))
+		if err != nil {
+			var errno unix.Errno
+			if errors.As(err, &errno) && errno == unix.EISDIR {
+				return "err Read of file failed"
+			}
+			return "err Failed to open file"
+		}
+		return "ok " + string(b)
 	case "uname":
 		var u unix.Utsname
 		if err := unix.Uname(&u); err != nil {
@@ -90,4 +127,44 @@ func (k *kernel) control(req string) string {
 		return fmt.Sprintf("ok %s %s %s %s %s", f(u.Sysname[:]), f(u.Nodename[:]), f(u.Release[:]), f(u.Version[:]), f(u.Machine[:]))
 	}
 	return "err unknown control request " + fmt.Sprintf("%q", cmd)
+}
+
+// guestProcs lists the host pids of the processes in the pid namespace of
+// init, except the guard (which must stay able to power the guest off).
+func guestProcs(init int) []int {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid_for_children", init))
+	if err != nil {
+		ns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
+		if err != nil {
+			return nil
+		}
+	}
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err != nil || l != ns {
+			continue
+		}
+		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasPrefix(string(c), "[umlkit-guard]") {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// isRealInit reports whether the guest's init looks like an init system
+// (argv[0] named init or systemd, or sysvinit's "init [N]").
+func isRealInit(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	argv0, _, _ := strings.Cut(string(b), "\x00")
+	base := argv0[strings.LastIndexByte(argv0, '/')+1:]
+	return base == "init" || base == "systemd" || strings.HasPrefix(base, "init ")
 }

@@ -58,7 +58,7 @@ CONFIG_SUBUID_MAP=y
 CONFIG_MEMCG_LIMIT=y
 CONFIG_CON_FD=y
 CONFIG_MCONSOLE=y
-CONFIG_MCONSOLE_COMMANDS="version halt reboot help"
+CONFIG_MCONSOLE_COMMANDS="version halt reboot help cad stop go log proc config(query)"
 CONFIG_UML_NET=n
 `, buildinfo.Version, runtime.GOARCH)
 }

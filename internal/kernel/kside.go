@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -102,6 +103,7 @@ type kernel struct {
 	fuse2fs   *exec.Cmd
 	rootDone  chan struct{} // closed when the root fs server exited
 	master    *os.File
+	guestPid  atomic.Int64 // host pid of the guest's init, 0 before it starts
 }
 
 // logf writes a boot-log line to the console output.
@@ -195,6 +197,7 @@ func (k *kernel) run() (int, error) {
 	if err := g.Start(); err != nil {
 		return 0, fmt.Errorf("start guest init: %w", err)
 	}
+	k.guestPid.Store(int64(g.Process.Pid))
 	slave.Close()
 	aliveR.Close()
 

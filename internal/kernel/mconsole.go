@@ -2,14 +2,19 @@ package kernel
 
 import (
 	"context"
+	"io"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
 )
 
 // startMconsole opens <umid dir>/mconsole and serves the commands this
-// build implements (version, halt, reboot, help); the full set is issue #5's
-// server wired to the devices later.
+// build implements: version, halt, reboot, help, cad, stop/go (SIGSTOP/
+// SIGCONT of every guest process but the guard), log, proc (the guest's
+// /proc) and config queries of ubd and con. Not yet: config/remove changes,
+// sysrq, stack.
 func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 	s, err := mcserver.Listen(m.dir.File("mconsole"))
 	if err != nil {
@@ -28,6 +33,86 @@ func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 	s.Handle("reboot", mcserver.KernelHelp("reboot"), func(context.Context, *mcserver.Request) mcserver.Reply {
 		return mcserver.Reply{After: func() { m.signalKernel(syscall.SIGUSR2) }}
 	})
+	s.Handle("cad", mcserver.KernelHelp("cad"), func(context.Context, *mcserver.Request) mcserver.Reply {
+		if _, err := m.ask("cad"); err != nil {
+			return mcserver.Error(err.Error())
+		}
+		return mcserver.OK("")
+	})
+	s.HandleStopGo(func() { m.ask("stop") }, func() { m.ask("go") })
+	s.Handle("log", mcserver.KernelHelp("log"), func(_ context.Context, r *mcserver.Request) mcserver.Reply {
+		// UML prints the text after "log " verbatim at KERN_WARNING.
+		if len(r.Text) > 4 {
+			io.WriteString(m.stdio.Out, r.Text[4:])
+		}
+		return mcserver.OK("")
+	})
+	s.Handle("proc", mcserver.KernelHelp("proc"), func(_ context.Context, r *mcserver.Request) mcserver.Reply {
+		text, err := m.ask("proc " + r.Arg)
+		if err != nil {
+			return mcserver.Error(err.Error())
+		}
+		r.Stream("\n")
+		for len(text) > 0 {
+			n := min(len(text), 4095)
+			r.Stream(text[:n])
+			text = text[n:]
+		}
+		return mcserver.OK("")
+	})
+	s.Handle("config", mcserver.KernelHelp("config"), func(_ context.Context, r *mcserver.Request) mcserver.Reply {
+		return m.configQuery(strings.TrimLeft(r.Arg, " "))
+	})
 	go s.Serve(ctx)
 	return s, nil
+}
+
+// configQuery answers "config ubdN" and "config conN" queries; changing a
+// device from the mconsole is not supported yet.
+func (m *machine) configQuery(arg string) mcserver.Reply {
+	if strings.Contains(arg, "=") {
+		return mcserver.Error("configuring devices from the mconsole is not supported by this build")
+	}
+	switch {
+	case strings.HasPrefix(arg, "ubd"):
+		unit, ok := ubdUnit(arg[3:])
+		if !ok {
+			return mcserver.Error("ubd_get_config : device number out of range")
+		}
+		u := m.cfg.Ubd[unit]
+		if u == nil {
+			return mcserver.OK("")
+		}
+		if u.Backing != "" {
+			return mcserver.OK(u.File + "," + u.Backing)
+		}
+		return mcserver.OK(u.File)
+	case strings.HasPrefix(arg, "con"):
+		n, err := strconv.Atoi(arg[3:])
+		if err != nil {
+			return mcserver.Error("line_get_config failed to parse device number")
+		}
+		if n < 0 || n > 15 {
+			return mcserver.Error("device number out of range")
+		}
+		if spec, ok := m.cfg.ConsoleSpec(n); ok && n == 0 {
+			return mcserver.OK(spec)
+		}
+		return mcserver.OK("none")
+	case strings.HasPrefix(arg, "eth"), strings.HasPrefix(arg, "vec"):
+		return mcserver.Error("No get_config routine defined")
+	}
+	return mcserver.Error("Bad configuration option")
+}
+
+// ubdUnit parses a ubd unit: a number 0-15 or a letter a-p.
+func ubdUnit(s string) (int, bool) {
+	if len(s) == 1 && s[0] >= 'a' && s[0] <= 'p' {
+		return int(s[0] - 'a'), true
+	}
+	n, err := strconv.ParseUint(s, 0, 8)
+	if err != nil || n > 15 {
+		return 0, false
+	}
+	return int(n), true
 }

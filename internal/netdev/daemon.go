@@ -1,0 +1,143 @@
+//go:build linux
+
+package netdev
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/switchproto"
+)
+
+// DefaultSwitchCtl is the Debian build's default control socket of
+// ethN=daemon (net.md §2).
+const DefaultSwitchCtl = "/var/run/uml-utilities/uml_switch.ctl"
+
+// DaemonConn is an attachment to a uml_switch made exactly like UML 6.1
+// (switch.md §2): the control connection, which must stay open for the
+// port's lifetime, and the bound data socket.
+type DaemonConn struct {
+	Ctl    *net.UnixConn
+	Data   *os.File             // bound SOCK_DGRAM data socket
+	Addr   switchproto.Sockaddr // our data address
+	Switch switchproto.Sockaddr // the switch's data address (its reply)
+}
+
+var dialSeq atomic.Int32
+
+// umlAddr is UML's data address: {0, pad[3], pid, usec} then random bytes
+// (the real kernel's uninitialised tail), abstract, full length.
+func umlAddr() switchproto.Sockaddr {
+	usec := int32(time.Now().Nanosecond()/1000) ^ dialSeq.Add(1)<<20
+	a := switchproto.SwitchSockaddr(int32(os.Getpid()), usec)
+	rand.Read(a[2+12:])
+	return a
+}
+
+// DialDaemon attaches to the switch whose control socket is ctl. Errors
+// carry UML's daemon_open wording and the errno.
+func DialDaemon(ctl string) (*DaemonConn, error) {
+	addr := umlAddr()
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ctl, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("daemon_open : control connect failed, errno = %d", errnoOf(err))
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("daemon_open : data socket failed, errno = %d", errnoOf(err))
+	}
+	if err := bindRaw(fd, &addr); err != nil {
+		unix.Close(fd)
+		conn.Close()
+		return nil, fmt.Errorf("daemon_open : data bind failed, errno = %d", errnoOf(err))
+	}
+	d := &DaemonConn{Ctl: conn, Data: os.NewFile(uintptr(fd), "uml_switch data"), Addr: addr}
+	req, _ := (&switchproto.Request{Version: 3, Type: switchproto.TypeNewControl, Addr: addr}).MarshalBinary()
+	if _, err := conn.Write(req); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("daemon_open : control setup request failed, err = %d", errnoOf(err))
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, switchproto.ReplySize)
+	n, err := io.ReadFull(conn, buf)
+	conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		d.Close()
+		if n == 0 && errnoOf(err) == 0 {
+			return nil, fmt.Errorf("daemon_open : read of data socket failed, err = %d", n)
+		}
+		return nil, fmt.Errorf("daemon_open : read of data socket failed, err = %d", errnoOf(err))
+	}
+	d.Switch, _ = switchproto.ParseReply(buf)
+	return d, nil
+}
+
+// Close detaches: the switch sees EOF on the control connection.
+func (d *DaemonConn) Close() error {
+	return errors.Join(d.Ctl.Close(), d.Data.Close())
+}
+
+func errnoOf(err error) int {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return int(errno)
+	}
+	return 0
+}
+
+// Daemon is the daemon transport over a data socket already attached to a
+// switch (by DialDaemon, possibly in another process and namespace).
+type Daemon struct {
+	f  *os.File
+	rc syscall.RawConn
+	to switchproto.Sockaddr
+}
+
+// NewDaemon wraps the attached data socket f (owned from now on), sending
+// to the switch's data address sw.
+func NewDaemon(f *os.File, sw switchproto.Sockaddr) (*Daemon, error) {
+	p, err := pollable(f)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := p.SyscallConn()
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return &Daemon{f: p, rc: rc, to: sw}, nil
+}
+
+// ReadFrame implements Transport (recvfrom; the sender is not checked).
+func (d *Daemon) ReadFrame(b []byte) (int, error) { return d.f.Read(b) }
+
+// WriteFrame implements Transport: one non-blocking sendto to the
+// switch's address. A full switch queue (EAGAIN) drops the frame, as a
+// busy wire would: poll cannot report room in an unconnected datagram
+// socket's peer, so waiting for it could stall the relay.
+func (d *Daemon) WriteFrame(b []byte) error {
+	var serr error
+	err := d.rc.Control(func(fd uintptr) {
+		serr = sendtoRaw(int(fd), b, &d.to)
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return os.NewSyscallError("sendto", serr)
+	}
+	return nil
+}
+
+// Close implements Transport.
+func (d *Daemon) Close() error { return d.f.Close() }

@@ -1,0 +1,166 @@
+//go:build linux
+
+// Package netdev holds the host transports of the `linux` eth devices and
+// the relay that moves Ethernet frames between a guest TAP device and its
+// transport: the uml_switch daemon transport and a host TAP device.
+//
+// Spec: shared/spec/net.md §1–§2 and shared/spec/switch.md §2–§3. Every
+// descriptor is non-blocking on the Go poller, so Close unblocks readers.
+package netdev
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Transport carries whole Ethernet frames (destination MAC first, no FCS).
+type Transport interface {
+	// ReadFrame reads one frame into b and returns its length.
+	ReadFrame(b []byte) (int, error)
+	// WriteFrame sends one frame.
+	WriteFrame(b []byte) error
+	// Close releases the transport and unblocks ReadFrame.
+	Close() error
+}
+
+// MTU is the payload size of every eth device (net.md §1).
+const MTU = 1500
+
+// bufSize is a relay buffer: an MTU frame plus header room, as UML's mtu+26,
+// rounded up generously so a larger datagram is not truncated.
+const bufSize = 65536
+
+// pollable returns f as a non-blocking file on the runtime poller. A file
+// inherited through exec is blocking (os/exec's Fd() makes it so), and an
+// *os.File made from it by os.NewFile is not pollable, so the descriptor is
+// duplicated, made non-blocking, and f is closed.
+func pollable(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, os.NewSyscallError("dup", derr)
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.NewFile(uintptr(nfd), name), nil
+}
+
+// File is a transport over a descriptor that reads and writes one frame
+// per read(2)/write(2): a TAP device.
+type File struct{ f *os.File }
+
+// NewFile wraps f (which it owns from now on) as a frame transport.
+func NewFile(f *os.File) (*File, error) {
+	p, err := pollable(f)
+	if err != nil {
+		return nil, err
+	}
+	return &File{f: p}, nil
+}
+
+// ReadFrame implements Transport.
+func (t *File) ReadFrame(b []byte) (int, error) { return t.f.Read(b) }
+
+// WriteFrame implements Transport.
+func (t *File) WriteFrame(b []byte) error {
+	_, err := t.f.Write(b)
+	return err
+}
+
+// Close implements Transport.
+func (t *File) Close() error { return t.f.Close() }
+
+// Relay copies frames both ways between a and b until Stop is called or
+// one side is closed.
+type Relay struct {
+	a, b Transport
+	wg   sync.WaitGroup
+	once sync.Once
+	// Errors receives at most one message per direction about a read
+	// error that ended the relay (nil: not reported).
+	errMu sync.Mutex
+	err   error
+}
+
+// StartRelay starts the two copying goroutines between a and b. The relay
+// owns both transports: Stop closes them.
+func StartRelay(a, b Transport) *Relay {
+	r := &Relay{a: a, b: b}
+	r.wg.Add(2)
+	go r.pump(a, b)
+	go r.pump(b, a)
+	return r
+}
+
+func (r *Relay) pump(from, to Transport) {
+	defer r.wg.Done()
+	buf := make([]byte, bufSize)
+	fails := 0
+	for {
+		n, err := from.ReadFrame(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) || fails > 100 {
+				r.setErr(err)
+				return
+			}
+			// A transient error (e.g. ECONNREFUSED after the peer went
+			// away): back off briefly and keep the device alive.
+			fails++
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		fails = 0
+		if n == 0 {
+			continue
+		}
+		// A frame that cannot be delivered is dropped, as a NIC would.
+		to.WriteFrame(buf[:n])
+	}
+}
+
+func (r *Relay) setErr(err error) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if r.err == nil && !errors.Is(err, os.ErrClosed) {
+		r.err = err
+	}
+}
+
+// Err returns the read error that ended a direction, if any other than
+// the transports being closed.
+func (r *Relay) Err() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.err
+}
+
+// Stop closes both transports and waits for the goroutines.
+func (r *Relay) Stop() error {
+	var err error
+	r.once.Do(func() {
+		e1, e2 := r.a.Close(), r.b.Close()
+		err = errors.Join(e1, e2)
+		r.wg.Wait()
+	})
+	if err != nil {
+		return fmt.Errorf("stop relay: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+//go:build linux
+
+package netdev
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/umlkit/umlkit/internal/ether"
+	"github.com/umlkit/umlkit/internal/tuntap"
+)
+
+// CreateTap creates the TAP interface name (IFF_TAP|IFF_NO_PI) in the
+// calling thread's network namespace with hardware address mac, and
+// leaves it down: the guest configures it. The interface exists as long as
+// the returned transport is open.
+func CreateTap(name string, mac ether.MAC) (*File, error) {
+	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP})
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	link, err := netlink.LinkByName(d.Name())
+	if err == nil {
+		err = netlink.LinkSetHardwareAddr(link, net.HardwareAddr(mac[:]))
+	}
+	if err == nil {
+		err = netlink.LinkSetMTU(link, MTU)
+	}
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("set up %s: %w", name, err)
+	}
+	return NewFile(d.File())
+}
+
+// OpenHostTap attaches to the existing (preconfigured) host TAP interface
+// name, as UML's tuntap transport with a fixed device does.
+func OpenHostTap(name string) (*File, error) {
+	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP})
+	if err != nil {
+		return nil, err
+	}
+	return NewFile(d.File())
+}

@@ -304,7 +304,7 @@ func (s *session) feed(g *harness.Guest, text string) {
 // want fails unless out contains every string.
 func want(t *testing.T, what, out string, subs ...string) {
 	t.Helper()
-	out = strings.ReplaceAll(ansiRE.ReplaceAllString(out, ""), "\r\n", "\n")
+	out = strings.ReplaceAll(ansiRE.ReplaceAllString(out, ""), "\r", "")
 	for _, sub := range subs {
 		if !strings.Contains(out, sub) {
 			t.Errorf("%s: output lacks %q:\n%s", what, sub, out)

@@ -1,0 +1,32 @@
+package guide
+
+import (
+	"regexp"
+	"testing"
+	"time"
+)
+
+// TestIntegrationGuideMconsole: chapter 3.
+func TestIntegrationGuideMconsole(t *testing.T) {
+	requireLinux(t)
+	s := newSession(t)
+	s.run("boot-mkrootfs")
+	g := s.start("mc-boot")
+	s.waitPrompt(g, 1)
+	want(t, "mc-boot", g.Output(), "mconsole (version 2) initialized on "+s.dir+"/.home/.uml/vm1/mconsole")
+	if out := s.run("mc-version"); !regexp.MustCompile(`^OK Linux uml \S+ `).MatchString(out) {
+		t.Errorf("mc-version: %q; want OK Linux uml RELEASE ...", out)
+	}
+	out := s.run("mc-list")
+	if !regexp.MustCompile(`(?m)^UMID +PID +STATE +SOCKET\nvm1 +\d+ +alive +` + regexp.QuoteMeta(s.dir+"/.home/.uml/vm1/mconsole") + `\n`).MatchString(out) {
+		t.Errorf("mc-list:\n%s", out)
+	}
+	want(t, "mc-help", s.run("mc-help"), "OK ", "version", "halt", "reboot")
+	want(t, "mc-reboot", s.run("mc-reboot"), "OK ")
+	s.waitPrompt(g, 2)
+	want(t, "mc-halt", s.run("mc-halt"), "OK ")
+	code, err := g.Wait(60 * time.Second)
+	if err != nil || code != 0 {
+		t.Errorf("linux after mconsole halt: exit %d, %v; want 0", code, err)
+	}
+}

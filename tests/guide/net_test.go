@@ -1,0 +1,81 @@
+package guide
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/umlkit/umlkit/internal/testutil"
+	"github.com/umlkit/umlkit/tests/harness"
+)
+
+// TestIntegrationGuideNoEth: chapter 4, our linux has only lo.
+func TestIntegrationGuideNoEth(t *testing.T) {
+	requireLinux(t)
+	s := newSession(t)
+	s.run("boot-mkrootfs")
+	g := s.start("boot-linux")
+	s.waitPrompt(g, 1)
+	out := strings.ReplaceAll(s.typeIn(g, "net-no-eth"), "\r\n", "\n")
+	if !strings.Contains(out, "/sys/class/net\nlo\n") {
+		t.Errorf("net-no-eth: want only lo:\n%s", out)
+	}
+	if code, _ := s.typeEnd(g, "boot-poweroff"); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestIntegrationGuideNetworkLab: chapter 4, two linux.uml machines on our
+// uml_switch with a tap uplink made by our tunctl, all inside a network
+// namespace the test creates (the guide's "umllab", renamed).
+func TestIntegrationGuideNetworkLab(t *testing.T) {
+	harness.RealUML(t)
+	testutil.RequireTUN(t)
+	testutil.Peer(t, "busybox", "busybox-static")
+	testutil.Peer(t, "mke2fs", "e2fsprogs")
+	s := newSession(t)
+	ns := fmt.Sprintf("umlguide%d", os.Getpid())
+	s.subst["umllab"] = ns
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	s.run("boot-mkrootfs")
+	s.run("net-netns")
+	want(t, "net-tap", s.run("net-tap"), "Set 'umltap0' persistent and owned by uid 0")
+
+	sw := s.start("net-switch")
+	if err := sw.WaitOutput("attached to unix socket '"+s.dir+"/lab.ctl' tap device 'umltap0'", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a := s.start("net-guest-a")
+	b := s.start("net-guest-b")
+	s.waitPrompt(a, 1)
+	s.waitPrompt(b, 1)
+	for _, g := range []*harness.Guest{a, b} {
+		want(t, "net-guest", g.Output(), "daemon backend (uml_switch version 3) - unix:"+s.dir+"/lab.ctl")
+	}
+	s.typeIn(a, "net-a-guest")
+	out := s.typeIn(b, "net-b-guest")
+	want(t, "net-b-guest", out, "3 packets transmitted, 3 packets received, 0% packet loss")
+	want(t, "net-host-ping", s.run("net-host-ping"), "2 packets transmitted, 2 packets received")
+	for _, g := range []*harness.Guest{a, b} {
+		if code, _ := s.typeEnd(g, "boot-poweroff"); code != 0 {
+			t.Errorf("linux.uml exit %d after poweroff", code)
+		}
+	}
+	want(t, "net-switch", sw.Output(), " Addr: fe:fd:0a:00:00:01 New port ", " Addr: fe:fd:0a:00:00:02 New port ")
+	// Ctrl-C on the switch's terminal.
+	syscall.Kill(-sw.Cmd.Process.Pid, syscall.SIGINT)
+	if _, err := sw.Wait(10 * time.Second); err != nil {
+		t.Errorf("switch after SIGINT: %v", err)
+	}
+	if _, err := os.Stat(s.dir + "/lab.ctl"); !os.IsNotExist(err) {
+		t.Errorf("control socket left after Ctrl-C: %v", err)
+	}
+	s.run("net-cleanup")
+	if err := exec.Command("ip", "netns", "pids", ns).Run(); err == nil {
+		t.Errorf("namespace %s still exists after net-cleanup", ns)
+	}
+}

@@ -146,6 +146,8 @@ var covered = []string{
 	// 04-networking.md
 	"net-no-eth", "net-netns", "net-tap", "net-switch", "net-guest-a", "net-guest-b",
 	"net-a-guest", "net-b-guest", "net-host-ping", "net-cleanup",
+	"router-sw1", "router-sw2", "router-boot", "router-c1-boot", "router-c2-boot",
+	"router-guest", "router-c1-guest", "router-c2-guest", "router-cleanup",
 }
 
 // TestGuideEveryBlockTested: every sh block is well formed and exercised,

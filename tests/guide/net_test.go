@@ -79,3 +79,48 @@ func TestIntegrationGuideNetworkLab(t *testing.T) {
 		t.Errorf("namespace %s still exists after net-cleanup", ns)
 	}
 }
+
+// TestIntegrationGuideRouterLab: chapter 4, two switches and a router
+// machine (linux.uml) in a network namespace the test creates.
+func TestIntegrationGuideRouterLab(t *testing.T) {
+	harness.RealUML(t)
+	testutil.Peer(t, "busybox", "busybox-static")
+	testutil.Peer(t, "mke2fs", "e2fsprogs")
+	s := newSession(t)
+	ns := fmt.Sprintf("umlguider%d", os.Getpid())
+	s.subst["umllab"] = ns
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	s.run("boot-mkrootfs")
+	s.run("net-netns")
+	var sws []*harness.Guest
+	for _, n := range []string{"router-sw1", "router-sw2"} {
+		sw := s.start(n)
+		if err := sw.WaitOutput("attached to unix socket", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		sws = append(sws, sw)
+	}
+	r := s.start("router-boot")
+	c1 := s.start("router-c1-boot")
+	c2 := s.start("router-c2-boot")
+	for _, g := range []*harness.Guest{r, c1, c2} {
+		s.waitPrompt(g, 1)
+	}
+	s.typeIn(r, "router-guest")
+	s.typeIn(c1, "router-c1-guest")
+	out := s.typeIn(c2, "router-c2-guest")
+	want(t, "router-c2-guest", out, "64 bytes from 10.0.1.1: seq=", " ttl=63 ",
+		"3 packets transmitted, 3 packets received, 0% packet loss")
+	for _, g := range []*harness.Guest{r, c1, c2} {
+		if code, _ := s.typeEnd(g, "boot-poweroff"); code != 0 {
+			t.Errorf("linux.uml exit %d after poweroff", code)
+		}
+	}
+	for _, sw := range sws {
+		syscall.Kill(-sw.Cmd.Process.Pid, syscall.SIGINT)
+		if _, err := sw.Wait(10 * time.Second); err != nil {
+			t.Errorf("switch after SIGINT: %v", err)
+		}
+	}
+	s.run("router-cleanup")
+}

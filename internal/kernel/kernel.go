@@ -72,6 +72,7 @@ type machine struct {
 	plan  *Plan
 
 	mapper *idMapper // subordinate id mapping for an ordinary user, or nil
+	net    *hostNet  // host sides of the eth devices (net.go)
 
 	mu   sync.Mutex // guards kpid, ctl
 	kpid int        // the running K, 0 between boots
@@ -203,6 +204,8 @@ func (m *machine) boot() int {
 			m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped: %s", os.Geteuid(), why)
 		}
 	}
+	m.net = m.setupNet()
+	defer m.net.Close()
 	for {
 		code, err := m.runKernel(ctx)
 		if err != nil {
@@ -339,7 +342,8 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files["con-out"] = f
 	}
-	extra, fdEnv := childrole.Donate(files, []string{"con-in", "con-out", "control", "rootmount"})
+	order := m.net.donate(files, []string{"con-in", "con-out", "control", "rootmount"})
+	extra, fdEnv := childrole.Donate(files, order)
 	cmd := exec.Command(self)
 	cmd.Args = []string{"linux-kernel"}
 	cmd.Env = append(os.Environ(), childrole.EnvRole+"="+roleKernel, planEnv, fdEnv)

@@ -81,7 +81,7 @@ func kernelMain() int {
 		fmt.Fprintf(os.Stderr, "linux: %v\n", err)
 		return kFailed
 	}
-	k := &kernel{plan: plan, in: files["con-in"], out: files["con-out"], rootMount: files["rootmount"]}
+	k := &kernel{plan: plan, in: files["con-in"], out: files["con-out"], rootMount: files["rootmount"], files: files}
 	if c := files["control"]; c != nil {
 		go k.serveControl(c)
 	}
@@ -103,7 +103,8 @@ type kernel struct {
 	fuse2fs   *exec.Cmd
 	rootDone  chan struct{} // closed when the root fs server exited
 	master    *os.File
-	guestPid  atomic.Int64 // host pid of the guest's init, 0 before it starts
+	guestPid  atomic.Int64        // host pid of the guest's init, 0 before it starts
+	files     map[string]*os.File // donated by P (ethN: net.go)
 }
 
 // logf writes a boot-log line to the console output.
@@ -145,6 +146,8 @@ func (k *kernel) run() (int, error) {
 		return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", k.plan.Root.Path, err)
 	}
 	defer k.unmountRoot(root)
+
+	defer k.startNet(k.files)()
 
 	master, slave, err := pty.Open()
 	if err != nil {

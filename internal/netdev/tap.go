@@ -5,6 +5,7 @@ package netdev
 import (
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/vishvananda/netlink"
 
@@ -43,4 +44,13 @@ func OpenHostTap(name string) (*File, error) {
 		return nil, err
 	}
 	return NewFile(d.File())
+}
+
+// Detach returns the transport's descriptor as a file (blocking until
+// wrapped again by NewFile) for handing to another process; t is unusable
+// afterwards.
+func (t *File) Detach() *os.File {
+	f := t.f
+	t.f = nil
+	return f
 }

@@ -1,0 +1,229 @@
+package kernel
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/umlkit/umlkit/internal/ether"
+	"github.com/umlkit/umlkit/internal/netdev"
+	"github.com/umlkit/umlkit/internal/switchproto"
+)
+
+// EthPlan is one eth device: P opened its host side (in the host's network
+// namespace, where abstract sockets and host taps live) and donates the
+// descriptor as "ethN"; K creates the TAP ethN in the guest's namespace and
+// relays frames (shared/spec/net.md, architecture.md "Network").
+type EthPlan struct {
+	Unit   int       `json:"unit"`
+	MAC    ether.MAC `json:"mac"`
+	Kind   string    `json:"kind"`             // "daemon" or "tuntap"
+	Switch []byte    `json:"switch,omitempty"` // daemon: the switch's data address
+}
+
+// hostNet holds the host sides P opened; they live across reboots.
+type hostNet struct {
+	files   map[string]*os.File
+	daemons []*netdev.DaemonConn
+	taps    []*os.File
+}
+
+func (h *hostNet) Close() {
+	for _, d := range h.daemons {
+		d.Close()
+	}
+	for _, f := range h.taps {
+		f.Close()
+	}
+}
+
+// donate adds the eth descriptors to files and their names to order.
+func (h *hostNet) donate(files map[string]*os.File, order []string) []string {
+	if h == nil {
+		return order
+	}
+	names := make([]string, 0, len(h.files))
+	for name, f := range h.files {
+		files[name] = f
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return append(order, names...)
+}
+
+// setupNet parses every ethN= of the command line the way UML's eth_init
+// does, prints UML's boot lines, opens the host side of each device it can
+// build and records it in the plan. Failures are logged and skip the device.
+func (m *machine) setupNet() *hostNet {
+	h := &hostNet{files: map[string]*os.File{}}
+	units := make([]int, 0, len(m.cfg.Eth))
+	for n := range m.cfg.Eth {
+		units = append(units, n)
+	}
+	sort.Ints(units)
+	for _, n := range units {
+		if e, err := m.openEth(h, n, m.cfg.Eth[n]); err != nil {
+			m.logf("%v", err)
+		} else if e != nil {
+			m.plan.Eth = append(m.plan.Eth, *e)
+		}
+	}
+	return h
+}
+
+func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
+	transport, rest, hasFields := strings.Cut(spec, ",")
+	var f []string
+	if hasFields {
+		f = strings.Split(rest, ",")
+	}
+	field := func(i int) string {
+		if i < len(f) {
+			return f[i]
+		}
+		return ""
+	}
+	name := fmt.Sprintf("eth%d", n)
+	switch transport {
+	case "daemon": // daemon,<mac>,<socktype>,<ctl>[,<data>]
+		if field(3) != "" {
+			m.logf("daemon_setup : Ignoring data socket specification")
+		}
+		typ, ctl := field(1), field(2)
+		if typ == "" {
+			typ = "unix"
+		}
+		if ctl == "" {
+			ctl = netdev.DefaultSwitchCtl
+		}
+		mac := m.ethMAC(name, field(0))
+		m.logf("Netdevice %d (%s) : ", n, mac)
+		m.logf("daemon backend (uml_switch version 3) - %s:%s", typ, ctl)
+		if typ != "unix" {
+			return nil, fmt.Errorf("daemon_open : control connect failed, errno = %d (socket type '%s' is not supported; use unix)", 22, typ)
+		}
+		d, err := netdev.DialDaemon(ctl)
+		if err != nil {
+			return nil, err
+		}
+		h.daemons = append(h.daemons, d)
+		h.files[name] = d.Data
+		return &EthPlan{Unit: n, MAC: mac, Kind: "daemon", Switch: append([]byte(nil), d.Switch[:]...)}, nil
+	case "tuntap": // tuntap,<hostdev>,<mac>,<gate>
+		if len(f) > 3 {
+			return nil, fmt.Errorf("tap_setup_common - Extra garbage on specification : '%s'", strings.Join(f[3:], ","))
+		}
+		dev, gate := field(0), field(2)
+		mac := m.ethMAC(name, field(1))
+		m.logf("Netdevice %d (%s) : ", n, mac)
+		if gate != "" {
+			m.logf("TUN/TAP backend - IP = %s", gate)
+		} else {
+			m.logf("TUN/TAP backend - ")
+		}
+		if dev == "" {
+			return nil, fmt.Errorf("%s: tuntap without a host device (the uml_net helper) is not supported by this build; create a tap (tunctl -t TAP) and use %s=tuntap,TAP", name, name)
+		}
+		t, err := openHostTap(dev)
+		if err != nil {
+			return nil, fmt.Errorf("%s: open host tap %s: %w", name, dev, err)
+		}
+		h.taps = append(h.taps, t)
+		h.files[name] = t
+		return &EthPlan{Unit: n, MAC: mac, Kind: "tuntap"}, nil
+	case "mcast", "ucast", "ethertap", "slip", "slirp", "vde":
+		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon and tuntap are)", name, transport)
+	}
+	return nil, nil // UML ignores an unknown transport on the command line
+}
+
+// ethMAC applies UML's setup_etheraddr rules (net.md §1) and logs its
+// messages: a bad, multicast or zero address falls back to a random one.
+func (m *machine) ethMAC(dev, s string) ether.MAC {
+	if s != "" {
+		mac, err := ether.ParseMAC(s)
+		switch {
+		case err != nil:
+			m.logf("setup_etheraddr: failed to parse '%s' as an ethernet address", s)
+		case mac.IsMulticast():
+			m.logf("Attempt to assign a multicast ethernet address to a device disallowed")
+		case mac.IsZero():
+			m.logf("Attempt to assign an invalid ethernet address to a device disallowed")
+		default:
+			if !mac.IsLocal() {
+				hint := mac
+				hint[0] |= 0x02
+				m.logf("Warning: Assigning a globally valid ethernet address to a device")
+				m.logf("You should set the 2nd rightmost bit in the first byte of the MAC,")
+				m.logf("i.e. %s", hint)
+			}
+			return mac
+		}
+	}
+	m.logf("Choosing a random ethernet address for device %s", dev)
+	return randomMAC()
+}
+
+// randomMAC is a random locally administered unicast address.
+func randomMAC() ether.MAC {
+	var mac ether.MAC
+	rand.Read(mac[:])
+	mac[0] = mac[0]&^0x01 | 0x02
+	return mac
+}
+
+func openHostTap(name string) (*os.File, error) {
+	t, err := netdev.OpenHostTap(name)
+	if err != nil {
+		return nil, err
+	}
+	return t.Detach(), nil
+}
+
+// startNet (K) creates each ethN TAP device in the guest's network
+// namespace and starts its relay; it returns a function stopping them.
+func (k *kernel) startNet(files map[string]*os.File) func() {
+	var relays []*netdev.Relay
+	for _, e := range k.plan.Eth {
+		name := fmt.Sprintf("eth%d", e.Unit)
+		if err := func() error {
+			f := files[name]
+			if f == nil {
+				return errors.New("no host descriptor from the parent")
+			}
+			var tr netdev.Transport
+			var err error
+			switch e.Kind {
+			case "daemon":
+				var sw switchproto.Sockaddr
+				copy(sw[:], e.Switch)
+				tr, err = netdev.NewDaemon(f, sw)
+			case "tuntap":
+				tr, err = netdev.NewFile(f)
+			default:
+				f.Close()
+				err = fmt.Errorf("unknown transport %q", e.Kind)
+			}
+			if err != nil {
+				return err
+			}
+			tap, err := netdev.CreateTap(name, e.MAC)
+			if err != nil {
+				tr.Close()
+				return err
+			}
+			relays = append(relays, netdev.StartRelay(tap, tr))
+			return nil
+		}(); err != nil {
+			k.logf("%s: %v", name, err)
+		}
+	}
+	return func() {
+		for _, r := range relays {
+			r.Stop()
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umlkit/umlkit/internal/testutil"
+	"github.com/umlkit/umlkit/tests/harness"
+)
+
+// netPingInit configures eth0 with addr/24, pings peer until it answers
+// (at most ~limit tries), reports, and stays up a while so the peer can
+// finish its own pings.
+func netPingInit(addr, peer string, stay int) string {
+	return `ifconfig lo 127.0.0.1 up
+ifconfig eth0 ` + addr + ` netmask 255.255.255.0 up
+echo ETH0-UP $(cat /sys/class/net/eth0/address)
+i=0
+until ping -c 1 -W 1 ` + peer + ` >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 40 ] && break; done
+ping -c 2 -W 2 ` + peer + ` && echo PING-OK-` + addr + `
+sleep ` + itoa(stay) + `
+poweroff -f
+`
+}
+
+func itoa(n int) string {
+	const d = "0123456789"
+	if n < 10 {
+		return d[n : n+1]
+	}
+	return itoa(n/10) + d[n%10:n%10+1]
+}
+
+// bootLinuxIn boots our linux inside network namespace ns.
+func bootLinuxIn(t *testing.T, ns, img string, extra ...string) *harness.Guest {
+	t.Helper()
+	argv := append([]string{"ip", "netns", "exec", ns, harness.Bin(t, "linux"), "ubd0=" + img, "init=/init",
+		"uml_dir=" + t.TempDir()}, extra...)
+	return harness.Start(t, nil, argv...)
+}
+
+var netdeviceRE = regexp.MustCompile(`Netdevice 0 \(([0-9a-f:]{17})\) : `)
+
+// TestIntegrationLinuxNetDaemonWithRealUML: our linux (eth0=daemon) and a
+// real linux.uml on our uml_switch, inside the test's network namespace,
+// ping each other.
+func TestIntegrationLinuxNetDaemonWithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	ns := testutil.NetNS(t)
+	ctl := filepath.Join(t.TempDir(), "sw.ctl")
+	harness.StartSwitch(t, harness.Bin(t, "uml_switch"), ns, ctl)
+
+	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.1", "10.77.1.2", 12)}),
+		"eth0=daemon,02:00:0a:4d:01:01,unix,"+ctl)
+	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 12)}),
+		"eth0=daemon,,unix,"+ctl)
+	for _, g := range []struct {
+		g    *harness.Guest
+		want string
+	}{{ours, "PING-OK-10.77.1.1"}, {real, "PING-OK-10.77.1.2"}} {
+		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
+		}
+	}
+	out := ours.Output()
+	for _, want := range []string{
+		"Netdevice 0 (02:00:0a:4d:01:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + ctl + "\r\n",
+		"ETH0-UP 02:00:0a:4d:01:01",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("our boot log lacks %q", want)
+		}
+	}
+	// The real kernel's lines for the same kind of spec, for comparison.
+	if !strings.Contains(real.Output(), "daemon backend (uml_switch version 3) - unix:"+ctl) {
+		t.Errorf("real linux.uml log lacks its daemon backend line")
+	}
+}
+
+// TestIntegrationLinuxNetTuntap: our linux with eth0=tuntap,TAP on a tap
+// created and addressed in the test's namespace pings the namespace.
+func TestIntegrationLinuxNetTuntap(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireTUN(t)
+	ns := testutil.NetNS(t)
+	for _, argv := range [][]string{
+		{"ip", "tuntap", "add", "dev", "umltap9", "mode", "tap"},
+		{"ip", "addr", "add", "10.77.2.1/24", "dev", "umltap9"},
+		{"ip", "link", "set", "umltap9", "up"},
+	} {
+		if out, err := testutil.InNetNS(ns, argv...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	g := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.2.2", "10.77.2.1", 8)}),
+		"eth0=tuntap,umltap9")
+	if err := g.WaitOutput("PING-OK-10.77.2.2", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	out := g.Output()
+	m := netdeviceRE.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "Choosing a random ethernet address for device eth0\r\n") ||
+		!strings.Contains(out, "Netdevice 0 ("+m[1]+") : \r\nTUN/TAP backend - \r\n") {
+		t.Fatalf("boot lines missing:\n%s", out)
+	}
+	if !strings.Contains(out, "ETH0-UP "+m[1]) {
+		t.Errorf("guest eth0 does not carry the announced MAC %s", m[1])
+	}
+	if b := m[1][1]; !strings.ContainsRune("2367abef", rune(b)) {
+		t.Errorf("random MAC %s is not locally administered", m[1])
+	}
+	// And the other way: the namespace pings the guest.
+	if out, err := testutil.InNetNS(ns, "/bin/busybox", "ping", "-c", "1", "-W", "2", "10.77.2.2").CombinedOutput(); err != nil {
+		t.Errorf("ping from the namespace to the guest: %v\n%s", err, out)
+	}
+}

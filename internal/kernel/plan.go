@@ -9,16 +9,18 @@ import (
 // Plan is what P hands to K (and K to G) as JSON in the environment: every
 // decision already made, so the child roles only execute it.
 type Plan struct {
-	WorkDir  string    `json:"work_dir"` // host dir K mounts a tmpfs over
-	Root     RootPlan  `json:"root"`
-	Init     string    `json:"init"` // "" = standard search
-	InitArgs []string  `json:"init_args"`
-	InitEnv  []string  `json:"init_env"`
-	Hostname string    `json:"hostname"`
-	Disks    []Disk    `json:"disks"`
-	Quiet    bool      `json:"quiet"`
-	Cmdline  string    `json:"cmdline"`
-	Eth      []EthPlan `json:"eth,omitempty"` // see net.go
+	WorkDir  string   `json:"work_dir"` // host dir K mounts a tmpfs over
+	Root     RootPlan `json:"root"`
+	Init     string   `json:"init"` // "" = standard search
+	InitArgs []string `json:"init_args"`
+	InitEnv  []string `json:"init_env"`
+	Hostname string   `json:"hostname"`
+	Disks    []Disk   `json:"disks"`
+	Quiet    bool     `json:"quiet"`
+	Cmdline  string   `json:"cmdline"`
+
+	Eth []EthPlan `json:"eth,omitempty"` // eth devices (net.go)
+
 	// Set by K for G:
 	RootMount string `json:"root_mount,omitempty"` // where the root fs is mounted in K's namespace
 	DiskDir   string `json:"disk_dir,omitempty"`   // where K exports /dev/ubdX files

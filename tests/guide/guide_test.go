@@ -148,6 +148,7 @@ var covered = []string{
 	"net-a-guest", "net-b-guest", "net-host-ping", "net-cleanup",
 	"router-sw1", "router-sw2", "router-boot", "router-c1-boot", "router-c2-boot",
 	"router-guest", "router-c1-guest", "router-c2-guest", "router-cleanup",
+	"tuntap-boot", "tuntap-guest",
 }
 
 // TestGuideEveryBlockTested: every sh block is well formed and exercised,

@@ -124,3 +124,31 @@ func TestIntegrationGuideRouterLab(t *testing.T) {
 	}
 	s.run("router-cleanup")
 }
+
+// TestIntegrationGuideTuntap: chapter 4, eth0=tuntap,,,HOST with our
+// uml_net (first on PATH) in a namespace the test creates.
+func TestIntegrationGuideTuntap(t *testing.T) {
+	harness.RealUML(t)
+	testutil.RequireTUN(t)
+	testutil.Peer(t, "busybox", "busybox-static")
+	testutil.Peer(t, "mke2fs", "e2fsprogs")
+	s := newSession(t)
+	ns := fmt.Sprintf("umlguidet%d", os.Getpid())
+	s.subst["umllab"] = ns
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	s.run("boot-mkrootfs")
+	s.run("net-netns")
+	g := s.start("tuntap-boot")
+	s.waitPrompt(g, 1)
+	out := s.typeIn(g, "tuntap-guest")
+	want(t, "tuntap-guest", out, "* ifconfig tap0 10.0.3.1 netmask 255.255.255.255 up",
+		"* bash -c echo 1 > /proc/sys/net/ipv4/ip_forward", "* route add -host 10.0.3.2 dev tap0")
+	want(t, "tuntap-guest", out, "3 packets transmitted, 3 packets received, 0% packet loss")
+	if code, _ := s.typeEnd(g, "boot-poweroff"); code != 0 {
+		t.Errorf("linux.uml exit %d after poweroff", code)
+	}
+	if err := exec.Command("ip", "-n", ns, "link", "show", "tap0").Run(); err == nil {
+		t.Errorf("tap0 still exists after the machine halted")
+	}
+	s.run("router-cleanup")
+}

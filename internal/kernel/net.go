@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/umlkit/umlkit/internal/ether"
@@ -20,22 +22,24 @@ import (
 type EthPlan struct {
 	Unit   int       `json:"unit"`
 	MAC    ether.MAC `json:"mac"`
-	Kind   string    `json:"kind"`             // "daemon" or "tuntap"
+	Kind   string    `json:"kind"`             // "daemon", "tuntap" or "mcast"
 	Switch []byte    `json:"switch,omitempty"` // daemon: the switch's data address
+	Group  string    `json:"group,omitempty"`  // mcast: group address
+	Port   int       `json:"port,omitempty"`   // mcast: UDP port
 }
 
 // hostNet holds the host sides P opened; they live across reboots.
 type hostNet struct {
 	files   map[string]*os.File
 	daemons []*netdev.DaemonConn
-	taps    []*os.File
+	socks   []*os.File
 }
 
 func (h *hostNet) Close() {
 	for _, d := range h.daemons {
 		d.Close()
 	}
-	for _, f := range h.taps {
+	for _, f := range h.socks {
 		f.Close()
 	}
 }
@@ -131,11 +135,48 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: open host tap %s: %w", name, dev, err)
 		}
-		h.taps = append(h.taps, t)
+		h.socks = append(h.socks, t)
 		h.files[name] = t
 		return &EthPlan{Unit: n, MAC: mac, Kind: "tuntap"}, nil
-	case "mcast", "ucast", "ethertap", "slip", "slirp", "vde":
-		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon and tuntap are)", name, transport)
+	case "mcast": // mcast,<mac>,<group>,<port>,<ttl>
+		if len(f) > 4 {
+			return nil, fmt.Errorf("mcast_setup - Extra garbage on specification : '%s'", strings.Join(f[4:], ","))
+		}
+		group, port, ttl := netdev.DefaultMcastGroup, netdev.DefaultMcastPort, netdev.DefaultMcastTTL
+		if field(1) != "" {
+			group = field(1)
+		}
+		if p := field(2); p != "" {
+			v, err := strconv.ParseUint(p, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("mcast_setup - Bad port : '%s'", p)
+			}
+			port = int(v)
+		}
+		if p := field(3); p != "" {
+			v, err := strconv.ParseUint(p, 10, 8)
+			if err != nil {
+				return nil, fmt.Errorf("mcast_setup - Bad ttl : '%s'", p)
+			}
+			ttl = int(v)
+		}
+		m.logf("Configured mcast device: %s:%d-%d", group, port, ttl)
+		mac := m.ethMAC(name, field(0))
+		m.logf("Netdevice %d (%s) : ", n, mac)
+		m.logf("mcast backend multicast address: %s:%d, TTL:%d", group, port, ttl)
+		addr, err := netip.ParseAddr(group)
+		if err != nil || !addr.Is4() {
+			return nil, fmt.Errorf("%s: mcast group '%s' is not an IPv4 address", name, group)
+		}
+		sock, err := netdev.OpenMcast(addr, port, ttl)
+		if err != nil {
+			return nil, err
+		}
+		h.socks = append(h.socks, sock)
+		h.files[name] = sock
+		return &EthPlan{Unit: n, MAC: mac, Kind: "mcast", Group: group, Port: port}, nil
+	case "ucast", "ethertap", "slip", "slirp", "vde":
+		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon, tuntap and mcast are)", name, transport)
 	}
 	return nil, nil // UML ignores an unknown transport on the command line
 }
@@ -203,6 +244,8 @@ func (k *kernel) startNet(files map[string]*os.File) func() {
 				tr, err = netdev.NewDaemon(f, sw)
 			case "tuntap":
 				tr, err = netdev.NewFile(f)
+			case "mcast":
+				tr, err = netdev.NewMcast(f, netip.MustParseAddr(e.Group), e.Port)
 			default:
 				f.Close()
 				err = fmt.Errorf("unknown transport %q", e.Kind)

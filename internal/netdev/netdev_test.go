@@ -5,7 +5,9 @@ package netdev
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -194,5 +196,77 @@ func TestCreateTap(t *testing.T) {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("eth3: %s lacks %q", out, want)
 		}
+	}
+}
+
+// TestMcast opens two mcast transports on one group inside a fresh
+// network namespace (lo multicast, 224.0.0.0/4 via lo) and checks a frame
+// sent by one reaches the other.
+func TestMcast(t *testing.T) {
+	ns := testutil.NetNS(t)
+	for _, argv := range [][]string{
+		{"ip", "link", "set", "lo", "up"},
+		{"ip", "link", "set", "lo", "multicast", "on"},
+		{"ip", "route", "add", "224.0.0.0/4", "dev", "lo"},
+	} {
+		if out, err := testutil.InNetNS(ns, argv...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	group := netip.MustParseAddr("239.192.168.9")
+	type res struct {
+		a, b *os.File
+		err  error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		lockInNetNS(t, ns)
+		a, err := OpenMcast(group, 1102, 1)
+		if err != nil {
+			ch <- res{err: err}
+			return
+		}
+		b, err := OpenMcast(group, 1102, 1)
+		ch <- res{a, b, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	a, err := NewMcast(r.a, group, 1102)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := NewMcast(r.b, group, 1102)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	frame := append(bytes.Repeat([]byte{0xff}, 6), []byte("\x02\x00\x00\x00\x00\x09\x88\xb5mcast")...)
+	if err := a.WriteFrame(frame); err != nil {
+		t.Fatal(err)
+	}
+	b.f.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2000)
+	n, err := b.ReadFrame(buf)
+	if err != nil || !bytes.Equal(buf[:n], frame) {
+		t.Fatalf("b got %q, %v; want %q", buf[:n], err, frame)
+	}
+}
+
+func TestOpenMcastNoRoute(t *testing.T) {
+	ns := testutil.NetNS(t) // no multicast route: membership fails
+	ch := make(chan error, 1)
+	go func() {
+		lockInNetNS(t, ns)
+		f, err := OpenMcast(netip.MustParseAddr("239.192.168.9"), 1102, 1)
+		if f != nil {
+			f.Close()
+		}
+		ch <- err
+	}()
+	if err := <-ch; err == nil || !strings.HasPrefix(err.Error(), "umcast_open: IP_ADD_MEMBERSHIP failed, error = 19") {
+		t.Fatalf("err = %v", err)
 	}
 }

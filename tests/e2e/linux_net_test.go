@@ -119,3 +119,42 @@ func TestIntegrationLinuxNetTuntap(t *testing.T) {
 		t.Errorf("ping from the namespace to the guest: %v\n%s", err, out)
 	}
 }
+
+// TestIntegrationLinuxNetMcastWithRealUML: our linux and a real linux.uml
+// on the same eth0=mcast group inside the test's network namespace (lo
+// multicast with a 224.0.0.0/4 route, as the real kernel needs) ping each
+// other.
+func TestIntegrationLinuxNetMcastWithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	ns := testutil.NetNS(t)
+	for _, argv := range [][]string{
+		{"ip", "link", "set", "lo", "up"},
+		{"ip", "link", "set", "lo", "multicast", "on"},
+		{"ip", "route", "add", "224.0.0.0/4", "dev", "lo"},
+	} {
+		if out, err := testutil.InNetNS(ns, argv...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	spec := "eth0=mcast,,239.192.168.77,1177,1"
+	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.1", "10.77.3.2", 12)}), spec)
+	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.2", "10.77.3.1", 12)}), spec)
+	for _, g := range []struct {
+		g    *harness.Guest
+		want string
+	}{{ours, "PING-OK-10.77.3.1"}, {real, "PING-OK-10.77.3.2"}} {
+		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
+		}
+	}
+	for _, want := range []string{"Configured mcast device: 239.192.168.77:1177-1\r\n",
+		"mcast backend multicast address: 239.192.168.77:1177, TTL:1\r\n"} {
+		if !strings.Contains(ours.Output(), want) {
+			t.Errorf("our boot log lacks %q", want)
+		}
+		if !strings.Contains(real.Output(), strings.TrimSuffix(want, "\r\n")) {
+			t.Errorf("real linux.uml log lacks %q (spec drift?)", want)
+		}
+	}
+}

@@ -7,8 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 

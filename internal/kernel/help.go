@@ -24,6 +24,12 @@ var helpOptions = []struct{ opt, help string }{
 	{"init=<program>", "The program run as the guest's init (default: /sbin/init, /etc/init,\n/bin/init, /bin/sh)."},
 	{"con[0-9]*=<channel description>", "Attach a console to a host channel. con0=fd:0,fd:1 is the default."},
 	{"ubd<n><flags>=<filename>[(:|,)<filename2>][(:|,)<serial>]", "Associate ubd device <n> (0 to 15, or a to p) with a file or a directory.\nFlags: 'r' read-only, 's' synchronous writes, 'd' never a COW file,\n'c' shared (no host locking), 't' no trim/discard. With two filenames the\nfirst is the COW file and the second its backing file."},
+	{"eth[0-9]+=<transport>,<options>", "Configure a network device. Transports in this build:\n" +
+		"daemon[,<mac>[,unix[,<control socket>]]] (a uml_switch; default control socket\n" +
+		"/var/run/uml-utilities/uml_switch.ctl), tuntap,<host tap>[,<mac>] (a\n" +
+		"preconfigured host tap) and mcast[,<mac>[,<group>[,<port>[,<ttl>]]]]\n" +
+		"(default 239.192.168.1, 1102, 1). Without <mac> a random locally\n" +
+		"administered address is chosen.\n\tExample: eth0=daemon,,unix,/tmp/uml.ctl"},
 	{"udb", "This option is here solely to catch ubd -> udb typos."},
 	{"fake_ide", "Obsolete stub."},
 }
@@ -59,6 +65,17 @@ CONFIG_MEMCG_LIMIT=y
 CONFIG_CON_FD=y
 CONFIG_MCONSOLE=y
 CONFIG_MCONSOLE_COMMANDS="version halt reboot help cad stop go log proc config(query)"
-CONFIG_UML_NET=n
+CONFIG_UML_NET=y
+CONFIG_UML_NET_DAEMON=y
+CONFIG_UML_NET_DAEMON_DEFAULT_SOCK="/var/run/uml-utilities/uml_switch.ctl"
+CONFIG_UML_NET_TUNTAP=y
+# CONFIG_UML_NET_TUNTAP_UML_NET_HELPER is not set
+CONFIG_UML_NET_MCAST=y
+# CONFIG_UML_NET_UCAST is not set
+# CONFIG_UML_NET_ETHERTAP is not set
+# CONFIG_UML_NET_SLIP is not set
+# CONFIG_UML_NET_SLIRP is not set
+# CONFIG_UML_NET_VDE is not set
+# CONFIG_UML_NET_VECTOR is not set
 `, buildinfo.Version, runtime.GOARCH)
 }

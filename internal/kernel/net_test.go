@@ -1,0 +1,74 @@
+package kernel
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/umlkit/umlkit/internal/cmdline"
+)
+
+func testMachine() (*machine, *bytes.Buffer) {
+	var out bytes.Buffer
+	return &machine{cfg: &cmdline.Config{}, stdio: Stdio{Out: &out, Err: &out}, plan: &Plan{}}, &out
+}
+
+func TestEthMAC(t *testing.T) {
+	for _, c := range []struct {
+		in, log string
+		want    string // "" = random
+	}{
+		{"", "Choosing a random ethernet address for device eth0\r\n", ""},
+		{"zz", "setup_etheraddr: failed to parse 'zz' as an ethernet address\r\nChoosing a random ethernet address for device eth0\r\n", ""},
+		{"01:00:00:00:00:01", "Attempt to assign a multicast ethernet address to a device disallowed\r\nChoosing a random ethernet address for device eth0\r\n", ""},
+		{"0:0:0:0:0:0", "Attempt to assign an invalid ethernet address to a device disallowed\r\nChoosing a random ethernet address for device eth0\r\n", ""},
+		{"00:11:22:33:44:55", "Warning: Assigning a globally valid ethernet address to a device\r\n" +
+			"You should set the 2nd rightmost bit in the first byte of the MAC,\r\ni.e. 02:11:22:33:44:55\r\n", "00:11:22:33:44:55"},
+		{"fe:fd:0a:00:00:02", "", "fe:fd:0a:00:00:02"},
+	} {
+		m, out := testMachine()
+		mac := m.ethMAC("eth0", c.in)
+		if out.String() != c.log {
+			t.Errorf("%q: log %q, want %q", c.in, out.String(), c.log)
+		}
+		if c.want != "" && mac.String() != c.want {
+			t.Errorf("%q: mac %s, want %s", c.in, mac, c.want)
+		}
+		if c.want == "" && (!mac.IsLocal() || mac.IsMulticast()) {
+			t.Errorf("%q: random mac %s is not local unicast", c.in, mac)
+		}
+	}
+	if randomMAC() == randomMAC() {
+		t.Error("two random MACs are equal")
+	}
+}
+
+func TestOpenEthErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.ctl")
+	for _, c := range []struct{ spec, log, err string }{
+		{"tuntap,tap0,,10.0.0.1,x,y", "", "tap_setup_common - Extra garbage on specification : 'x,y'"},
+		{"tuntap,,fe:fd:00:00:00:01", "Netdevice 3 (fe:fd:00:00:00:01) : \r\nTUN/TAP backend - \r\n", "eth3: tuntap without a host device"},
+		{"mcast,,239.1.1.1,70000", "", "mcast_setup - Bad port : '70000'"},
+		{"mcast,,239.1.1.1,1,x", "", "mcast_setup - Bad ttl : 'x'"},
+		{"mcast,,239.1.1.1,1,1,more", "", "mcast_setup - Extra garbage on specification : 'more'"},
+		{"daemon,fe:fd:00:00:00:01,unix," + missing + ",/tmp/data", "daemon_setup : Ignoring data socket specification\r\n" +
+			"Netdevice 3 (fe:fd:00:00:00:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + missing + "\r\n",
+			"daemon_open : control connect failed, errno = 2"},
+		{"ucast,,10.0.0.1", "", "eth_setup - eth3: the ucast transport is not supported"},
+		{"pcap,eth0", "", ""},
+	} {
+		m, out := testMachine()
+		e, err := m.openEth(&hostNet{files: map[string]*os.File{}}, 3, c.spec)
+		if e != nil {
+			t.Errorf("%q: got a device", c.spec)
+		}
+		if (err == nil) != (c.err == "") || err != nil && !strings.HasPrefix(err.Error(), c.err) {
+			t.Errorf("%q: err %v, want %q", c.spec, err, c.err)
+		}
+		if c.log != "" && out.String() != c.log {
+			t.Errorf("%q: log %q, want %q", c.spec, out.String(), c.log)
+		}
+	}
+}

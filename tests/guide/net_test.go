@@ -142,7 +142,8 @@ func TestIntegrationGuideTuntap(t *testing.T) {
 	s.waitPrompt(g, 1)
 	out := s.typeIn(g, "tuntap-guest")
 	want(t, "tuntap-guest", out, "* ifconfig tap0 10.0.3.1 netmask 255.255.255.255 up",
-		"* bash -c echo 1 > /proc/sys/net/ipv4/ip_forward", "* route add -host 10.0.3.2 dev tap0")
+		"* bash -c echo 1 > /proc/sys/net/ipv4/ip_forward", "* route add -host 10.0.3.2 dev tap0",
+		"* bash -c echo 1 > /proc/sys/net/ipv4/conf/tap0/proxy_arp")
 	want(t, "tuntap-guest", out, "3 packets transmitted, 3 packets received, 0% packet loss")
 	if code, _ := s.typeEnd(g, "boot-poweroff"); code != 0 {
 		t.Errorf("linux.uml exit %d after poweroff", code)

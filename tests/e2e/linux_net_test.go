@@ -158,3 +158,40 @@ func TestIntegrationLinuxNetMcastWithRealUML(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationLinuxNetAfterReboot: the host side of an eth device lives
+// in P, so after a guest reboot the new kernel stage gets eth0 again and
+// the guest still reaches the namespace through the same host tap.
+func TestIntegrationLinuxNetAfterReboot(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireTUN(t)
+	ns := testutil.NetNS(t)
+	for _, argv := range [][]string{
+		{"ip", "tuntap", "add", "dev", "umltap8", "mode", "tap"},
+		{"ip", "addr", "add", "10.77.4.1/24", "dev", "umltap8"},
+		{"ip", "link", "set", "umltap8", "up"},
+	} {
+		if out, err := testutil.InNetNS(ns, argv...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	init := `if [ ! -e /rebooted ]; then
+  ifconfig eth0 10.77.4.2 netmask 255.255.255.0 up
+  ping -c 1 -W 5 10.77.4.1 >/dev/null && echo FIRST-BOOT-PING-OK
+  touch /rebooted; sync; reboot -f
+fi
+` + netPingInit("10.77.4.2", "10.77.4.1", 0)
+	g := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: init}), "eth0=tuntap,umltap8,fe:fd:0a:4d:04:02")
+	if err := g.WaitOutput("PING-OK-10.77.4.2", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	out := g.Output()
+	if !strings.Contains(out, "FIRST-BOOT-PING-OK") || !strings.Contains(out, "reboot: Restarting system") ||
+		!strings.Contains(out, "ETH0-UP fe:fd:0a:4d:04:02") {
+		t.Fatalf("expected a ping before and after the reboot:\n%s", out)
+	}
+	if code, err := g.Wait(20 * time.Second); err != nil || code != 0 {
+		t.Errorf("exit %d, %v after poweroff -f", code, err)
+	}
+}

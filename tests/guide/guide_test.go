@@ -144,7 +144,7 @@ var covered = []string{
 	// 03-mconsole.md
 	"mc-boot", "mc-version", "mc-list", "mc-help", "mc-reboot", "mc-halt",
 	// 04-networking.md
-	"net-no-eth", "net-netns", "net-tap", "net-switch", "net-guest-a", "net-guest-b",
+	"net-netns", "net-tap", "net-switch", "net-guest-a", "net-guest-b",
 	"net-a-guest", "net-b-guest", "net-host-ping", "net-cleanup",
 	"router-sw1", "router-sw2", "router-boot", "router-c1-boot", "router-c2-boot",
 	"router-guest", "router-c1-guest", "router-c2-guest", "router-cleanup",

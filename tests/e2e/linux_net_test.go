@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -193,5 +194,38 @@ fi
 	}
 	if code, err := g.Wait(20 * time.Second); err != nil || code != 0 {
 		t.Errorf("exit %d, %v after poweroff -f", code, err)
+	}
+}
+
+// TestIntegrationLinuxNetTuntapUnprivileged: an ordinary user's linux
+// attaches to a host tap the user owns (ip tuntap add ... user U) and the
+// guest pings the namespace: K creates eth0 in its own user namespace.
+func TestIntegrationLinuxNetTuntapUnprivileged(t *testing.T) {
+	u := harness.UnprivilegedUser(t)
+	requireLinuxHost(t)
+	testutil.RequireTUN(t)
+	ns := testutil.NetNS(t)
+	for _, argv := range [][]string{
+		{"ip", "tuntap", "add", "dev", "umltap7", "mode", "tap", "user", u.Name},
+		{"ip", "addr", "add", "10.77.5.1/24", "dev", "umltap7"},
+		{"ip", "link", "set", "umltap7", "up"},
+	} {
+		if out, err := testutil.InNetNS(ns, argv...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	home := u.Dir(t)
+	img := harness.BusyboxImage(t, home, harness.Image{Init: netPingInit("10.77.5.2", "10.77.5.1", 0)})
+	u.Chown(t, img)
+	// The user may not be able to enter the harness's build directory.
+	bin := filepath.Join(home, "linux")
+	if out, err := exec.Command("cp", harness.Bin(t, "linux"), bin).CombinedOutput(); err != nil {
+		t.Fatalf("copy linux: %v: %s", err, out)
+	}
+	g := harness.Start(t, []string{"HOME=" + u.Home}, "ip", "netns", "exec", ns, "setpriv",
+		"--reuid="+itoa(int(u.UID)), "--regid="+itoa(int(u.GID)), "--clear-groups",
+		bin, "ubd0="+img, "init=/init", "uml_dir="+filepath.Join(home, "uml"), "eth0=tuntap,umltap7")
+	if err := g.WaitOutput("PING-OK-10.77.5.2", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
 	}
 }

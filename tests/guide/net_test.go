@@ -66,8 +66,10 @@ func TestIntegrationGuideNetworkLab(t *testing.T) {
 }
 
 // TestIntegrationGuideRouterLab: chapter 4, two switches and a router
-// machine (linux.uml) in a network namespace the test creates.
+// machine (our linux; the others linux.uml) in a network namespace the
+// test creates.
 func TestIntegrationGuideRouterLab(t *testing.T) {
+	requireLinux(t)
 	harness.RealUML(t)
 	testutil.Peer(t, "busybox", "busybox-static")
 	testutil.Peer(t, "mke2fs", "e2fsprogs")

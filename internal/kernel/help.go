@@ -27,9 +27,10 @@ var helpOptions = []struct{ opt, help string }{
 	{"eth[0-9]+=<transport>,<options>", "Configure a network device. Transports in this build:\n" +
 		"daemon[,<mac>[,unix[,<control socket>]]] (a uml_switch; default control socket\n" +
 		"/var/run/uml-utilities/uml_switch.ctl), tuntap,<host tap>[,<mac>] (a\n" +
-		"preconfigured host tap) and mcast[,<mac>[,<group>[,<port>[,<ttl>]]]]\n" +
-		"(default 239.192.168.1, 1102, 1). Without <mac> a random locally\n" +
-		"administered address is chosen.\n\tExample: eth0=daemon,,unix,/tmp/uml.ctl"},
+		"preconfigured host tap), mcast[,<mac>[,<group>[,<port>[,<ttl>]]]]\n" +
+		"(default 239.192.168.1, 1102, 1) and\n" +
+		"ucast,[<mac>],<remote addr>[,<listen port>[,<remote port>]] (default 1102).\n" +
+		"Without <mac> a random locally administered address is chosen.\n\tExample: eth0=daemon,,unix,/tmp/uml.ctl"},
 	{"udb", "This option is here solely to catch ubd -> udb typos."},
 	{"fake_ide", "Obsolete stub."},
 }
@@ -71,7 +72,7 @@ CONFIG_UML_NET_DAEMON_DEFAULT_SOCK="/var/run/uml-utilities/uml_switch.ctl"
 CONFIG_UML_NET_TUNTAP=y
 # CONFIG_UML_NET_TUNTAP_UML_NET_HELPER is not set
 CONFIG_UML_NET_MCAST=y
-# CONFIG_UML_NET_UCAST is not set
+CONFIG_UML_NET_UCAST=y
 # CONFIG_UML_NET_ETHERTAP is not set
 # CONFIG_UML_NET_SLIP is not set
 # CONFIG_UML_NET_SLIRP is not set

@@ -22,10 +22,10 @@ import (
 type EthPlan struct {
 	Unit   int       `json:"unit"`
 	MAC    ether.MAC `json:"mac"`
-	Kind   string    `json:"kind"`             // "daemon", "tuntap" or "mcast"
+	Kind   string    `json:"kind"`             // "daemon", "tuntap", "mcast" or "ucast"
 	Switch []byte    `json:"switch,omitempty"` // daemon: the switch's data address
-	Group  string    `json:"group,omitempty"`  // mcast: group address
-	Port   int       `json:"port,omitempty"`   // mcast: UDP port
+	Group  string    `json:"group,omitempty"`  // mcast: group address; ucast: peer address
+	Port   int       `json:"port,omitempty"`   // mcast: group port; ucast: peer port
 }
 
 // hostNet holds the host sides P opened; they live across reboots.
@@ -175,8 +175,42 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		h.socks = append(h.socks, sock)
 		h.files[name] = sock
 		return &EthPlan{Unit: n, MAC: mac, Kind: "mcast", Group: group, Port: port}, nil
-	case "ucast", "ethertap", "slip", "slirp", "vde":
-		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon, tuntap and mcast are)", name, transport)
+	case "ucast": // ucast,<mac>,<remote addr>,<listen port>,<remote port>
+		if len(f) > 4 {
+			return nil, fmt.Errorf("ucast_setup - Extra garbage on specification : '%s'", strings.Join(f[4:], ","))
+		}
+		addr, lport, rport := field(1), netdev.DefaultUcastPort, netdev.DefaultUcastPort
+		if p := field(2); p != "" {
+			v, err := strconv.ParseUint(p, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("ucast_setup - Bad listen port : '%s'", p)
+			}
+			lport = int(v)
+		}
+		if p := field(3); p != "" {
+			v, err := strconv.ParseUint(p, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("ucast_setup - Bad remote port : '%s'", p)
+			}
+			rport = int(v)
+		}
+		m.logf("Configured ucast device: :%d -> %s:%d", lport, addr, rport)
+		mac := m.ethMAC(name, field(0))
+		m.logf("Netdevice %d (%s) : ", n, mac)
+		m.logf("ucast backend address: %s:%d listen port: %d", addr, rport, lport)
+		ip, err := netip.ParseAddr(addr)
+		if err != nil || !ip.Is4() {
+			return nil, fmt.Errorf("%s: ucast remote address '%s' is not an IPv4 address (errno = 22)", name, addr)
+		}
+		sock, err := netdev.OpenUcast(lport)
+		if err != nil {
+			return nil, err
+		}
+		h.socks = append(h.socks, sock)
+		h.files[name] = sock
+		return &EthPlan{Unit: n, MAC: mac, Kind: "ucast", Group: addr, Port: rport}, nil
+	case "ethertap", "slip", "slirp", "vde":
+		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon, tuntap, mcast and ucast are)", name, transport)
 	}
 	return nil, nil // UML ignores an unknown transport on the command line
 }
@@ -244,8 +278,8 @@ func (k *kernel) startNet(files map[string]*os.File) func() {
 				tr, err = netdev.NewDaemon(f, sw)
 			case "tuntap":
 				tr, err = netdev.NewFile(f)
-			case "mcast":
-				tr, err = netdev.NewMcast(f, netip.MustParseAddr(e.Group), e.Port)
+			case "mcast", "ucast":
+				tr, err = netdev.NewDatagram(f, netip.MustParseAddr(e.Group), e.Port)
 			default:
 				f.Close()
 				err = fmt.Errorf("unknown transport %q", e.Kind)

@@ -56,7 +56,12 @@ func TestOpenEthErrors(t *testing.T) {
 		{"daemon,fe:fd:00:00:00:01,unix," + missing + ",/tmp/data", "daemon_setup : Ignoring data socket specification\r\n" +
 			"Netdevice 3 (fe:fd:00:00:00:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + missing + "\r\n",
 			"daemon_open : control connect failed, errno = 2"},
-		{"ucast,,10.0.0.1", "", "eth_setup - eth3: the ucast transport is not supported"},
+		{"vde,/tmp/x", "", "eth_setup - eth3: the vde transport is not supported"},
+		{"ucast,,10.0.0.1,x", "", "ucast_setup - Bad listen port : 'x'"},
+		{"ucast,,10.0.0.1,1,y", "", "ucast_setup - Bad remote port : 'y'"},
+		{"ucast,,10.0.0.1,1,2,z", "", "ucast_setup - Extra garbage on specification : 'z'"},
+		{"ucast,fe:fd:00:00:00:01", "Configured ucast device: :1102 -> :1102\r\nNetdevice 3 (fe:fd:00:00:00:01) : \r\n" +
+			"ucast backend address: :1102 listen port: 1102\r\n", "eth3: ucast remote address '' is not an IPv4 address"},
 		{"pcap,eth0", "", ""},
 	} {
 		m, out := testMachine()

@@ -93,3 +93,30 @@ func (d *Datagram) WriteFrame(b []byte) error {
 
 // Close implements Transport.
 func (d *Datagram) Close() error { return d.f.Close() }
+
+// Ucast defaults of ethN=ucast (net.md §2).
+const DefaultUcastPort = 1102
+
+// OpenUcast opens the UDP socket of UML's ucast transport: SO_REUSEADDR,
+// bound to 0.0.0.0:lport.
+func OpenUcast(lport int) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("umcast_open : data socket failed, errno = %d", errnoOf(err))
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("umcast_open: SO_REUSEADDR failed, errno = %d", errnoOf(err))
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: lport}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("umcast_open: bind failed, errno = %d", errnoOf(err))
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("ucast :%d", lport)), nil
+}
+
+// NewDatagram wraps a UDP socket (owned from now on) that sends every frame
+// to addr:port: mcast (the group) and ucast (the peer).
+func NewDatagram(f *os.File, addr netip.Addr, port int) (*Datagram, error) {
+	return NewMcast(f, addr, port)
+}

@@ -229,3 +229,36 @@ func TestIntegrationLinuxNetTuntapUnprivileged(t *testing.T) {
 		t.Fatalf("%v\n%s", err, g.Output())
 	}
 }
+
+// TestIntegrationLinuxNetUcastWithRealUML: our linux and a real linux.uml
+// as the two ends of an eth0=ucast link over the test namespace's
+// loopback ping each other.
+func TestIntegrationLinuxNetUcastWithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	ns := testutil.NetNS(t)
+	if out, err := testutil.InNetNS(ns, "ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v\n%s", err, out)
+	}
+	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.6.1", "10.77.6.2", 12)}),
+		"eth0=ucast,,127.0.0.1,1201,1202")
+	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.6.2", "10.77.6.1", 12)}),
+		"eth0=ucast,,127.0.0.1,1202,1201")
+	for _, g := range []struct {
+		g    *harness.Guest
+		want string
+	}{{ours, "PING-OK-10.77.6.1"}, {real, "PING-OK-10.77.6.2"}} {
+		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
+		}
+	}
+	for _, want := range []string{"Configured ucast device: :1201 -> 127.0.0.1:1202\r\n",
+		"ucast backend address: 127.0.0.1:1202 listen port: 1201\r\n"} {
+		if !strings.Contains(ours.Output(), want) {
+			t.Errorf("our boot log lacks %q", want)
+		}
+	}
+	if !strings.Contains(real.Output(), "ucast backend address: 127.0.0.1:1201 listen port: 1202") {
+		t.Errorf("real linux.uml log lacks its ucast backend line (spec drift?)")
+	}
+}

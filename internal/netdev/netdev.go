@@ -164,3 +164,9 @@ func (r *Relay) Stop() error {
 	}
 	return nil
 }
+
+var (
+	_ Transport = (*File)(nil)
+	_ Transport = (*Daemon)(nil)
+	_ Transport = (*Datagram)(nil)
+)

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -332,10 +333,15 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	defer ctl.Close()
 	files := map[string]*os.File{"con-in": m.stdio.In, "control": ck}
 	if m.plan.Root.Kind == "image" && m.plan.Root.Native {
-		mfd, err := loopMount(m.plan.Root.Path, m.plan.Root.ReadOnly)
+		mfd, loop, err := loopMount(m.plan.Root.Path, m.plan.Root.ReadOnly)
 		if err != nil {
 			return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", m.plan.Root.Path, err)
 		}
+		defer func() {
+			if !waitLoopFree(loop, 20*time.Second) {
+				m.logf("%s: root file system still busy 20 s after the guest ended", loop)
+			}
+		}()
 		defer mfd.Close()
 		files["rootmount"] = mfd
 	}
@@ -402,6 +408,7 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	}
 	m.setKernel(cmd.Process.Pid, ctl)
 	defer m.setKernel(0, nil)
+	defer m.watchAddrs(cmd.Process.Pid, m.net.addrHooks())()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {

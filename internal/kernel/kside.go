@@ -301,6 +301,9 @@ func (k *kernel) mountRoot(dir string) error {
 }
 
 func (k *kernel) startFuse2fs(r RootPlan, dir string) error {
+	if !r.ReadOnly {
+		k.replayJournal(r.Path)
+	}
 	var before unix.Stat_t
 	if err := unix.Stat(dir, &before); err != nil {
 		return err
@@ -402,5 +405,23 @@ func (k *kernel) pumpConsole(master *os.File, guestGone <-chan struct{}) {
 			return
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// replayJournal replays a pending ext3/4 journal (left by a crash or a
+// kill -9 of an earlier boot) with e2fsck, because fuse2fs cannot: it would
+// refuse the image. Nothing else is checked or changed.
+func (k *kernel) replayJournal(image string) {
+	e2fsck, err := exec.LookPath("e2fsck")
+	if err != nil {
+		e2fsck = "/usr/sbin/e2fsck"
+		if _, err := os.Stat(e2fsck); err != nil {
+			return
+		}
+	}
+	out, err := exec.Command(e2fsck, "-p", "-E", "journal_only", image).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 1 {
+		k.logf("e2fsck -E journal_only %s: exit %d: %s", image, ee.ExitCode(), strings.TrimSpace(string(out)))
 	}
 }

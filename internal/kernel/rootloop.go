@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,31 +16,31 @@ import (
 // K, which attaches it in its own mount namespace; the loop device goes
 // away with the last reference to the mount. Guest file system calls then
 // run at native speed instead of through fuse2fs.
-func loopMount(image string, ro bool) (*os.File, error) {
+func loopMount(image string, ro bool) (*os.File, string, error) {
 	flags := os.O_RDWR
 	if ro {
 		flags = os.O_RDONLY
 	}
 	img, err := os.OpenFile(image, flags|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer img.Close()
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer ctl.Close()
 	var loop *os.File
 	for tries := 0; ; tries++ {
 		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
 		if err != nil {
-			return nil, os.NewSyscallError("ioctl LOOP_CTL_GET_FREE", err)
+			return nil, "", os.NewSyscallError("ioctl LOOP_CTL_GET_FREE", err)
 		}
 		dev := fmt.Sprintf("/dev/loop%d", n)
 		loop, err = os.OpenFile(dev, flags|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
 		// Direct I/O: the guest's pages are cached once (by ext4), not a
@@ -54,25 +56,25 @@ func loopMount(image string, ro bool) (*os.File, error) {
 		}
 		loop.Close()
 		if !errors.Is(err, unix.EBUSY) || tries > 10 {
-			return nil, os.NewSyscallError("ioctl LOOP_CONFIGURE", err)
+			return nil, "", os.NewSyscallError("ioctl LOOP_CONFIGURE", err)
 		}
 	}
 	defer loop.Close()
 	fsfd, err := unix.Fsopen("ext4", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return nil, os.NewSyscallError("fsopen ext4", err)
+		return nil, "", os.NewSyscallError("fsopen ext4", err)
 	}
 	defer unix.Close(fsfd)
 	if err := unix.FsconfigSetString(fsfd, "source", loop.Name()); err != nil {
-		return nil, os.NewSyscallError("fsconfig source", err)
+		return nil, "", os.NewSyscallError("fsconfig source", err)
 	}
 	if ro {
 		if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
-			return nil, os.NewSyscallError("fsconfig ro", err)
+			return nil, "", os.NewSyscallError("fsconfig ro", err)
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return nil, fmt.Errorf("mount %s (ext2/3/4 via %s): %w", image, loop.Name(), err)
+		return nil, "", fmt.Errorf("mount %s (ext2/3/4 via %s): %w", image, loop.Name(), err)
 	}
 	attr := 0
 	if ro {
@@ -80,9 +82,9 @@ func loopMount(image string, ro bool) (*os.File, error) {
 	}
 	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attr)
 	if err != nil {
-		return nil, os.NewSyscallError("fsmount", err)
+		return nil, "", os.NewSyscallError("fsmount", err)
 	}
-	return os.NewFile(uintptr(mfd), "rootmount"), nil
+	return os.NewFile(uintptr(mfd), "rootmount"), loop.Name(), nil
 }
 
 // attachMount puts the detached mount mfd at dir (K side).
@@ -106,4 +108,24 @@ func isCOWFile(path string) bool {
 	}
 	// OMAGIC "OOOM" in either byte order (shared/spec/cow.md).
 	return string(b[:]) == "OOOM" || string(b[:]) == "MOOO"
+}
+
+// waitLoopFree waits until the autoclear loop device dev has let go of its
+// backing file, which happens when the last mount of the root's ext4 is
+// gone and the file system has been shut down cleanly (journal closed). The
+// guest's mount namespace is torn down asynchronously after its last
+// process exits, so without this wait a quick next boot (or a fuse2fs
+// mount of the image) could see a journal still in use.
+func waitLoopFree(dev string, d time.Duration) bool {
+	backing := "/sys/block/" + filepath.Base(dev) + "/loop/backing_file"
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(backing); err != nil {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -27,7 +27,8 @@ var helpOptions = []struct{ opt, help string }{
 	{"eth[0-9]+=<transport>,<options>", "Configure a network device. Transports in this build:\n" +
 		"daemon[,<mac>[,unix[,<control socket>]]] (a uml_switch; default control socket\n" +
 		"/var/run/uml-utilities/uml_switch.ctl), tuntap,<host tap>[,<mac>] (a\n" +
-		"preconfigured host tap), mcast[,<mac>[,<group>[,<port>[,<ttl>]]]]\n" +
+		"preconfigured host tap), tuntap,,[<mac>],<gateway ip> (a tap made by\n" +
+		"the uml_net helper, found in $PATH:/usr/lib/uml), mcast[,<mac>[,<group>[,<port>[,<ttl>]]]]\n" +
 		"(default 239.192.168.1, 1102, 1) and\n" +
 		"ucast,[<mac>],<remote addr>[,<listen port>[,<remote port>]] (default 1102).\n" +
 		"Without <mac> a random locally administered address is chosen.\n\tExample: eth0=daemon,,unix,/tmp/uml.ctl"},
@@ -70,7 +71,7 @@ CONFIG_UML_NET=y
 CONFIG_UML_NET_DAEMON=y
 CONFIG_UML_NET_DAEMON_DEFAULT_SOCK="/var/run/uml-utilities/uml_switch.ctl"
 CONFIG_UML_NET_TUNTAP=y
-# CONFIG_UML_NET_TUNTAP_UML_NET_HELPER is not set
+CONFIG_UML_NET_TUNTAP_UML_NET_HELPER=y
 CONFIG_UML_NET_MCAST=y
 CONFIG_UML_NET_UCAST=y
 # CONFIG_UML_NET_ETHERTAP is not set

@@ -33,6 +33,15 @@ type hostNet struct {
 	files   map[string]*os.File
 	daemons []*netdev.DaemonConn
 	socks   []*os.File
+	hooks   []addrHook // tuntap devices made by uml_net (umlnet.go)
+}
+
+// addrHooks returns the devices whose address changes run uml_net hooks.
+func (h *hostNet) addrHooks() []addrHook {
+	if h == nil {
+		return nil
+	}
+	return h.hooks
 }
 
 func (h *hostNet) Close() {
@@ -128,8 +137,15 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		} else {
 			m.logf("TUN/TAP backend - ")
 		}
-		if dev == "" {
-			return nil, fmt.Errorf("%s: tuntap without a host device (the uml_net helper) is not supported by this build; create a tap (tunctl -t TAP) and use %s=tuntap,TAP", name, name)
+		if dev == "" { // the uml_net helper makes the tap and runs the address hooks
+			t, tap, err := m.tuntapUp(gate)
+			if err != nil {
+				return nil, err
+			}
+			h.socks = append(h.socks, t)
+			h.files[name] = t
+			h.hooks = append(h.hooks, addrHook{unit: n, tap: tap})
+			return &EthPlan{Unit: n, MAC: mac, Kind: "tuntap"}, nil
 		}
 		t, err := openHostTap(dev)
 		if err != nil {

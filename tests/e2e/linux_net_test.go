@@ -263,32 +263,39 @@ func TestIntegrationLinuxNetUcastWithRealUML(t *testing.T) {
 	}
 }
 
-// TestIntegrationLinuxNetTuntapUMLNet: eth0=tuntap,,,GATE runs Debian's
-// setuid uml_net (`uml_net 4 tuntap up GATE`) in the test's namespace,
-// gets the tap fd back, and runs the add hook when the guest sets its
-// address; the guest then pings the gateway.
+// TestIntegrationLinuxNetTuntapUMLNet: eth0=tuntap,,,GATE runs the setuid
+// uml_net helper (Debian's, then ours first in $PATH) as `uml_net 4 tuntap
+// up GATE` in the test's namespace, gets the tap fd back, and runs the add
+// hook when the guest sets its address; the guest then pings the gateway.
 func TestIntegrationLinuxNetTuntapUMLNet(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
 	testutil.RequireTUN(t)
-	testutil.Peer(t, "uml_net", "uml-utilities")
-	ns := testutil.NetNS(t)
-	g := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.7.2", "10.77.7.1", 0)}),
-		"eth0=tuntap,,fe:fd:0a:4d:07:02,10.77.7.1")
-	if err := g.WaitOutput("PING-OK-10.77.7.2", 60*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, g.Output())
-	}
-	out := g.Output()
-	for _, re := range []string{
-		`Netdevice 0 \(fe:fd:0a:4d:07:02\) : \r\nTUN/TAP backend - IP = 10\.77\.7\.1\r\n`,
-		`\* ifconfig tap\d+ 10\.77\.7\.1 netmask 255\.255\.255\.255 up\r\n`,
-		`\* route add -host 10\.77\.7\.2 dev tap\d+\r\n`,
-	} {
-		if !regexp.MustCompile(re).MatchString(out) {
-			t.Errorf("boot log does not match %q", re)
-		}
-	}
-	if t.Failed() {
-		t.Logf("output:\n%s", out)
+	debian := testutil.Peer(t, "uml_net", "uml-utilities")
+	for i, helper := range []string{debian, harness.Bin(t, "uml_net")} {
+		t.Run([]string{"debian", "ours"}[i], func(t *testing.T) {
+			ns := testutil.NetNS(t)
+			img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.7.2", "10.77.7.1", 0)})
+			env := []string{"PATH=" + filepath.Dir(helper) + ":/usr/bin:/bin:/usr/sbin:/sbin"}
+			argv := []string{"ip", "netns", "exec", ns, harness.Bin(t, "linux"), "ubd0=" + img, "init=/init",
+				"uml_dir=" + t.TempDir(), "eth0=tuntap,,fe:fd:0a:4d:07:02,10.77.7.1"}
+			g := harness.Start(t, env, argv...)
+			if err := g.WaitOutput("PING-OK-10.77.7.2", 60*time.Second); err != nil {
+				t.Fatalf("%v\n%s", err, g.Output())
+			}
+			out := g.Output()
+			for _, re := range []string{
+				`Netdevice 0 \(fe:fd:0a:4d:07:02\) : \r\nTUN/TAP backend - IP = 10\.77\.7\.1\r\n`,
+				`\* ifconfig tap\d+ 10\.77\.7\.1 netmask 255\.255\.255\.255 up\r\n`,
+				`\* route add -host 10\.77\.7\.2 dev tap\d+\r\n`,
+			} {
+				if !regexp.MustCompile(re).MatchString(out) {
+					t.Errorf("boot log does not match %q", re)
+				}
+			}
+			if t.Failed() {
+				t.Logf("output:\n%s", out)
+			}
+		})
 	}
 }

@@ -30,7 +30,9 @@ var helpOptions = []struct{ opt, help string }{
 		"preconfigured host tap), tuntap,,[<mac>],<gateway ip> (a tap made by\n" +
 		"the uml_net helper, found in $PATH:/usr/lib/uml), mcast[,<mac>[,<group>[,<port>[,<ttl>]]]]\n" +
 		"(default 239.192.168.1, 1102, 1) and\n" +
-		"ucast,[<mac>],<remote addr>[,<listen port>[,<remote port>]] (default 1102).\n" +
+		"ucast,[<mac>],<remote addr>[,<listen port>[,<remote port>]] (default 1102)\n" +
+		"and vde[,<switch>[,<mac>[,<port>[,<group>[,<mode>[,<description>]]]]]] (runs\n" +
+		"vde_plug).\n" +
 		"Without <mac> a random locally administered address is chosen.\n\tExample: eth0=daemon,,unix,/tmp/uml.ctl"},
 	{"udb", "This option is here solely to catch ubd -> udb typos."},
 	{"fake_ide", "Obsolete stub."},
@@ -77,7 +79,7 @@ CONFIG_UML_NET_UCAST=y
 # CONFIG_UML_NET_ETHERTAP is not set
 # CONFIG_UML_NET_SLIP is not set
 # CONFIG_UML_NET_SLIRP is not set
-# CONFIG_UML_NET_VDE is not set
+CONFIG_UML_NET_VDE=y
 # CONFIG_UML_NET_VECTOR is not set
 `, buildinfo.Version, runtime.GOARCH)
 }

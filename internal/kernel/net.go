@@ -22,7 +22,7 @@ import (
 type EthPlan struct {
 	Unit   int       `json:"unit"`
 	MAC    ether.MAC `json:"mac"`
-	Kind   string    `json:"kind"`             // "daemon", "tuntap", "mcast" or "ucast"
+	Kind   string    `json:"kind"`             // "daemon", "tuntap", "mcast", "ucast", "vde"
 	Switch []byte    `json:"switch,omitempty"` // daemon: the switch's data address
 	Group  string    `json:"group,omitempty"`  // mcast: group address; ucast: peer address
 	Port   int       `json:"port,omitempty"`   // mcast: group port; ucast: peer port
@@ -34,6 +34,7 @@ type hostNet struct {
 	daemons []*netdev.DaemonConn
 	socks   []*os.File
 	hooks   []addrHook // tuntap devices made by uml_net (umlnet.go)
+	plugs   []*vdePlug // vde_plug processes (vde.go)
 }
 
 // addrHooks returns the devices whose address changes run uml_net hooks.
@@ -50,6 +51,9 @@ func (h *hostNet) Close() {
 	}
 	for _, f := range h.socks {
 		f.Close()
+	}
+	for _, p := range h.plugs {
+		p.Close()
 	}
 }
 
@@ -225,8 +229,38 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		h.socks = append(h.socks, sock)
 		h.files[name] = sock
 		return &EthPlan{Unit: n, MAC: mac, Kind: "ucast", Group: addr, Port: rport}, nil
-	case "ethertap", "slip", "slirp", "vde":
-		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon, tuntap, mcast and ucast are)", name, transport)
+	case "vde": // vde,<switch>,<mac>,<port>,<group>,<mode>,<description>
+		sw, port, group, descr := field(0), field(2), field(3), field(5)
+		mode, err := parseVdeMode(field(4))
+		if err != nil {
+			return nil, fmt.Errorf("vde_setup - Bad mode : '%s'", field(4))
+		}
+		if descr == "" {
+			descr = "UML vde_transport"
+		}
+		shown := sw
+		if shown == "" {
+			shown = "(default socket)"
+		}
+		m.logf("Configured vde device: %s", shown)
+		mac := m.ethMAC(name, field(1))
+		m.logf("Netdevice %d (%s) : ", n, mac)
+		if port != "" {
+			m.logf("vde backend - %s, port %s", shown, port)
+		} else {
+			m.logf("vde backend - %s, ", shown) // as linux.uml 6.1 shows it (verified)
+		}
+		sock, plug, err := m.startVdePlug(sw, port, group, mode, descr)
+		if err != nil {
+			return nil, err
+		}
+		m.logf("vde backend - connection opened")
+		h.plugs = append(h.plugs, plug)
+		h.socks = append(h.socks, sock)
+		h.files[name] = sock
+		return &EthPlan{Unit: n, MAC: mac, Kind: "vde"}, nil
+	case "ethertap", "slip", "slirp":
+		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon, tuntap, mcast, ucast and vde are)", name, transport)
 	}
 	return nil, nil // UML ignores an unknown transport on the command line
 }
@@ -292,7 +326,7 @@ func (k *kernel) startNet(files map[string]*os.File) func() {
 				var sw switchproto.Sockaddr
 				copy(sw[:], e.Switch)
 				tr, err = netdev.NewDaemon(f, sw)
-			case "tuntap":
+			case "tuntap", "vde":
 				tr, err = netdev.NewFile(f)
 			case "mcast", "ucast":
 				tr, err = netdev.NewDatagram(f, netip.MustParseAddr(e.Group), e.Port)

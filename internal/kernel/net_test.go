@@ -55,7 +55,8 @@ func TestOpenEthErrors(t *testing.T) {
 		{"daemon,fe:fd:00:00:00:01,unix," + missing + ",/tmp/data", "daemon_setup : Ignoring data socket specification\r\n" +
 			"Netdevice 3 (fe:fd:00:00:00:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + missing + "\r\n",
 			"daemon_open : control connect failed, errno = 2"},
-		{"vde,/tmp/x", "", "eth_setup - eth3: the vde transport is not supported"},
+		{"slirp,,slirp", "", "eth_setup - eth3: the slirp transport is not supported"},
+		{"vde,/tmp/x,,,,9", "", "vde_setup - Bad mode : '9'"},
 		{"ucast,,10.0.0.1,x", "", "ucast_setup - Bad listen port : 'x'"},
 		{"ucast,,10.0.0.1,1,y", "", "ucast_setup - Bad remote port : 'y'"},
 		{"ucast,,10.0.0.1,1,2,z", "", "ucast_setup - Extra garbage on specification : 'z'"},
@@ -74,5 +75,16 @@ func TestOpenEthErrors(t *testing.T) {
 		if c.log != "" && out.String() != c.log {
 			t.Errorf("%q: log %q, want %q", c.spec, out.String(), c.log)
 		}
+	}
+}
+
+func TestVdeArgv(t *testing.T) {
+	got := strings.Join(vdeArgv(17, "/d/vde.ctl", "", "", 0o700, "UML vde_transport"), "|")
+	if want := "vde_plug|--descr|UML vde_transport|--mod2|0700|seqpacket://17|/d/vde.ctl"; got != want {
+		t.Errorf("argv %q, want %q", got, want)
+	}
+	got = strings.Join(vdeArgv(3, "", "5", "users", 0o770, "x"), "|")
+	if want := "vde_plug|--descr|x|--port2|5|--group2|users|--mod2|0770|seqpacket://3|"; got != want {
+		t.Errorf("argv %q, want %q", got, want)
 	}
 }

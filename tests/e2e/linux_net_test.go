@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,5 +299,54 @@ func TestIntegrationLinuxNetTuntapUMLNet(t *testing.T) {
 				t.Logf("output:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestIntegrationLinuxNetVdeWithRealUML: our linux and a real linux.uml,
+// both with eth0=vde on one vde_switch (each runs vde_plug), ping each
+// other.
+func TestIntegrationLinuxNetVdeWithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	vde := testutil.Peer(t, "vde_switch", "vde2")
+	testutil.Peer(t, "vde_plug", "vde2")
+	ns := testutil.NetNS(t)
+	dir := filepath.Join(t.TempDir(), "vde")
+	sw := exec.Command("ip", "netns", "exec", ns, vde, "-s", dir)
+	stdin, err := sw.StdinPipe() // vde_switch exits at stdin EOF
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := sw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-sw.Process.Pid, syscall.SIGKILL); stdin.Close(); sw.Wait() })
+	if err := testutil.WaitFor(10*time.Second, func() bool {
+		st, err := os.Stat(filepath.Join(dir, "ctl"))
+		return err == nil && st.Mode()&os.ModeSocket != 0
+	}); err != nil {
+		t.Fatalf("vde_switch control socket: %v", err)
+	}
+	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.8.1", "10.77.8.2", 12)}),
+		"eth0=vde,"+dir)
+	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.8.2", "10.77.8.1", 12)}),
+		"eth0=vde,"+dir)
+	for _, g := range []struct {
+		g    *harness.Guest
+		want string
+	}{{ours, "PING-OK-10.77.8.1"}, {real, "PING-OK-10.77.8.2"}} {
+		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
+		}
+	}
+	for _, want := range []string{"Configured vde device: " + dir + "\r\n", "vde backend - " + dir + ", \r\n",
+		"vde backend - connection opened\r\n"} {
+		if !strings.Contains(ours.Output(), want) {
+			t.Errorf("our boot log lacks %q", want)
+		}
+		if !strings.Contains(real.Output(), strings.TrimSuffix(want, "\r\n")) {
+			t.Errorf("real linux.uml log lacks %q (spec drift?)", want)
+		}
 	}
 }

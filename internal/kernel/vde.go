@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,10 +65,15 @@ func (m *machine) startVdePlug(sw, port, group string, mode uint32, descr string
 	return ours, p, nil
 }
 
-// Close stops vde_plug.
+// Close stops vde_plug (SIGTERM, then SIGKILL after 2 s).
 func (p *vdePlug) Close() error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.done
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
 	return nil
 }
 

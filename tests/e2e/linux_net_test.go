@@ -48,39 +48,47 @@ func bootLinuxIn(t *testing.T, ns, img string, extra ...string) *harness.Guest {
 var netdeviceRE = regexp.MustCompile(`Netdevice 0 \(([0-9a-f:]{17})\) : `)
 
 // TestIntegrationLinuxNetDaemonWithRealUML: our linux (eth0=daemon) and a
-// real linux.uml on our uml_switch, inside the test's network namespace,
-// ping each other.
+// real linux.uml on a uml_switch (ours, then Debian's), inside the test's
+// network namespace, ping each other.
 func TestIntegrationLinuxNetDaemonWithRealUML(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
-	ns := testutil.NetNS(t)
-	ctl := filepath.Join(t.TempDir(), "sw.ctl")
-	harness.StartSwitch(t, harness.Bin(t, "uml_switch"), ns, ctl)
+	for _, sw := range []string{"ours", "debian"} {
+		t.Run(sw, func(t *testing.T) {
+			bin := harness.Bin(t, "uml_switch")
+			if sw == "debian" {
+				bin = testutil.Peer(t, "uml_switch", "uml-utilities")
+			}
+			ns := testutil.NetNS(t)
+			ctl := filepath.Join(t.TempDir(), "sw.ctl")
+			harness.StartSwitch(t, bin, ns, ctl)
 
-	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.1", "10.77.1.2", 12)}),
-		"eth0=daemon,02:00:0a:4d:01:01,unix,"+ctl)
-	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 12)}),
-		"eth0=daemon,,unix,"+ctl)
-	for _, g := range []struct {
-		g    *harness.Guest
-		want string
-	}{{ours, "PING-OK-10.77.1.1"}, {real, "PING-OK-10.77.1.2"}} {
-		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
-			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
-		}
-	}
-	out := ours.Output()
-	for _, want := range []string{
-		"Netdevice 0 (02:00:0a:4d:01:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + ctl + "\r\n",
-		"ETH0-UP 02:00:0a:4d:01:01",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("our boot log lacks %q", want)
-		}
-	}
-	// The real kernel's lines for the same kind of spec, for comparison.
-	if !strings.Contains(real.Output(), "daemon backend (uml_switch version 3) - unix:"+ctl) {
-		t.Errorf("real linux.uml log lacks its daemon backend line")
+			ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.1", "10.77.1.2", 12)}),
+				"eth0=daemon,02:00:0a:4d:01:01,unix,"+ctl)
+			real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 12)}),
+				"eth0=daemon,,unix,"+ctl)
+			for _, g := range []struct {
+				g    *harness.Guest
+				want string
+			}{{ours, "PING-OK-10.77.1.1"}, {real, "PING-OK-10.77.1.2"}} {
+				if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+					t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
+				}
+			}
+			out := ours.Output()
+			for _, want := range []string{
+				"Netdevice 0 (02:00:0a:4d:01:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + ctl + "\r\n",
+				"ETH0-UP 02:00:0a:4d:01:01",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("our boot log lacks %q", want)
+				}
+			}
+			// The real kernel's line for the same kind of spec, for comparison.
+			if !strings.Contains(real.Output(), "daemon backend (uml_switch version 3) - unix:"+ctl) {
+				t.Errorf("real linux.uml log lacks its daemon backend line")
+			}
+		})
 	}
 }
 

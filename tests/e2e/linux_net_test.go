@@ -22,7 +22,7 @@ func netPingInit(addr, peer string, stay int) string {
 ifconfig eth0 ` + addr + ` netmask 255.255.255.0 up
 echo ETH0-UP $(cat /sys/class/net/eth0/address)
 i=0
-until ping -c 1 -W 1 ` + peer + ` >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 40 ] && break; done
+until ping -c 1 -W 1 ` + peer + ` >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 90 ] && break; done
 ping -c 2 -W 2 ` + peer + ` && echo PING-OK-` + addr + `
 sleep ` + itoa(stay) + `
 poweroff -f
@@ -63,15 +63,15 @@ func TestIntegrationLinuxNetDaemonWithRealUML(t *testing.T) {
 			ctl := filepath.Join(t.TempDir(), "sw.ctl")
 			harness.StartSwitch(t, bin, ns, ctl)
 
-			ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.1", "10.77.1.2", 12)}),
+			ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.1", "10.77.1.2", 30)}),
 				"eth0=daemon,02:00:0a:4d:01:01,unix,"+ctl)
-			real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 12)}),
+			real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 30)}),
 				"eth0=daemon,,unix,"+ctl)
 			for _, g := range []struct {
 				g    *harness.Guest
 				want string
 			}{{ours, "PING-OK-10.77.1.1"}, {real, "PING-OK-10.77.1.2"}} {
-				if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+				if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
 					t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
 				}
 			}
@@ -149,13 +149,13 @@ func TestIntegrationLinuxNetMcastWithRealUML(t *testing.T) {
 		}
 	}
 	spec := "eth0=mcast,,239.192.168.77,1177,1"
-	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.1", "10.77.3.2", 12)}), spec)
-	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.2", "10.77.3.1", 12)}), spec)
+	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.1", "10.77.3.2", 30)}), spec)
+	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.2", "10.77.3.1", 30)}), spec)
 	for _, g := range []struct {
 		g    *harness.Guest
 		want string
 	}{{ours, "PING-OK-10.77.3.1"}, {real, "PING-OK-10.77.3.2"}} {
-		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+		if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
 			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
 		}
 	}
@@ -250,15 +250,15 @@ func TestIntegrationLinuxNetUcastWithRealUML(t *testing.T) {
 	if out, err := testutil.InNetNS(ns, "ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		t.Fatalf("lo up: %v\n%s", err, out)
 	}
-	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.6.1", "10.77.6.2", 12)}),
+	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.6.1", "10.77.6.2", 30)}),
 		"eth0=ucast,,127.0.0.1,1201,1202")
-	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.6.2", "10.77.6.1", 12)}),
+	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.6.2", "10.77.6.1", 30)}),
 		"eth0=ucast,,127.0.0.1,1202,1201")
 	for _, g := range []struct {
 		g    *harness.Guest
 		want string
 	}{{ours, "PING-OK-10.77.6.1"}, {real, "PING-OK-10.77.6.2"}} {
-		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+		if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
 			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
 		}
 	}
@@ -336,15 +336,15 @@ func TestIntegrationLinuxNetVdeWithRealUML(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("vde_switch control socket: %v", err)
 	}
-	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.8.1", "10.77.8.2", 12)}),
+	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.8.1", "10.77.8.2", 30)}),
 		"eth0=vde,"+dir)
-	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.8.2", "10.77.8.1", 12)}),
+	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.8.2", "10.77.8.1", 30)}),
 		"eth0=vde,"+dir)
 	for _, g := range []struct {
 		g    *harness.Guest
 		want string
 	}{{ours, "PING-OK-10.77.8.1"}, {real, "PING-OK-10.77.8.2"}} {
-		if err := g.g.WaitOutput(g.want, 60*time.Second); err != nil {
+		if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
 			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
 		}
 	}

@@ -71,6 +71,10 @@ func Binaries(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
+		// world-traversable: tests run these binaries as an ordinary user too
+		if buildErr = os.Chmod(binDir, 0o755); buildErr != nil {
+			return
+		}
 		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -81,7 +81,7 @@ func kernelMain() int {
 		fmt.Fprintf(os.Stderr, "linux: %v\n", err)
 		return kFailed
 	}
-	k := &kernel{plan: plan, in: files["con-in"], out: files["con-out"], rootMount: files["rootmount"], files: files}
+	k := &kernel{plan: plan, in: pollable(files["con-in"]), out: files["con-out"], rootMount: files["rootmount"], files: files}
 	if c := files["control"]; c != nil {
 		go k.serveControl(c)
 	}
@@ -424,4 +424,25 @@ func (k *kernel) replayJournal(image string) {
 	if errors.As(err, &ee) && ee.ExitCode() > 1 {
 		k.logf("e2fsck -E journal_only %s: exit %d: %s", image, ee.ExitCode(), strings.TrimSpace(string(out)))
 	}
+}
+
+// pollable returns f re-opened non-blocking on the runtime poller (a dup of
+// the same open file description; P restores its flags at exit), so the
+// host-to-console copy never sits in a raw blocking read and a deadline
+// ends it. Files the poller cannot take (/dev/null) stay as they are.
+func pollable(f *os.File) *os.File {
+	if f == nil {
+		return nil
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return f
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return f
+	}
+	f.Close()
+	return os.NewFile(uintptr(fd), "con-in")
 }

@@ -28,7 +28,7 @@ const module = "github.com/umlkit/umlkit"
 // cli sits beside the mains (layer 2 rules: it may use cobra).
 var layer = map[string]int{
 	"buildinfo": 0, "rawcli": 0, "sys": 0, "fdpass": 0, "cleanup": 0, "atomicfile": 0,
-	"childrole": 0, "testutil": 0, "progress": 0,
+	"childrole": 0, "testutil": 0, "progress": 0, "hostcheck": 0,
 
 	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1,
 	"watchdogproto": 1, "umlhelp": 1,
@@ -36,7 +36,7 @@ var layer = map[string]int{
 	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "console": 2,
 	"uswitch": 2, "mconsole/mcclient": 2, "mconsole/mcserver": 2, "mconsole/mconsoletest": 2,
 	"umid": 2, "hostfs": 2, "netsetup": 2, "umlnet": 2, "tunctl": 2, "porthelper": 2,
-	"watchdog": 2, "mkrootfs": 2, "cli": 2, "blockfuse": 2, "idmap": 2, "hostcheck": 2,
+	"watchdog": 2, "mkrootfs": 2, "cli": 2, "blockfuse": 2, "idmap": 2,
 	"portchan": 2, "uswitch/switchtest": 2,
 
 	"kernel": 3, "guestinit": 3,

@@ -1,6 +1,7 @@
 // Package hostcheck tests, at boot, the host capabilities `linux` needs and
 // turns each missing one into a one-line error that names the problem and
-// the fix — never a stack trace.
+// the fix — never a stack trace. Standard library only (layer 0): the test
+// probes in internal/testutil use the same checks.
 package hostcheck
 
 import (

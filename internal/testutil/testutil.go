@@ -14,10 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/umlkit/umlkit/internal/hostcheck"
 )
 
 // RequirePrivEnv is the variable that turns skips into failures.
@@ -47,17 +48,9 @@ func RequireRoot(t testing.TB) {
 // UserNSProblem returns "" when this process can create a user namespace,
 // or a sentence naming the knob that stops it.
 func UserNSProblem() string {
-	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
-		return "kernel has no user namespaces (/proc/self/ns/user missing: CONFIG_USER_NS)"
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" && os.Geteuid() != 0 {
-		return "user namespaces disabled for unprivileged users (sysctl kernel.unprivileged_userns_clone=0)"
-	}
-	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		return "user namespaces disabled (sysctl user.max_user_namespaces=0)"
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); err == nil && strings.TrimSpace(string(b)) == "1" && os.Geteuid() != 0 {
-		return "AppArmor restricts unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=1)"
+	// The knobs are the same ones linux checks at boot (one source).
+	if p := hostcheck.UserNS(); p != nil {
+		return p.Error()
 	}
 	cmd := exec.Command("/bin/true")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}

@@ -31,13 +31,13 @@ var layer = map[string]int{
 	"childrole": 0, "testutil": 0, "progress": 0, "hostcheck": 0,
 
 	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1,
-	"watchdogproto": 1, "umlhelp": 1,
+	"watchdogproto": 1, "umlhelp": 1, "chanspec": 1,
 
 	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "console": 2,
 	"uswitch": 2, "mconsole/mcclient": 2, "mconsole/mcserver": 2, "mconsole/mconsoletest": 2,
 	"umid": 2, "hostfs": 2, "netsetup": 2, "umlnet": 2, "tunctl": 2, "porthelper": 2,
 	"watchdog": 2, "mkrootfs": 2, "cli": 2, "blockfuse": 2, "idmap": 2,
-	"portchan": 2, "uswitch/switchtest": 2,
+	"portchan": 2, "uswitch/switchtest": 2, "mountemu": 2,
 
 	"kernel": 3, "guestinit": 3,
 }

@@ -40,12 +40,7 @@ func guard() int {
 }
 
 // startGuard starts the guard with the "alive" fd donated by K.
-func startGuard() error {
-	files, err := childrole.Files()
-	if err != nil {
-		return err
-	}
-	alive := files["alive"]
+func startGuard(alive *os.File) error {
 	if alive == nil {
 		return nil // started without a guard pipe (tests)
 	}

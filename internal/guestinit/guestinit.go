@@ -50,9 +50,17 @@ func run() int {
 		return 1
 	}
 	os.Unsetenv(EnvPlan)
+	files, err := childrole.Files()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
+	if f := files[MountEmuFD]; f != nil {
+		unix.CloseOnExec(int(f.Fd())) // not for the guard
+	}
 	// The parent-death signal does not survive the execs into the guest's
 	// init here, so a guard process watches K instead (see guard.go).
-	if err := startGuard(); err != nil {
+	if err := startGuard(files["alive"]); err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
@@ -60,7 +68,10 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
-	err := execInit(&p)
+	if sock := files[MountEmuFD]; sock != nil {
+		installMountFilter(sock) // locks this thread: execInit must run on it
+	}
+	err = execInit(&p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
 	return 1
 }

@@ -172,6 +172,8 @@ func (k *kernel) run() (int, error) {
 		gp.Devices[name] = filepath.Join(diskDir, name)
 		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = filepath.Join(diskDir, name)
 	}
+	mnt := k.prepareMounts(w, &gp) // guest mount(2) emulation (mounts.go)
+	defer mnt.Close()
 	b, err := json.Marshal(gp)
 	if err != nil {
 		return 0, err
@@ -183,7 +185,7 @@ func (k *kernel) run() (int, error) {
 		return 0, err
 	}
 	defer aliveW.Close()
-	extra, fdEnv := childrole.Donate(map[string]*os.File{"alive": aliveR}, []string{"alive"})
+	extra, fdEnv := childrole.Donate(map[string]*os.File{"alive": aliveR, guestinit.MountEmuFD: mnt.guestFile()}, []string{"alive", guestinit.MountEmuFD})
 	g.ExtraFiles = extra
 	g.Env = append(os.Environ(), childrole.EnvRole+"="+guestinit.Role, guestinit.EnvPlan+"="+string(b), fdEnv)
 	g.Stdin, g.Stdout, g.Stderr = slave, slave, slave
@@ -203,6 +205,7 @@ func (k *kernel) run() (int, error) {
 	k.guestPid.Store(int64(g.Process.Pid))
 	slave.Close()
 	aliveR.Close()
+	mnt.start()
 
 	outDone := make(chan struct{})
 	guestGone := make(chan struct{})

@@ -1,0 +1,320 @@
+package mountemu
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// flags that make a mount(2) something other than a new mount: those always
+// run natively.
+const notNewMount = unix.MS_REMOUNT | unix.MS_BIND | unix.MS_MOVE | unix.MS_SHARED | unix.MS_PRIVATE |
+	unix.MS_SLAVE | unix.MS_UNBINDABLE
+
+func (s *Server) mount(n *Notif, valid func() bool) Reply {
+	flags := n.Args[3]
+	if flags&notNewMount != 0 {
+		return Reply{Continue: true}
+	}
+	mem, err := openMem(n.Pid, false)
+	if err != nil {
+		return Reply{Continue: true}
+	}
+	defer mem.Close()
+	src, err1 := mem.readString(n.Args[0])
+	target, err2 := mem.readString(n.Args[1])
+	fstype, err3 := mem.readString(n.Args[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return Reply{Continue: true} // let the kernel give its own error
+	}
+	var data string
+	if fstype == "hostfs" {
+		if data, err = mem.readString(n.Args[4]); err != nil {
+			return errno(err)
+		}
+	}
+	if !valid() {
+		return Reply{Errno: int32(unix.EINTR)}
+	}
+	if fstype == "hostfs" {
+		return s.mountHostfs(n.Pid, target, data, flags)
+	}
+	if src == "" || target == "" {
+		return Reply{Continue: true}
+	}
+	return s.mountImage(n.Pid, src, target, fstype, flags)
+}
+
+// mountAttrs maps mount(2) flags to mount_setattr attributes.
+func mountAttrs(flags uint64) uint64 {
+	var a uint64
+	for _, m := range []struct{ ms, attr uint64 }{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY}, {unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV}, {unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+	} {
+		if flags&m.ms != 0 {
+			a |= m.attr
+		}
+	}
+	return a
+}
+
+// attach moves the detached tree onto target as the guest process pid
+// sees it, and returns the new mount's id.
+func attach(pid uint32, tree *os.File, target string, flags uint64) (uint64, error) {
+	if a := mountAttrs(flags); a != 0 {
+		attr := unix.MountAttr{Attr_set: a}
+		if err := unix.MountSetattr(int(tree.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+			return 0, err
+		}
+	}
+	var id uint64
+	err := inGuest(pid, func() error {
+		tfd, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(tfd)
+		if err := unix.MoveMount(int(tree.Fd()), "", tfd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+			return err
+		}
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, target, 0, unix.STATX_MNT_ID, &stx); err != nil {
+			return err
+		}
+		id = stx.Mnt_id
+		return nil
+	})
+	return id, err
+}
+
+func (s *Server) mountHostfs(pid uint32, target, data string, flags uint64) Reply {
+	o, err := ParseHostfsData(data)
+	if err != nil {
+		return Reply{Errno: int32(unix.EINVAL)}
+	}
+	if o.ReadOnly {
+		flags |= unix.MS_RDONLY
+	}
+	root := s.cfg.HostfsRoot
+	if root == "" {
+		root = "/"
+	}
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		s.logf("hostfs: root %s: %v", root, err)
+		return errno(err)
+	}
+	defer unix.Close(rfd)
+	p := "."
+	if o.Path != "" {
+		p = o.Path
+	}
+	fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	if err != nil {
+		return errno(err)
+	}
+	defer unix.Close(fd)
+	tfd, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		s.logf("hostfs: open_tree %s: %v", o.Path, err)
+		return errno(err)
+	}
+	tree := os.NewFile(uintptr(tfd), "hostfs-tree")
+	defer tree.Close()
+	id, err := attach(pid, tree, target, flags)
+	if err != nil {
+		return errno(err)
+	}
+	s.mu.Lock()
+	s.mounts[id] = &mountRec{loop: -1, hostfs: true}
+	s.mu.Unlock()
+	return Reply{}
+}
+
+// source kinds
+const (
+	srcOther = iota
+	srcLoop
+	srcFile
+)
+
+// classify opens src as pid sees it: an emulated loop device (its index),
+// or a regular file (opened for the mount), or something else.
+func (s *Server) classify(pid uint32, src string, ro bool) (kind, idx int, f *os.File, err error) {
+	err = inGuest(pid, func() error {
+		fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		if i, ok := s.ids[fileID{st.Dev, st.Ino}]; ok && i >= 0 {
+			kind, idx = srcLoop, i
+			return nil
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return nil
+		}
+		mode := unix.O_RDWR
+		if ro {
+			mode = unix.O_RDONLY
+		}
+		ffd, err := unix.Open(src, mode|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		kind, f = srcFile, os.NewFile(uintptr(ffd), src)
+		return nil
+	})
+	return
+}
+
+func (s *Server) mountImage(pid uint32, src, target, fstype string, flags uint64) Reply {
+	ro := flags&unix.MS_RDONLY != 0
+	if !IsExtType(fstype) {
+		// Only our loop devices need an answer here (EINVAL makes mount
+		// try its next type); anything else is the kernel's business.
+		if len(src) < 9 || src[:9] != "/dev/loop" {
+			return Reply{Continue: true}
+		}
+	}
+	kind, idx, f, err := s.classify(pid, src, ro)
+	if err != nil {
+		return Reply{Continue: true}
+	}
+	req := ImageRequest{ReadOnly: ro, FSType: fstype}
+	loop := -1
+	switch kind {
+	case srcOther:
+		return Reply{Continue: true}
+	case srcFile:
+		defer f.Close()
+		req.File = f
+	case srcLoop:
+		if !IsExtType(fstype) {
+			return Reply{Errno: int32(unix.EINVAL)}
+		}
+		s.mu.Lock()
+		l := &s.loops[idx]
+		if l.backing == nil {
+			s.mu.Unlock()
+			return Reply{Errno: int32(unix.ENXIO)}
+		}
+		req.File, req.Offset, req.SizeLimit = l.backing, l.info.Offset, l.info.Sizelimit
+		if l.info.Flags&LoFlagsReadOnly != 0 {
+			req.ReadOnly = true
+		}
+		l.mounts++ // keeps the backing file while we work
+		s.mu.Unlock()
+		loop = idx
+	}
+	id, img, err := s.mountExt(pid, req, target, flags)
+	if err != nil {
+		if loop >= 0 {
+			s.mu.Lock()
+			s.loops[loop].mounts--
+			s.mu.Unlock()
+		}
+		return errno(err)
+	}
+	s.mu.Lock()
+	s.mounts[id] = &mountRec{loop: loop, image: img}
+	s.mu.Unlock()
+	return Reply{}
+}
+
+func (s *Server) mountExt(pid uint32, req ImageRequest, target string, flags uint64) (uint64, *Image, error) {
+	sb := make([]byte, 2048)
+	if _, err := req.File.ReadAt(sb, int64(req.Offset)); err != nil || !HasExtMagic(sb) {
+		return 0, nil, unix.EINVAL
+	}
+	if s.cfg.MountImage == nil {
+		return 0, nil, unix.ENODEV
+	}
+	if req.ReadOnly {
+		flags |= unix.MS_RDONLY
+	}
+	img, err := s.cfg.MountImage(req)
+	if err != nil {
+		s.logf("mount %s: %v", target, err)
+		return 0, nil, unix.EINVAL
+	}
+	id, err := attach(pid, img.Tree, target, flags)
+	img.Tree.Close()
+	img.Tree = nil
+	if err != nil {
+		if !img.Wait(5 * time.Second) {
+			img.Stop()
+			img.Wait(20 * time.Second)
+		}
+		return 0, nil, err
+	}
+	return id, img, nil
+}
+
+func (s *Server) umount(n *Notif, valid func() bool) Reply {
+	mem, err := openMem(n.Pid, false)
+	if err != nil {
+		return Reply{Continue: true}
+	}
+	target, err := mem.readString(n.Args[0])
+	mem.Close()
+	if err != nil || !valid() {
+		return Reply{Continue: true}
+	}
+	flags := int(n.Args[1])
+	var rec *mountRec
+	var id uint64
+	err = inGuest(n.Pid, func() error {
+		at := 0
+		if flags&unix.UMOUNT_NOFOLLOW != 0 {
+			at = unix.AT_SYMLINK_NOFOLLOW
+		}
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, target, at, unix.STATX_MNT_ID, &stx); err != nil {
+			return errNotOurs
+		}
+		s.mu.Lock()
+		rec, id = s.mounts[stx.Mnt_id], stx.Mnt_id
+		s.mu.Unlock()
+		if rec == nil {
+			return errNotOurs
+		}
+		if rec.hostfs {
+			// The bind carries the host's submounts: take them all.
+			return unix.Unmount(target, flags|unix.MNT_DETACH)
+		}
+		return unix.Unmount(target, flags)
+	})
+	if errors.Is(err, errNotOurs) {
+		return Reply{Continue: true}
+	}
+	if err != nil {
+		return errno(err)
+	}
+	s.mu.Lock()
+	delete(s.mounts, id)
+	s.mu.Unlock()
+	if rec.image != nil && flags&unix.MNT_DETACH == 0 {
+		if !rec.image.Wait(30 * time.Second) {
+			s.logf("umount %s: the file system server did not exit in 30 s", target)
+		}
+	}
+	if rec.loop >= 0 {
+		s.mu.Lock()
+		l := &s.loops[rec.loop]
+		l.mounts--
+		if l.mounts == 0 && l.info.Flags&LoFlagsAutoclear != 0 && l.backing != nil {
+			l.backing.Close()
+			*l = loopDev{}
+		}
+		s.mu.Unlock()
+	}
+	return Reply{}
+}

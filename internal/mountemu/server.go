@@ -1,0 +1,231 @@
+package mountemu
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ImageRequest asks the image mounter for a file system on File.
+type ImageRequest struct {
+	File      *os.File // the backing file (K's dup; the mounter must not close it)
+	Offset    uint64   // lo_offset
+	SizeLimit uint64   // lo_sizelimit (0 = to the end)
+	ReadOnly  bool
+	FSType    string
+}
+
+// Image is a mounted file system image.
+type Image struct {
+	// Tree is a detached mount (open_tree/fsmount) that the Server moves
+	// into the guest and then closes.
+	Tree *os.File
+	// Wait waits up to d for the image's server to exit once the last
+	// mount is gone; it reports whether it did.
+	Wait func(d time.Duration) bool
+	// Stop asks the server to flush and exit (used at shutdown).
+	Stop func()
+}
+
+// Config is what the Server needs from K.
+type Config struct {
+	// HostfsRoot is the hostfs= prefix ("" = the host's /).
+	HostfsRoot string
+	// LoopControl and Loops are K's paths of the files bound onto the
+	// guest's /dev/loop-control and /dev/loop0..N.
+	LoopControl string
+	Loops       []string
+	// MountImage mounts an ext2/3/4 image; nil refuses such mounts.
+	MountImage func(ImageRequest) (*Image, error)
+	// Logf writes a boot-log line.
+	Logf func(format string, args ...any)
+}
+
+type fileID struct{ dev, ino uint64 }
+
+type loopDev struct {
+	backing *os.File // nil when free
+	info    LoopInfo
+	mounts  int // mounts of it in the guest
+}
+
+type mountRec struct {
+	loop   int // -1 when not on a loop device
+	image  *Image
+	hostfs bool
+}
+
+// Server answers the guest's trapped calls.
+type Server struct {
+	cfg   Config
+	nums  sysnums
+	ids   map[fileID]int // loop file -> index, control = -1
+	wg    sync.WaitGroup
+	close sync.Once
+
+	mu     sync.Mutex // guards loops, mounts
+	loops  []loopDev
+	mounts map[uint64]*mountRec // by guest mount id
+}
+
+// NewServer prepares a server; the loop files must exist.
+func NewServer(cfg Config) (*Server, error) {
+	if hostSysnums == nil {
+		return nil, ErrUnsupportedArch
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	s := &Server{cfg: cfg, nums: *hostSysnums, ids: map[fileID]int{}, loops: make([]loopDev, len(cfg.Loops)), mounts: map[uint64]*mountRec{}}
+	add := func(path string, idx int) error {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			return &os.PathError{Op: "stat", Path: path, Err: err}
+		}
+		s.ids[fileID{st.Dev, st.Ino}] = idx
+		return nil
+	}
+	if cfg.LoopControl != "" {
+		if err := add(cfg.LoopControl, -1); err != nil {
+			return nil, err
+		}
+	}
+	for i, p := range cfg.Loops {
+		if err := add(p, i); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Serve answers notifications from listener until the guest is gone (every
+// filtered task exited) or Close. It takes ownership of listener.
+func (s *Server) Serve(listener *os.File) error {
+	fd, err := unix.Dup(int(listener.Fd()))
+	listener.Close()
+	if err != nil {
+		return os.NewSyscallError("dup", err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("set nonblock", err)
+	}
+	lis := os.NewFile(uintptr(fd), "seccomp-listener")
+	defer lis.Close()
+	rc, err := lis.SyscallConn()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, NotifSize)
+	for {
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(pfd, 0); n == 0 {
+				return false
+			}
+			if pfd[0].Revents&unix.POLLIN == 0 {
+				rerr = io.EOF // POLLHUP: no task uses the filter any more
+				return true
+			}
+			rerr = notifRecv(fd, buf)
+			return true
+		})
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr == unix.ENOENT || rerr == unix.EINTR:
+			continue // the caller died before we took it
+		case rerr != nil:
+			return os.NewSyscallError("ioctl SECCOMP_IOCTL_NOTIF_RECV", rerr)
+		}
+		var n Notif
+		n.UnmarshalBinary(buf)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			r := s.handle(lis, &n)
+			rc.Control(func(fd uintptr) {
+				if err := notifSend(fd, encodeResp(n.ID, r)); err != nil && err != unix.ENOENT {
+					s.cfg.Logf("mount emulation: reply to pid %d: %v", n.Pid, err)
+				}
+			})
+		}()
+	}
+}
+
+// Close waits for the calls in progress, then asks every image server to
+// flush and exit and waits for them (bounded), and closes the loop backing
+// files. The guest must be gone.
+func (s *Server) Close() {
+	s.close.Do(func() {
+		s.wg.Wait()
+		s.mu.Lock()
+		recs := s.mounts
+		s.mounts = map[uint64]*mountRec{}
+		loops := s.loops
+		s.loops = nil
+		s.mu.Unlock()
+		for _, r := range recs {
+			if r.image == nil {
+				continue
+			}
+			if !r.image.Wait(5 * time.Second) {
+				r.image.Stop()
+				if !r.image.Wait(20 * time.Second) {
+					s.cfg.Logf("mount emulation: a file system server did not exit")
+				}
+			}
+		}
+		for _, l := range loops {
+			if l.backing != nil {
+				l.backing.Close()
+			}
+		}
+	})
+}
+
+func (s *Server) handle(lis *os.File, n *Notif) Reply {
+	valid := func() bool {
+		ok := false
+		if rc, err := lis.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { ok = notifIDValid(fd, n.ID) })
+		}
+		return ok
+	}
+	switch uint32(n.Nr) {
+	case s.nums.mount:
+		return s.mount(n, valid)
+	case s.nums.umount2:
+		return s.umount(n, valid)
+	case s.nums.ioctl:
+		return s.ioctl(n, valid)
+	}
+	return Reply{Continue: true}
+}
+
+// errno turns err into a reply.
+func errno(err error) Reply {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return Reply{Errno: int32(e)}
+	}
+	return Reply{Errno: int32(unix.EIO)}
+}
+
+func (s *Server) logf(format string, args ...any) { s.cfg.Logf(format, args...) }
+
+var errNotOurs = fmt.Errorf("not an emulated mount")

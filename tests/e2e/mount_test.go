@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/umlkit/umlkit/tests/harness"
+)
+
+// mountBoot boots our linux on a busybox image whose /init is script, as
+// root or as the unprivileged test user, with extra command-line words
+// (extra may use {DIR} for the returned work directory, made first), waits
+// for it to power off and returns the console output. dir is readable and
+// writable by whoever runs the guest.
+type mountRun struct {
+	t    *testing.T
+	dir  string
+	user *harness.TestUser
+}
+
+func newMountRun(t *testing.T, unprivileged bool) *mountRun {
+	t.Helper()
+	requireLinuxHost(t)
+	r := &mountRun{t: t}
+	if unprivileged {
+		r.user = harness.UnprivilegedUser(t)
+		r.dir = r.user.Dir(t)
+	} else {
+		r.dir = t.TempDir()
+	}
+	return r
+}
+
+// file writes a host file in the run's directory, owned by the guest's user.
+func (r *mountRun) file(name, content string) string {
+	r.t.Helper()
+	p := filepath.Join(r.dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	r.chown(filepath.Dir(p))
+	r.chown(p)
+	return p
+}
+
+func (r *mountRun) chown(p string) {
+	if r.user != nil {
+		r.user.Chown(r.t, p)
+	}
+}
+
+// ext2 makes an ext2 image of sizeMB holding files (mke2fs -d).
+func (r *mountRun) ext2(name string, sizeMB int, files map[string]string) string {
+	r.t.Helper()
+	src := filepath.Join(r.dir, name+".d")
+	os.MkdirAll(src, 0o755)
+	for n, c := range files {
+		os.WriteFile(filepath.Join(src, n), []byte(c), 0o644)
+	}
+	img := filepath.Join(r.dir, name)
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext2", "-d", src, img, fmt.Sprintf("%dM", sizeMB)).CombinedOutput(); err != nil {
+		r.t.Fatalf("mke2fs: %v: %s", err, out)
+	}
+	os.RemoveAll(src)
+	r.chown(img)
+	return img
+}
+
+// boot runs script as the guest's /init and returns the console output
+// after the guest powered off.
+func (r *mountRun) boot(script string, extra ...string) string {
+	r.t.Helper()
+	img := harness.BusyboxImage(r.t, r.dir, harness.Image{Init: script + "\npoweroff -f\n"})
+	r.chown(img)
+	argv := append([]string{harness.Bin(r.t, "linux"), "ubd0=" + img, "init=/init", "uml_dir=" + filepath.Join(r.dir, "uml")}, extra...)
+	var g *harness.Guest
+	if r.user != nil {
+		g = harness.StartAs(r.t, r.user, argv...)
+	} else {
+		g = harness.Start(r.t, nil, argv...)
+	}
+	if _, err := g.Wait(bootTimeout); err != nil {
+		r.t.Fatalf("%v\n%s", err, g.Output())
+	}
+	os.Remove(img)
+	return g.Output()
+}
+
+func expect(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("guest output lacks %q", w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("guest output:\n%s", out)
+	}
+}
+
+func forBoth(t *testing.T, f func(t *testing.T, r *mountRun)) {
+	for _, unpriv := range []bool{false, true} {
+		name := "root"
+		if unpriv {
+			name = "user"
+		}
+		t.Run(name, func(t *testing.T) { f(t, newMountRun(t, unpriv)) })
+	}
+}
+
+func TestIntegrationLinuxMountHostfs(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		r.file("share/hello.txt", "HELLO-FROM-HOST\n")
+		share := filepath.Join(r.dir, "share")
+		out := r.boot(`mkdir -p /mnt/host /mnt/share /mnt/ro /mnt/t
+mount none /mnt/host -t hostfs && cat /mnt/host` + share + `/hello.txt
+echo guest-wrote > /mnt/host` + share + `/fromguest.txt && echo WRITE-OK
+umount /mnt/host && [ ! -e /mnt/host` + share + ` ] && echo UMOUNT-OK
+mount -t hostfs none /mnt/share -o ` + share + ` && cat /mnt/share/hello.txt | sed s/HELLO/OPATH/
+grep -q ' /mnt/share ' /proc/mounts && echo IN-PROC-MOUNTS
+mount -t hostfs -o ` + share + `,ro none /mnt/ro && ls /mnt/ro/hello.txt && { echo x > /mnt/ro/new 2>/dev/null || echo RO-REFUSED; }
+mount -t hostfs none /mnt/t -o /does/not/exist 2>&1 || echo MISSING-REFUSED
+mount -t tmpfs none /mnt/t && touch /mnt/t/f && echo TMPFS-OK`)
+		expect(t, out, "HELLO-FROM-HOST", "WRITE-OK", "UMOUNT-OK", "OPATH-FROM-HOST", "IN-PROC-MOUNTS", "RO-REFUSED", "MISSING-REFUSED", "TMPFS-OK")
+		if b, err := os.ReadFile(filepath.Join(share, "fromguest.txt")); err != nil || string(b) != "guest-wrote\n" {
+			t.Errorf("file written by the guest on the host = %q, %v", b, err)
+		}
+		if _, err := os.Stat(filepath.Join(share, "new")); err == nil {
+			t.Errorf("a read-only hostfs mount let the guest create a file")
+		}
+	})
+}
+
+func TestIntegrationLinuxMountHostfsRoot(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		r.file("jail/inside.txt", "INSIDE-JAIL\n")
+		r.file("jail/sub/deeper.txt", "DEEPER\n")
+		r.file("outside.txt", "OUTSIDE\n")
+		out := r.boot(`mkdir -p /mnt/a /mnt/b /mnt/c
+mount none /mnt/a -t hostfs && cat /mnt/a/inside.txt && ls /mnt/a/outside.txt 2>/dev/null || echo NO-OUTSIDE
+mount -t hostfs none /mnt/b -o /sub && cat /mnt/b/deeper.txt
+mount -t hostfs none /mnt/c -o /../.. && cat /mnt/c/inside.txt | sed s/INSIDE/CLAMPED/`,
+			"hostfs="+filepath.Join(r.dir, "jail")+",append")
+		expect(t, out, "INSIDE-JAIL", "NO-OUTSIDE", "DEEPER", "CLAMPED-JAIL", "hostfs: append is not supported")
+	})
+}

@@ -118,6 +118,8 @@ func (k *kernel) control(req string) string {
 			return "err Failed to open file"
 		}
 		return "ok " + string(b)
+	case "line": // a console or serial line's config answer (console.go)
+		return "ok " + k.lineConfig(strings.TrimSpace(arg))
 	case "uname":
 		var u unix.Utsname
 		if err := unix.Uname(&u); err != nil {

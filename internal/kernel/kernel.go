@@ -72,8 +72,9 @@ type machine struct {
 	work  string
 	plan  *Plan
 
-	mapper *idMapper // subordinate id mapping for an ordinary user, or nil
-	net    *hostNet  // host sides of the eth devices (net.go)
+	mapper *idMapper     // subordinate id mapping for an ordinary user, or nil
+	net    *hostNet      // host sides of the eth devices (net.go)
+	cons   *hostConsoles // host sides of the consoles and serial lines (console.go)
 
 	mu   sync.Mutex // guards kpid, ctl
 	kpid int        // the running K, 0 between boots
@@ -207,6 +208,8 @@ func (m *machine) boot() int {
 	}
 	m.net = m.setupNet()
 	defer m.net.Close()
+	m.cons = m.setupConsoles()
+	defer m.cons.Close()
 	for {
 		code, err := m.runKernel(ctx)
 		if err != nil {
@@ -348,7 +351,8 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files["con-out"] = f
 	}
-	order := m.net.donate(files, []string{"con-in", "con-out", "control", "rootmount"})
+	order, consEnv := m.cons.donate(files, []string{"con-in", "con-out", "control", "rootmount"})
+	order = m.net.donate(files, order)
 	extra, fdEnv := childrole.Donate(files, order)
 	cmd := exec.Command(self)
 	cmd.Args = []string{"linux-kernel"}
@@ -392,6 +396,9 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 		cmd.Env = append(os.Environ(), childrole.EnvRole+"="+rolePremap, planEnv, fdEnv)
 	}
 	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", envParent, os.Getpid()))
+	if consEnv != "" {
+		cmd.Env = append(cmd.Env, consEnv)
+	}
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start kernel process: %w", hostcheck.Explain(err))

@@ -105,6 +105,7 @@ type kernel struct {
 	master    *os.File
 	guestPid  atomic.Int64        // host pid of the guest's init, 0 before it starts
 	files     map[string]*os.File // donated by P (ethN: net.go)
+	cons      *consoles           // lines other than the default console (console.go)
 }
 
 // logf writes a boot-log line to the console output.
@@ -172,6 +173,11 @@ func (k *kernel) run() (int, error) {
 		gp.Devices[name] = filepath.Join(diskDir, name)
 		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = filepath.Join(diskDir, name)
 	}
+	startConsoles, stopConsoles, err := k.setupConsoles(gp.Devices)
+	if err != nil {
+		return 0, err
+	}
+	defer stopConsoles()
 	mnt := k.prepareMounts(w, &gp) // guest mount(2) emulation (mounts.go)
 	defer mnt.Close()
 	b, err := json.Marshal(gp)
@@ -203,6 +209,7 @@ func (k *kernel) run() (int, error) {
 		return 0, fmt.Errorf("start guest init: %w", err)
 	}
 	k.guestPid.Store(int64(g.Process.Pid))
+	startConsoles()
 	slave.Close()
 	aliveR.Close()
 	mnt.start()

@@ -87,18 +87,8 @@ func (m *machine) configQuery(arg string) mcserver.Reply {
 			return mcserver.OK(u.File + "," + u.Backing)
 		}
 		return mcserver.OK(u.File)
-	case strings.HasPrefix(arg, "con"):
-		n, err := strconv.Atoi(arg[3:])
-		if err != nil {
-			return mcserver.Error("line_get_config failed to parse device number")
-		}
-		if n < 0 || n > 15 {
-			return mcserver.Error("device number out of range")
-		}
-		if spec, ok := m.cfg.ConsoleSpec(n); ok && n == 0 {
-			return mcserver.OK(spec)
-		}
-		return mcserver.OK("none")
+	case strings.HasPrefix(arg, "con"), strings.HasPrefix(arg, "ssl"):
+		return m.lineConfigQuery(arg)
 	case strings.HasPrefix(arg, "eth"), strings.HasPrefix(arg, "vec"):
 		return mcserver.Error("No get_config routine defined")
 	}

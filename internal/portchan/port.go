@@ -34,6 +34,10 @@ type PortConfig struct {
 	Env []string
 	// Log receives kernel log lines (NoWaiterLog, start failures); may be nil.
 	Log func(string)
+	// Listener, when set, is an already bound listener to serve instead of
+	// binding Host:Port (linux binds in the host's network namespace and
+	// hands the socket to its kernel process). The Port owns it.
+	Listener *net.TCPListener
 }
 
 // Port is a listening port channel shared by the lines that name the port.
@@ -58,11 +62,15 @@ func ListenPort(cfg PortConfig) (*Port, error) {
 	if cfg.Env == nil {
 		cfg.Env = os.Environ()
 	}
-	ln, err := net.Listen("tcp4", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return nil, fmt.Errorf("port channel: %w", err)
+	ln := cfg.Listener
+	if ln == nil {
+		l, err := net.Listen("tcp4", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("port channel: %w", err)
+		}
+		ln = l.(*net.TCPListener)
 	}
-	p := &Port{cfg: cfg, ln: ln.(*net.TCPListener), ready: make(chan *Terminal), closed: make(chan struct{})}
+	p := &Port{cfg: cfg, ln: ln, ready: make(chan *Terminal), closed: make(chan struct{})}
 	p.wg.Add(1)
 	go p.acceptLoop()
 	return p, nil

@@ -1,0 +1,345 @@
+package e2e
+
+// Consoles and serial lines of our linux (spec channels.md §1-§4): pts,
+// null, fd:N, port (Debian's in.telnetd and port-helper), xterm (a stand-in
+// emulator), the parse-failure lines compared with linux.uml, and mconsole
+// config queries through Debian's uml_mconsole.
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/testutil"
+	"github.com/umlkit/umlkit/tests/harness"
+)
+
+// shellOn starts a shell on each guest tty named (tty1, ttyS0, ...), says
+// GUEST-UP and idles.
+func shellOn(ttys ...string) string {
+	var b strings.Builder
+	for _, t := range ttys {
+		fmt.Fprintf(&b, "setsid sh -c 'exec sh </dev/%s >/dev/%s 2>&1' &\n", t, t)
+	}
+	b.WriteString("echo GUEST-UP\nwhile :; do sleep 1; done\n")
+	return b.String()
+}
+
+var announceRE = regexp.MustCompile(`(Virtual console|Serial line) (\d+) assigned device '(/dev/pts/\d+)'`)
+
+// announced waits for the announcement of line n and returns the pts path.
+func announced(t *testing.T, g *harness.Guest, what string, n int) string {
+	t.Helper()
+	prefix := fmt.Sprintf("%s %d assigned device '", what, n)
+	if err := g.WaitOutput(prefix, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range announceRE.FindAllStringSubmatch(g.Output(), -1) {
+		if m[1] == what && m[2] == fmt.Sprint(n) {
+			return m[3]
+		}
+	}
+	t.Fatalf("no announcement of %s %d in %q", what, n, g.Output())
+	return ""
+}
+
+// attach opens a host pts and collects what it reads.
+func attach(t *testing.T, path string) (*os.File, *screenBuf) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	s := &screenBuf{}
+	go io.Copy(s, f)
+	return f, s
+}
+
+func waitScreen(t *testing.T, s *screenBuf, want string) {
+	t.Helper()
+	if err := testutil.WaitFor(30*time.Second, func() bool { return strings.Contains(s.String(), want) }); err != nil {
+		t.Fatalf("waiting for %q on the line (got %q)", want, s.String())
+	}
+}
+
+// mconsoleRun runs Debian's uml_mconsole on sock.
+func mconsoleRun(t *testing.T, mc, sock, home string, cmd ...string) string {
+	t.Helper()
+	c := exec.Command(mc, append([]string{sock}, cmd...)...)
+	c.Env = append(os.Environ(), "HOME="+home)
+	out, _ := c.Output()
+	return string(out)
+}
+
+// TestIntegrationLinuxConsolePts: con1=pts and ssl0=pts announce their host
+// pts when the guest's shells open them; typing into the pts reaches the
+// guest shell; Debian's uml_mconsole reads the pts names back with config.
+// As root and as an ordinary user.
+func TestIntegrationLinuxConsolePts(t *testing.T) {
+	requireLinuxHost(t)
+	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
+	run := func(t *testing.T, start func(argv ...string) *harness.Guest, umlDir string, img string) {
+		g := start(harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=pts1", "con1=pts", "ssl0=pts")
+		if err := g.WaitOutput("GUEST-UP", bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+		tty1 := announced(t, g, "Virtual console", 1)
+		ttyS0 := announced(t, g, "Serial line", 0)
+		f, screen := attach(t, tty1)
+		f.Write([]byte("echo PTS-$(( 6 * 7 ))-$(tty)\r"))
+		waitScreen(t, screen, "PTS-42-/dev/tty1")
+		f2, screen2 := attach(t, ttyS0)
+		f2.Write([]byte("echo SER-$(( 6 * 7 ))-$(tty)\r"))
+		waitScreen(t, screen2, "SER-42-/dev/ttyS0")
+
+		sock := filepath.Join(umlDir, "pts1", "mconsole")
+		for cmd, want := range map[string]string{
+			"con1": "OK pts:" + tty1 + "\n", "ssl0": "OK pts:" + ttyS0 + "\n", "con0": "OK fd:0,fd:1\n",
+			"con2": "OK none\n", "ssl1": "OK pty\n",
+		} {
+			if got := mconsoleRun(t, mc, sock, umlDir, "config", cmd); got != want {
+				t.Errorf("uml_mconsole config %s = %q; want %q", cmd, got, want)
+			}
+		}
+		f.Write([]byte("poweroff -f\r"))
+		if code, err := g.Wait(bootTimeout); err != nil || code != 0 {
+			t.Errorf("exit after poweroff = %d, %v", code, err)
+		}
+	}
+	t.Run("root", func(t *testing.T) {
+		testutil.RequireRoot(t)
+		img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: shellOn("tty1", "ttyS0")})
+		run(t, func(argv ...string) *harness.Guest { return harness.Start(t, nil, argv...) }, t.TempDir(), img)
+	})
+	t.Run("user", func(t *testing.T) {
+		u := harness.UnprivilegedUser(t)
+		home := u.Dir(t)
+		img := harness.BusyboxImage(t, home, harness.Image{Init: shellOn("tty1", "ttyS0")})
+		u.Chown(t, img)
+		run(t, func(argv ...string) *harness.Guest { return harness.StartAs(t, u, argv...) }, filepath.Join(home, "uml"), img)
+	})
+}
+
+// channelsInit writes to the guest lines of TestIntegrationLinuxConsoleChannels.
+const channelsInit = `ls /dev/tty1 /dev/tty2 /dev/tty3 /dev/tty4 /dev/tty5 /dev/ttyS0 /dev/ttyS1 2>&1
+echo to-null > /dev/tty2; echo rc-null=$?
+echo to-fd3 > /dev/tty3; echo rc-fd3=$?
+echo to-split > /dev/tty4; echo rc-split=$?
+echo to-pty > /dev/ttyS1; echo rc-pty=$?
+sleep 1
+echo GUEST-DONE
+poweroff -f
+`
+
+// invalidSpecs are lines whose spec does not parse (printed at boot).
+var invalidSpecs = []string{"con5=fd", "con6=fd:x", "con7=foo", "con8=port", "con9=port:x", "ssl2=tty", "con10=fdx:3"}
+
+// TestIntegrationLinuxConsoleChannels: null discards, fd:3 reaches the host
+// fd 3, an IN,OUT split writes to its OUT, the default ssl pty fails with
+// UML's line, none lines do not exist, and the parse failures print exactly
+// what linux.uml prints for the same command line.
+func TestIntegrationLinuxConsoleChannels(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: channelsInit})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	umlDir := t.TempDir()
+	cmd := exec.Command(harness.Bin(t, "linux"), append([]string{"ubd0=" + img, "init=/init", "uml_dir=" + umlDir, "umid=chan1",
+		"con2=null", "con3=fd:3", "con4=null,fd:3", "ssl0=null", "con1=none"}, invalidSpecs...)...)
+	cmd.ExtraFiles = []*os.File{w}
+	g := harness.StartCmd(t, cmd)
+	w.Close()
+	var fd3 screenBuf
+	go io.Copy(&fd3, r)
+	if err := g.WaitOutput("GUEST-DONE", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	out := strings.ReplaceAll(g.Output(), "\r", "")
+	for _, want := range []string{"rc-null=0", "rc-fd3=0", "rc-split=0", "rc-pty=0", "getmaster - no usable host pty devices\n",
+		"ls: /dev/tty1: No such file or directory", "ls: /dev/tty5: No such file or directory", "/dev/ttyS0", "/dev/ttyS1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "to-null") || strings.Contains(out, "to-fd3") {
+		t.Errorf("line output leaked to the console")
+	}
+	if err := testutil.WaitFor(5*time.Second, func() bool { return strings.Contains(fd3.String(), "to-split") }); err != nil {
+		t.Errorf("host fd 3 got %q; want to-fd3 and to-split", fd3.String())
+	}
+	if got := fd3.String(); got != "to-fd3\r\nto-split\r\n" {
+		t.Errorf("host fd 3 got %q; want %q", got, "to-fd3\r\nto-split\r\n")
+	}
+	if strings.Contains(out, "setup_one_line failed for device 11 ") {
+		t.Errorf("default con1-15 print setup_one_line failures; we treat the default as none")
+	}
+	ours := parseFailures(out)
+	t.Logf("parse failures (ours):\n%s", ours)
+
+	// The same lines on the real kernel, byte for byte.
+	if _, err := os.Stat("/usr/bin/linux.uml"); err != nil {
+		t.Logf("comparison with linux.uml skipped: not installed")
+		return
+	}
+	realImg := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "poweroff -f"})
+	rg := harness.BootRealUML(t, realImg, append(invalidSpecs, "con1=none")...)
+	if _, err := rg.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	real := parseFailures(strings.ReplaceAll(rg.Output(), "\r", ""))
+	if ours != real {
+		t.Errorf("parse failure lines differ:\nours:\n%s\nlinux.uml:\n%s", ours, real)
+	}
+}
+
+// parseFailures returns the channel parse failure lines of a boot log.
+func parseFailures(out string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, "] "); strings.HasPrefix(l, "[") && i > 0 {
+			l = l[i+2:] // the real kernel's timestamps
+		}
+		if strings.HasPrefix(l, "setup_one_line failed") || strings.Contains(l, "_init : ") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestIntegrationLinuxConsolePort: ssl0=port:P with Debian's in.telnetd and
+// port-helper: a telnet connection reaches the guest's shell on ttyS0, a
+// second one gets the "no one waiting" text; mconsole config answers port:P.
+func TestIntegrationLinuxConsolePort(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
+	if _, err := os.Stat(realPortHelper); err != nil {
+		testutil.Skip(t, "%s not installed (uml-utilities)", realPortHelper)
+	}
+	harness.Subreaper(t)
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: shellOn("ttyS0")})
+	dir, label := harness.TelnetdDir(t)
+	t.Logf("in.telnetd: %s", label)
+	port := harness.FreeTCPPort(t)
+	umlDir := t.TempDir()
+	g := harness.Start(t, []string{"PATH=" + dir + ":" + os.Getenv("PATH")}, harness.Bin(t, "linux"),
+		"ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=port1", fmt.Sprintf("ssl0=port:%d", port))
+	if err := g.WaitOutput("GUEST-UP", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	tn := harness.DialTelnet(t, addr)
+	tn.Send("echo PORT-$(( 6 * 7 ))-$(tty)\r")
+	if err := tn.WaitFor("PORT-42-/dev/ttyS0", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(umlDir, "port1", "mconsole")
+	if got, want := mconsoleRun(t, mc, sock, umlDir, "config", "ssl0"), fmt.Sprintf("OK port:%d\n", port); got != want {
+		t.Errorf("config ssl0 = %q; want %q", got, want)
+	}
+	tn2 := harness.DialTelnet(t, addr)
+	if err := tn2.WaitFor("****\n\x00", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := tn2.Output(); !strings.HasSuffix(got, noWaiterMsg) {
+		t.Errorf("pending connection got %q; want suffix %q", got, noWaiterMsg)
+	}
+	if err := g.WaitOutput("No one waiting for port", 5*time.Second); err != nil {
+		t.Error(err)
+	}
+	tn.Send("poweroff -f\r")
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range harness.Orphans(t, 5*time.Second) {
+		t.Errorf("left behind after the guest halted: %v", p)
+	}
+}
+
+// TestIntegrationLinuxConsoleXterm: con1=xterm runs the emulator (a
+// stand-in: this test binary) with UML's argv; the guest shell on tty1
+// appears on its terminal; without $DISPLAY the open fails with UML's line.
+func TestIntegrationLinuxConsoleXterm(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	if _, err := os.Stat(realPortHelper); err != nil {
+		testutil.Skip(t, "%s not installed (uml-utilities)", realPortHelper)
+	}
+	harness.Subreaper(t)
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: shellOn("tty1")})
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	relayPath := filepath.Join(dir, "relay")
+	rl, err := net.Listen("unix", relayPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	argvFile := filepath.Join(dir, "argv")
+	umlDir := t.TempDir()
+	env := []string{"DISPLAY=:99", harness.FakeXtermEnv + "=" + relayPath, harness.FakeXtermLogEnv + "=" + argvFile}
+	g := harness.Start(t, env, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=xt1",
+		"con1=xterm", "xterm="+self+",-T,-e")
+	if err := g.WaitOutput("GUEST-UP", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	rl.(*net.UnixListener).SetDeadline(time.Now().Add(30 * time.Second))
+	relay, err := rl.Accept()
+	if err != nil {
+		t.Fatalf("the emulator never connected its relay: %v", err)
+	}
+	defer relay.Close()
+	screen := &screenBuf{}
+	go io.Copy(screen, relay)
+	relay.Write([]byte("echo XT-$(( 6 * 7 ))-$(tty)\r"))
+	waitScreen(t, screen, "XT-42-/dev/tty1")
+	argv, _ := os.ReadFile(argvFile)
+	a := strings.Split(strings.TrimSuffix(string(argv), "\n"), "\n")
+	if len(a) != 6 || a[0] != "-T" || a[1] != "Virtual Console #1 (xt1)" || a[2] != "-e" ||
+		a[3] != "/usr/lib//uml/port-helper" || a[4] != "-uml-socket" || !strings.HasPrefix(a[5], "/tmp/xterm-pipe") {
+		t.Errorf("emulator argv = %q; want -T, Virtual Console #1 (xt1), -e, /usr/lib//uml/port-helper, -uml-socket, /tmp/xterm-pipeXXXXXX", a)
+	}
+	relay.Write([]byte("poweroff -f\r"))
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range harness.Orphans(t, 5*time.Second) {
+		t.Errorf("left behind after the guest halted: %v", p)
+	}
+
+	// No $DISPLAY: UML's message when the guest opens the line.
+	img2 := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo x > /dev/tty1; sleep 1; poweroff -f"})
+	cmd := exec.Command(harness.Bin(t, "linux"), "ubd0="+img2, "init=/init", "uml_dir="+t.TempDir(), "con1=xterm")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DISPLAY=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	g2 := harness.StartCmd(t, cmd)
+	if _, err := g2.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(g2.Output(), "xterm_open: $DISPLAY not set.\r\n") {
+		t.Errorf("no DISPLAY: output lacks UML's line:\n%s", g2.Output())
+	}
+}

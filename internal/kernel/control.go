@@ -108,6 +108,18 @@ func (k *kernel) control(req string) string {
 			unix.Kill(pid, sig)
 		}
 		return "ok "
+	case "sysrq":
+		return "ok " + k.sysrq(arg[0], init)
+	case "stack":
+		pid, err := strconv.Atoi(arg)
+		if err != nil {
+			return "err Please specify a pid"
+		}
+		text, ok := stackReport(init, pid)
+		if !ok {
+			return "err Couldn't find that pid"
+		}
+		return "ok " + text
 	case "proc":
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/proc/%s", init, strings.TrimLeft(arg, " ")))
 		if err != nil {

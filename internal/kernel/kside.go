@@ -104,6 +104,7 @@ type kernel struct {
 	rootDone  chan struct{} // closed when the root fs server exited
 	master    *os.File
 	guestPid  atomic.Int64        // host pid of the guest's init, 0 before it starts
+	crash     atomic.Bool         // sysrq c: the halt signal that follows is a panic
 	files     map[string]*os.File // donated by P (ethN: net.go)
 	cons      *consoles           // lines other than the default console (console.go)
 }
@@ -239,6 +240,10 @@ loop:
 			switch s {
 			case syscall.SIGUSR1: // mconsole halt
 				forced = kHalt
+				if k.crash.Load() {
+					k.logf("Kernel panic - not syncing: sysrq triggered crash")
+					forced = kPanic
+				}
 			case syscall.SIGUSR2: // mconsole reboot
 				forced = kReboot
 			default: // P is going down

@@ -60,6 +60,8 @@ func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 		}
 		return mcserver.OK("")
 	})
+	s.Handle("sysrq", mcserver.KernelHelp("sysrq"), m.sysrqCommand)
+	s.Handle("stack", mcserver.KernelHelp("stack"), m.stackCommand)
 	s.Handle("config", mcserver.KernelHelp("config"), func(_ context.Context, r *mcserver.Request) mcserver.Reply {
 		return m.configQuery(strings.TrimLeft(r.Arg, " "))
 	})

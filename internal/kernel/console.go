@@ -352,12 +352,15 @@ func (cs *consoles) con0Spec() string {
 	return ""
 }
 
-// setup creates the lines' ptys under workDir and adds their slaves to
+// setup creates the lines' ptys (in a private devpts instance mounted
+// under workDir; the host's /dev/ptmx when workDir is "") and adds their slaves to
 // devices (guest /dev name -> host path). It prints the parse failures.
 func (cs *consoles) setup(workDir string, devices map[string]string) error {
 	cs.ptmx = "/dev/ptmx"
 	pts := filepath.Join(workDir, "pts")
-	if err := os.Mkdir(pts, 0o755); err == nil {
+	if workDir == "" {
+		// no private devpts instance (tests)
+	} else if err := os.Mkdir(pts, 0o755); err == nil {
 		if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err == nil {
 			cs.ptmx = filepath.Join(pts, "ptmx")
 		}
@@ -563,9 +566,6 @@ func (l *line) close() {
 	l.mu.Lock()
 	in, out := l.in, l.out
 	l.in, l.out = nil, nil
-	if l.state == lineOpen {
-		l.state = lineClosed
-	}
 	l.mu.Unlock()
 	if in != nil {
 		in.close()
@@ -577,6 +577,12 @@ func (l *line) close() {
 	l.master.SetWriteDeadline(time.Now())
 	l.pumps.Wait()
 	l.master.SetWriteDeadline(time.Time{})
+	// Only now may the watcher see the line closed and open it again.
+	l.mu.Lock()
+	if l.state == lineOpen {
+		l.state = lineClosed
+	}
+	l.mu.Unlock()
 }
 
 // config is the answer to `config conN`: the configured spec, or what the

@@ -1,0 +1,233 @@
+package kernel
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/cmdline"
+	"github.com/umlkit/umlkit/internal/testutil"
+)
+
+func consoleMachine(t *testing.T, args ...string) *machine {
+	t.Helper()
+	c, err := cmdline.Parse(append([]string{"ubd0=x"}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &machine{cfg: c, stdio: Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}}
+}
+
+func TestLineSpecPrecedence(t *testing.T) {
+	m := consoleMachine(t, "con3=pts", "con=null", "ssl=xterm", "ssl5=fd:0,fd:1")
+	for _, tt := range []struct {
+		serial bool
+		n      int
+		want   string
+	}{
+		{false, 0, "null"}, {false, 3, "pts"}, {false, 4, "null"},
+		{true, 0, "xterm"}, {true, 5, "fd:0,fd:1"},
+	} {
+		if got := m.lineSpec(tt.serial, tt.n); got != tt.want {
+			t.Errorf("lineSpec(serial=%v, %d) = %q; want %q", tt.serial, tt.n, got, tt.want)
+		}
+	}
+	d := consoleMachine(t)
+	if got := d.lineSpec(false, 0); got != "fd:0,fd:1" {
+		t.Errorf("default con0 = %q", got)
+	}
+	if got := d.lineSpec(false, 1); got != "none" {
+		t.Errorf("default con1 = %q; want none (our default, see console.go)", got)
+	}
+	if got := d.lineSpec(true, 63); got != "pty" {
+		t.Errorf("default ssl63 = %q; want pty", got)
+	}
+}
+
+func TestSetupConsolesPlan(t *testing.T) {
+	m := consoleMachine(t, "con1=none", "con2=fd:0,fd:1", "con3=bogus", "ssl=none", "ssl1=null", "xterm=gnome-terminal,-t,-x")
+	h := m.setupConsoles()
+	defer h.Close()
+	var names []string
+	for _, l := range h.plan.Lines {
+		names = append(names, l.name()+"="+l.Spec)
+	}
+	got := strings.Join(names, " ")
+	if !strings.HasPrefix(got, "con0=fd:0,fd:1 con1=none con2=fd:0,fd:1 con3=bogus ssl0=none ssl1=null ssl2=none") || strings.Contains(got, "con4") {
+		t.Errorf("plan lines = %s", got)
+	}
+	if h.plan.Xterm != [3]string{"gnome-terminal", "-t", "-x"} {
+		t.Errorf("xterm = %q", h.plan.Xterm)
+	}
+	if len(h.plan.FDs) != 2 || h.files["hostfd-0"] == nil || h.files["hostfd-1"] == nil {
+		t.Errorf("fds = %v, files %v", h.plan.FDs, h.files)
+	}
+	if c := h.configured("con3"); c != "none" {
+		t.Errorf("configured(con3) = %q; want none (does not parse)", c)
+	}
+	if c := h.configured("ssl1"); c != "null" {
+		t.Errorf("configured(ssl1) = %q", c)
+	}
+	order, env := h.donate(map[string]*os.File{}, []string{"con-in"})
+	if len(order) != 3 || !strings.HasPrefix(env, envConsoles+"=") {
+		t.Errorf("donate = %v, %q", order, env)
+	}
+}
+
+// logFile is a kernel log sink.
+func logFile(t *testing.T) (*os.File, func() string) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, func() string { b, _ := os.ReadFile(f.Name()); return string(b) }
+}
+
+// testConsoles sets up K's line layer for plan on the host's /dev/ptmx.
+func testConsoles(t *testing.T, plan consolePlan, files map[string]*os.File) (*consoles, map[string]string, func() string) {
+	t.Helper()
+	out, log := logFile(t)
+	k := &kernel{plan: &Plan{}, out: out, files: files}
+	b, _ := json.Marshal(plan)
+	t.Setenv(envConsoles, string(b))
+	cs, err := newConsoles(k, files)
+	if err != nil || cs == nil {
+		t.Fatalf("newConsoles: %v", err)
+	}
+	k.cons = cs
+	devices := map[string]string{}
+	if err := cs.setup("", devices); err != nil {
+		t.Fatal(err)
+	}
+	cs.start()
+	t.Cleanup(cs.shutdown)
+	return cs, devices, log
+}
+
+type buf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *buf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
+func (b *buf) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
+func readInto(f *os.File) *buf {
+	b := &buf{}
+	go func() {
+		p := make([]byte, 4096)
+		for {
+			n, err := f.Read(p)
+			b.Write(p[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return b
+}
+
+// TestLineFDChannel: a guest open of tty1 (con1=fd:N) bridges the slave
+// and host fd N both ways; closing it closes the line; config follows.
+func TestLineFDChannel(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := os.NewFile(uintptr(fds[0]), "host")
+	ours := os.NewFile(uintptr(fds[1]), "ours")
+	defer host.Close()
+	cs, devices, log := testConsoles(t, consolePlan{
+		Lines: []linePlan{{N: 1, Spec: "fd:7"}, {N: 2, Spec: "fd:x"}, {Serial: true, N: 0, Spec: "none"}, {Serial: true, N: 1, Spec: "pty"}},
+		FDs:   []int{7},
+	}, map[string]*os.File{"hostfd-7": ours})
+	if devices["tty1"] == "" || devices["tty2"] != "" || devices["ttyS0"] != "" || devices["ttyS1"] == "" {
+		t.Fatalf("devices = %v", devices)
+	}
+	for _, want := range []string{"fd_init : couldn't parse file descriptor 'x'\r\n", "setup_one_line failed for device 2 : failed to parse channel pair\r\n",
+		"setup_one_line failed for device 0 : configured as 'none'\r\n"} {
+		if !strings.Contains(log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log())
+		}
+	}
+	got := readInto(host)
+	slave, err := os.OpenFile(devices["tty1"], os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave.Write([]byte("to-host\n"))
+	if err := testutil.WaitFor(5*time.Second, func() bool { return got.String() == "to-host\r\n" }); err != nil {
+		t.Fatalf("host got %q", got.String())
+	}
+	if c := cs.config("con1"); c != "fd:7" {
+		t.Errorf("config con1 = %q", c)
+	}
+	host.Write([]byte("x\n")) // the guest's line is canonical
+	b := make([]byte, 8)
+	slave.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := slave.Read(b); string(b[:n]) != "x\n" {
+		t.Errorf("guest read %q, %v", b[:n], err)
+	}
+	slave.Close()
+	l := cs.lines[0]
+	if err := testutil.WaitFor(5*time.Second, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.state == lineClosed }); err != nil {
+		t.Fatal("line not closed after the guest closed it")
+	}
+	// A short-lived writer between two polls is still seen.
+	s2, _ := os.OpenFile(devices["tty1"], os.O_RDWR|unix.O_NOCTTY, 0)
+	s2.Write([]byte("again\n"))
+	s2.Close()
+	if err := testutil.WaitFor(5*time.Second, func() bool { return strings.HasSuffix(got.String(), "again\r\n") }); err != nil {
+		t.Fatalf("host got %q", got.String())
+	}
+	// The legacy pty line: UML's failure line, output discarded.
+	s3, _ := os.OpenFile(devices["ttyS1"], os.O_RDWR|unix.O_NOCTTY, 0)
+	s3.Write([]byte("lost\n"))
+	if err := testutil.WaitFor(5*time.Second, func() bool { return strings.Contains(log(), "getmaster - no usable host pty devices\r\n") }); err != nil {
+		t.Errorf("no getmaster line:\n%s", log())
+	}
+	s3.Close()
+}
+
+// TestLinePts: con3=pts announces its host pts when opened, bridges it and
+// answers config with pts:/dev/pts/N.
+func TestLinePts(t *testing.T) {
+	cs, devices, log := testConsoles(t, consolePlan{Lines: []linePlan{{N: 3, Spec: "pts"}}}, map[string]*os.File{})
+	if c := cs.config("con3"); c != "pts" {
+		t.Errorf("config before open = %q", c)
+	}
+	slave, err := os.OpenFile(devices["tty3"], os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	var name string
+	if err := testutil.WaitFor(5*time.Second, func() bool {
+		_, after, ok := strings.Cut(log(), "Virtual console 3 assigned device '")
+		name, _, _ = strings.Cut(after, "'")
+		return ok
+	}); err != nil {
+		t.Fatalf("no announcement: %q", log())
+	}
+	if c := cs.config("con3"); c != "pts:"+name {
+		t.Errorf("config = %q; want pts:%s", c, name)
+	}
+	user, err := os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer user.Close()
+	got := readInto(user)
+	slave.Write([]byte("hi\n"))
+	if err := testutil.WaitFor(5*time.Second, func() bool { return got.String() == "hi\r\n" }); err != nil {
+		t.Fatalf("user got %q", got.String())
+	}
+}

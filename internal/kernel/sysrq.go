@@ -142,7 +142,9 @@ func readTask(pid int) (task, bool) {
 	t.ppid, _ = strconv.Atoi(f[1])
 	t.flags, _ = strconv.ParseUint(f[6], 10, 64)
 	t.rssPages, _ = strconv.ParseInt(f[21], 10, 64)
-	if t.ppid != 0 {
+	if t.guest == 1 {
+		t.ppid = 0 // the parent is K, outside the guest
+	} else if t.ppid != 0 {
 		t.ppid = guestPid(t.ppid)
 	}
 	return t, true

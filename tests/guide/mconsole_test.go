@@ -21,7 +21,13 @@ func TestIntegrationGuideMconsole(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^UMID +PID +STATE +SOCKET\nvm1 +\d+ +alive +` + regexp.QuoteMeta(s.dir+"/.home/.uml/vm1/mconsole") + `\n`).MatchString(out) {
 		t.Errorf("mc-list:\n%s", out)
 	}
-	want(t, "mc-help", s.run("mc-help"), "OK ", "version", "halt", "reboot")
+	want(t, "mc-help", s.run("mc-help"), "OK ", "version", "halt", "reboot", "sysrq", "stack")
+	want(t, "mc-stop", s.run("mc-stop"), "OK stopped\nOK \n")
+	want(t, "mc-proc", s.run("mc-proc"), "Name:\t", "Pid:\t1\n")
+	want(t, "mc-config", s.run("mc-config"), "OK root_fs\nOK fd:0,fd:1\n")
+	want(t, "mc-sysrq", s.run("mc-sysrq"), "OK sysrq: Emergency Sync\n\n", "OK sysrq: Show State\n", "task:init ", " pid:1     ppid:0 ")
+	want(t, "mc-sysrq console", g.Output(), "sysrq: Emergency Sync", "sysrq: Show State")
+	want(t, "mc-stack", s.run("mc-stack"), "OK Stack:\n", "Call Trace:\n")
 	want(t, "mc-reboot", s.run("mc-reboot"), "OK ")
 	s.waitPrompt(g, 2)
 	want(t, "mc-halt", s.run("mc-halt"), "OK ")

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -127,10 +128,8 @@ func setup(p *Plan) error {
 			}
 		}
 	}
-	for name, src := range p.Devices {
-		if err := bindNode(src, filepath.Join(dev, name)); err != nil {
-			return err
-		}
+	if err := makeDevices(dev, p.Devices); err != nil {
+		return err
 	}
 	pts := filepath.Join(dev, "pts")
 	os.Mkdir(pts, 0o755)
@@ -158,6 +157,48 @@ func setup(p *Plan) error {
 		return fmt.Errorf("detach old root: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// makeDevices binds each device source onto its /dev name. A second name
+// in a subdirectory for a source that already has a plain name ("ubd/1"
+// for "ubdb") becomes a symlink to it instead: a name that is not itself a
+// mount point, which tools that refuse to touch "mounted" devices by
+// matching names against the mount table (busybox mke2fs) accept.
+func makeDevices(dev string, devices map[string]string) error {
+	names := make([]string, 0, len(devices))
+	for name := range devices {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		si, sj := strings.Contains(names[i], "/"), strings.Contains(names[j], "/")
+		if si != sj {
+			return !si
+		}
+		return names[i] < names[j]
+	})
+	primary := map[string]string{}
+	for _, name := range names {
+		src := devices[name]
+		target := filepath.Join(dev, name)
+		if first, ok := primary[src]; ok && strings.Contains(name, "/") {
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(filepath.Dir(target), filepath.Join(dev, first))
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(rel, target); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := bindNode(src, target); err != nil {
+			return err
+		}
+		primary[src] = name
+	}
+	return nil
 }
 
 // initCandidates is Linux's search order when init= is not given.

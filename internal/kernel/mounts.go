@@ -188,7 +188,9 @@ func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error
 	cmd.ExtraFiles = []*os.File{req.File}
 	var msgs syncBuf
 	cmd.Stdout, cmd.Stderr = &msgs, &msgs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	// No parent-death signal: if K dies the guest dies with it, its mount
+	// namespace goes and fuse2fs flushes and exits on its own.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start fuse2fs: %w", err)
 	}

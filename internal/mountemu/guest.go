@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,10 +70,15 @@ func (m *guestMem) write(addr uint64, b []byte) error {
 	return nil
 }
 
-// inGuest runs fn on a fresh OS thread that has joined pid's mount
-// namespace and taken its root and working directory, so paths resolve
-// exactly as they do for that process. The thread is thrown away afterwards
-// (never unlocked).
+// inGuest runs fn on the guest worker thread after it joined pid's mount
+// namespace and took its root and working directory, so paths resolve
+// exactly as they do for that process.
+//
+// The worker is one OS thread, locked for the life of the process and never
+// given back: a thread that changed namespaces must not be reused by other
+// goroutines, and one that exits would fire the parent-death signal of every
+// child forked from it (the guest's init among them), so the usual
+// throwaway thread is not an option here. Calls are serialised.
 func inGuest(pid uint32, fn func() error) error {
 	open := func(name string, flags int) (int, error) {
 		fd, err := unix.Open(fmt.Sprintf("/proc/%d/%s", pid, name), flags|unix.O_CLOEXEC, 0)
@@ -97,10 +103,10 @@ func inGuest(pid uint32, fn func() error) error {
 	}
 	defer unix.Close(cwd)
 	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // no unlock: the thread dies with this goroutine
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- os.NewSyscallError("unshare CLONE_FS", err)
+	worker.once.Do(startWorker)
+	worker.jobs <- func(werr error) {
+		if werr != nil {
+			done <- werr
 			return
 		}
 		if err := unix.Setns(ns, unix.CLONE_NEWNS); err != nil {
@@ -120,8 +126,68 @@ func inGuest(pid uint32, fn func() error) error {
 			return
 		}
 		done <- fn()
-	}()
+	}
 	return <-done
+}
+
+// home is the worker's way back to K's own mount namespace, root and
+// working directory, so that it never keeps a guest's namespace alive.
+type home struct{ ns, root, cwd int }
+
+func (h *home) open() error {
+	for _, x := range []struct {
+		fd    *int
+		path  string
+		flags int
+	}{{&h.ns, "/proc/thread-self/ns/mnt", unix.O_RDONLY}, {&h.root, "/", unix.O_PATH | unix.O_DIRECTORY}, {&h.cwd, ".", unix.O_PATH | unix.O_DIRECTORY}} {
+		fd, err := unix.Open(x.path, x.flags|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: x.path, Err: err}
+		}
+		*x.fd = fd
+	}
+	return nil
+}
+
+func (h *home) back() error {
+	if err := unix.Setns(h.ns, unix.CLONE_NEWNS); err != nil {
+		return os.NewSyscallError("setns back", err)
+	}
+	if err := unix.Fchdir(h.root); err != nil {
+		return err
+	}
+	if err := unix.Chroot("."); err != nil {
+		return err
+	}
+	return unix.Fchdir(h.cwd)
+}
+
+// worker is the guest worker thread (see inGuest).
+var worker struct {
+	once sync.Once
+	jobs chan func(error)
+}
+
+func startWorker() {
+	worker.jobs = make(chan func(error))
+	go func() {
+		runtime.LockOSThread() // never unlocked, never exits
+		var h home
+		err := h.open()
+		if err == nil {
+			if err = unix.Unshare(unix.CLONE_FS); err != nil {
+				err = os.NewSyscallError("unshare CLONE_FS", err)
+			}
+		}
+		for job := range worker.jobs {
+			job(err)
+			if err == nil {
+				if berr := h.back(); berr != nil {
+					err = berr // the thread is stuck in a guest: refuse further work
+				}
+			}
+		}
+	}()
 }
 
 // takeFD duplicates fd of process pid into K (pidfd_getfd).

@@ -151,3 +151,79 @@ mount -t hostfs none /mnt/c -o /../.. && cat /mnt/c/inside.txt | sed s/INSIDE/CL
 		expect(t, out, "INSIDE-JAIL", "NO-OUTSIDE", "DEEPER", "CLAMPED-JAIL", "hostfs: append is not supported")
 	})
 }
+
+// checkImage runs e2fsck -fn on img and reads path with debugfs.
+func checkImage(t *testing.T, img, path string) string {
+	t.Helper()
+	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn %s: %v\n%s", img, err, out)
+	}
+	out, err := exec.Command("debugfs", "-R", "cat "+path, img).Output()
+	if err != nil {
+		t.Errorf("debugfs cat %s: %v", path, err)
+	}
+	return string(out)
+}
+
+func TestIntegrationLinuxMountUbd(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		disk := r.ext2("disk.img", 16, map[string]string{"hello.txt": "HELLO-FROM-DISK\n"})
+		out := r.boot(`mount /dev/ubdb /mnt && cat /mnt/hello.txt
+echo guest-wrote > /mnt/written.txt && echo WRITE-OK
+grep ' /mnt ' /proc/mounts
+umount /mnt && [ ! -e /mnt/hello.txt ] && echo UMOUNT-OK
+mount -t ext4 /dev/ubd/1 /mnt && cat /mnt/written.txt | sed s/guest/again/ && umount /mnt && echo SECOND-OK
+mount -t vfat /dev/ubdb /mnt 2>&1 || echo VFAT-REFUSED
+mount -o ro /dev/ubdb /mnt && { touch /mnt/x 2>/dev/null || echo RO-REFUSED; } && umount /mnt
+mount -t tmpfs none /mnt && echo TMPFS-OK && umount /mnt`,
+			"ubd1="+disk)
+		expect(t, out, "HELLO-FROM-DISK", "WRITE-OK", "UMOUNT-OK", "again-wrote", "SECOND-OK", "VFAT-REFUSED", "RO-REFUSED", "TMPFS-OK")
+		if got := checkImage(t, disk, "/written.txt"); got != "guest-wrote\n" {
+			t.Errorf("written.txt in the image = %q", got)
+		}
+	})
+}
+
+func TestIntegrationLinuxMountUbdCOW(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		backing := r.ext2("backing.img", 16, map[string]string{"hello.txt": "HELLO-FROM-BACKING\n"})
+		before, _ := os.ReadFile(backing)
+		cow := filepath.Join(r.dir, "disk.cow")
+		out := r.boot(`mount /dev/ubdb /mnt && cat /mnt/hello.txt && echo cow-data > /mnt/cow.txt && umount /mnt && echo COW-UMOUNT-OK`,
+			"ubd1="+cow+","+backing)
+		expect(t, out, "HELLO-FROM-BACKING", "COW-UMOUNT-OK")
+		if after, _ := os.ReadFile(backing); string(after) != string(before) {
+			t.Errorf("the backing file changed under a COW disk")
+		}
+		merged := filepath.Join(r.dir, "merged.img")
+		if out, err := exec.Command(harness.Bin(t, "uml_moo"), cow, merged).CombinedOutput(); err != nil {
+			t.Fatalf("uml_moo: %v\n%s", err, out)
+		}
+		if got := checkImage(t, merged, "/cow.txt"); got != "cow-data\n" {
+			t.Errorf("cow.txt in the merged image = %q", got)
+		}
+	})
+}
+
+func TestIntegrationLinuxMountNewDisk(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		disk := filepath.Join(r.dir, "new.img")
+		if err := os.WriteFile(disk, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(disk, 16<<20); err != nil {
+			t.Fatal(err)
+		}
+		r.chown(disk)
+		// busybox mke2fs wants -F for a device that is not a block device,
+		// and refuses a name that is a mount point (/dev/ubdb is a bind
+		// mount in the guest; /dev/ubd/1 is a symlink to it).
+		out := r.boot(`mke2fs -F /dev/ubd/1 >/dev/null && echo MKFS-OK
+mkdir -p /data && mount /dev/ubdb /data && echo made-in-guest > /data/file.txt && umount /data && echo NEW-DISK-OK`,
+			"ubd1="+disk)
+		expect(t, out, "MKFS-OK", "NEW-DISK-OK")
+		if got := checkImage(t, disk, "/file.txt"); got != "made-in-guest\n" {
+			t.Errorf("file.txt in the new disk = %q", got)
+		}
+	})
+}

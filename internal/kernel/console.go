@@ -255,7 +255,10 @@ func (h *hostConsoles) configured(name string) string {
 		for _, l := range h.plan.Lines {
 			if l.name() == name {
 				if _, err := chanspec.Parse(l.Spec); err == nil {
-					return l.Spec
+					if l.Spec == defaultCon0 && l.name() == "con0" {
+						return l.Spec // the console is open from boot
+					}
+					return storedSpec(l.Spec)
 				}
 			}
 		}
@@ -590,10 +593,17 @@ func (l *line) close() {
 func (l *line) config() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.state == lineOpen && l.desc != "" {
+	if l.state == lineOpen && l.desc != "" && !chanspec.IsNone(l.plan.Spec) {
 		return l.desc
 	}
-	return l.plan.Spec
+	return storedSpec(l.plan.Spec)
+}
+
+// storedSpec is what UML keeps of a spec for config queries: its parser
+// cuts an IN,OUT pair at the comma, so "null,fd:1" reads back as "null".
+func storedSpec(spec string) string {
+	in, _, _ := strings.Cut(spec, ",")
+	return in
 }
 
 // config answers a config query for name ("con1", "ssl0").
@@ -883,6 +893,9 @@ func (m *machine) lineConfigQuery(arg string) mcserver.Reply {
 	if prefix == "ssl" {
 		max = numSsl
 	}
+	if num, spec, ok := strings.Cut(num, "="); ok {
+		return m.lineConfigSet(prefix, num, spec, max)
+	}
 	n, err := strconv.ParseUint(num, 0, 32)
 	if err != nil {
 		return mcserver.Error("line_get_config failed to parse device number")
@@ -895,4 +908,92 @@ func (m *machine) lineConfigQuery(arg string) mcserver.Reply {
 		return mcserver.OK(ans)
 	}
 	return mcserver.OK(m.cons.configured(name))
+}
+
+// lineConfigSet is `config conN=SPEC` (SPEC none: the line is removed).
+func (m *machine) lineConfigSet(prefix, num, spec string, max int) mcserver.Reply {
+	if num == "" {
+		return mcserver.Errno(syscall.EINVAL, "Can't configure all devices from mconsole")
+	}
+	n, err := strconv.ParseUint(num, 0, 32)
+	if err != nil {
+		return mcserver.Errno(syscall.EINVAL, "Couldn't parse device number")
+	}
+	if int(n) >= max {
+		return mcserver.Errno(syscall.EINVAL, "Device number out of range")
+	}
+	return m.askLineSet(fmt.Sprintf("%s%d", prefix, n), spec, "Device is already open")
+}
+
+// lineRemove is `remove conN` / `remove sslN`.
+func (m *machine) lineRemove(arg string) mcserver.Reply {
+	prefix, num := arg[:3], arg[3:]
+	max := numCon
+	if prefix == "ssl" {
+		max = numSsl
+	}
+	n, err := strconv.ParseUint(num, 0, 32)
+	if err != nil {
+		return mcserver.Error("Couldn't parse device number")
+	}
+	if int(n) >= max {
+		return mcserver.Error(fmt.Sprintf("Invalid device number - must be between 0 and %d", max-1))
+	}
+	return m.askLineSet(fmt.Sprintf("%s%d", prefix, n), chanspec.None, "Device is currently open")
+}
+
+func (m *machine) askLineSet(name, spec, busy string) mcserver.Reply {
+	ans, err := m.ask("lineset " + name + " " + spec)
+	if err != nil {
+		return mcserver.Error(err.Error())
+	}
+	switch ans {
+	case "":
+		return mcserver.OK("")
+	case "busy":
+		return mcserver.Errno(syscall.EBUSY, busy)
+	case "parse":
+		return mcserver.Errno(syscall.EPERM, chanspec.ErrParse.Error())
+	}
+	return mcserver.Error(ans)
+}
+
+// lineSet is K's side of a config change: "" on success, "busy" when the
+// guest has the line open, "parse" for a bad spec, else a message.
+func (k *kernel) lineSet(arg string) string {
+	name, spec, _ := strings.Cut(arg, " ")
+	if k.cons == nil || name == "con0" {
+		return "umlkit cannot reconfigure the console (con0) of a running machine"
+	}
+	var l *line
+	for _, c := range k.cons.lines {
+		if c.plan.name() == name {
+			l = c
+		}
+	}
+	if l == nil {
+		if chanspec.IsNone(spec) {
+			return ""
+		}
+		return name + " does not exist in this guest: umlkit creates the guest's lines at boot (give " + name + "= on the command line)"
+	}
+	pair := chanspec.Pair{In: chanspec.Chan{Kind: chanspec.Null}, Out: chanspec.Chan{Kind: chanspec.Null}}
+	if !chanspec.IsNone(spec) {
+		p, err := chanspec.Parse(spec)
+		if err != nil {
+			var pe *chanspec.Error
+			if errors.As(err, &pe) && pe.Msg != "" {
+				k.logf("%s", pe.Msg)
+			}
+			return "parse"
+		}
+		pair = p
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state != lineClosed {
+		return "busy"
+	}
+	l.plan.Spec, l.pair = spec, pair
+	return ""
 }

@@ -231,3 +231,45 @@ func TestLinePts(t *testing.T) {
 		t.Fatalf("user got %q", got.String())
 	}
 }
+
+// TestLineSet: config conN=SPEC changes a closed line, is refused while the
+// guest has it open and for a bad spec; none removes it.
+func TestLineSet(t *testing.T) {
+	cs, devices, log := testConsoles(t, consolePlan{Lines: []linePlan{{N: 2, Spec: "null,fd:1"}}}, map[string]*os.File{})
+	k := cs.k
+	if c := cs.config("con2"); c != "null" {
+		t.Errorf("config of a split line before open = %q; want null (UML keeps the string cut at the comma)", c)
+	}
+	if got := k.lineSet("con2 foo"); got != "parse" {
+		t.Errorf("lineSet(foo) = %q", got)
+	}
+	if got := k.lineSet("con2 fd:x"); got != "parse" || !strings.Contains(log(), "fd_init : couldn't parse file descriptor 'x'") {
+		t.Errorf("lineSet(fd:x) = %q, log %q", got, log())
+	}
+	if got := k.lineSet("con5 pts"); !strings.Contains(got, "does not exist") {
+		t.Errorf("lineSet on a missing line = %q", got)
+	}
+	if got := k.lineSet("con5 none"); got != "" {
+		t.Errorf("removing a missing line = %q", got)
+	}
+	if got := k.lineSet("con2 pts"); got != "" {
+		t.Fatalf("lineSet(pts) = %q", got)
+	}
+	if c := cs.config("con2"); c != "pts" {
+		t.Errorf("config after set = %q", c)
+	}
+	slave, err := os.OpenFile(devices["tty2"], os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	if err := testutil.WaitFor(5*time.Second, func() bool { return strings.Contains(log(), "Virtual console 2 assigned device '/dev/pts/") }); err != nil {
+		t.Fatalf("no announcement after reconfiguring: %q", log())
+	}
+	if got := k.lineSet("con2 null"); got != "busy" {
+		t.Errorf("lineSet on an open line = %q; want busy", got)
+	}
+	if got := k.lineConfig("con0"); got != "fd:0,fd:1" {
+		t.Errorf("con0 = %q", got)
+	}
+}

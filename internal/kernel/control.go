@@ -132,6 +132,8 @@ func (k *kernel) control(req string) string {
 		return "ok " + string(b)
 	case "line": // a console or serial line's config answer (console.go)
 		return "ok " + k.lineConfig(strings.TrimSpace(arg))
+	case "lineset": // config conN=SPEC / remove conN (console.go)
+		return "ok " + k.lineSet(strings.TrimSpace(arg))
 	case "uname":
 		var u unix.Utsname
 		if err := unix.Uname(&u); err != nil {

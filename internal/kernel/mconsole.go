@@ -72,6 +72,9 @@ func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 // configQuery answers "config ubdN" and "config conN" queries; changing a
 // device from the mconsole is not supported yet.
 func (m *machine) configQuery(arg string) mcserver.Reply {
+	if strings.HasPrefix(arg, "con") || strings.HasPrefix(arg, "ssl") {
+		return m.lineConfigQuery(arg) // queries and changes (console.go)
+	}
 	if strings.Contains(arg, "=") {
 		return mcserver.Error("configuring devices from the mconsole is not supported by this build")
 	}

@@ -343,3 +343,55 @@ func TestIntegrationLinuxConsoleXterm(t *testing.T) {
 		t.Errorf("no DISPLAY: output lacks UML's line:\n%s", g2.Output())
 	}
 }
+
+// TestIntegrationLinuxConsoleConfigChange: Debian's uml_mconsole changes a
+// closed line (config con2=pts, announced when the guest opens it), is
+// refused for an open one and for con=, and reads the stored spec back.
+func TestIntegrationLinuxConsoleConfigChange(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: `setsid sh -c 'exec sh </dev/tty1 >/dev/tty1 2>&1' &
+echo GUEST-UP
+while [ ! -e /tmp/go ]; do sleep 0.2; done
+echo to-tty2 > /dev/tty2
+echo TTY2-DONE
+while :; do sleep 1; done
+`})
+	umlDir := t.TempDir()
+	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=cfg1",
+		"con1=pts", "con2=null,fd:1")
+	if err := g.WaitOutput("GUEST-UP", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	tty1 := announced(t, g, "Virtual console", 1)
+	sock := filepath.Join(umlDir, "cfg1", "mconsole")
+	mcs := func(cmd ...string) string { return mconsoleRun(t, mc, sock, umlDir, cmd...) }
+	for _, c := range []struct{ cmd, want string }{
+		{"config con2", "OK null\n"},
+		{"config con1=null", "ERR Device is already open\n"},
+		{"config con=null", "ERR Can't configure all devices from mconsole\n"},
+		{"config con2=bogus", "ERR failed to parse channel pair\n"},
+		{"config con99=null", "ERR Device number out of range\n"},
+		{"config conx=null", "ERR Couldn't parse device number\n"},
+		{"config con2=pts", "OK \n"},
+		{"config con2", "OK pts\n"},
+	} {
+		if got := mcs(strings.Fields(c.cmd)...); got != c.want {
+			t.Errorf("uml_mconsole %s = %q; want %q", c.cmd, got, c.want)
+		}
+	}
+	f, _ := attach(t, tty1)
+	f.Write([]byte("touch /tmp/go\r"))
+	tty2 := announced(t, g, "Virtual console", 2)
+	if err := g.WaitOutput("TTY2-DONE", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if tty2 == tty1 {
+		t.Errorf("con2 got con1's pts %s", tty2)
+	}
+	f.Write([]byte("poweroff -f\r"))
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -12,6 +12,8 @@
 //
 // Lifetime: Mount returns a Server; Close unmounts (waiting for the kernel to
 // release the filesystem) but does not close the disks, which the caller owns.
+// Add and Remove change the export while it is mounted (mconsole hot-plug);
+// Remove refuses a disk that is open.
 package blockfuse
 
 import (
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -37,9 +40,16 @@ type Disk interface {
 
 // Server is a mounted export.
 type Server struct {
-	srv *fuse.Server
-	dir string
+	srv  *fuse.Server
+	dir  string
+	root *fs.Inode
 }
+
+// ErrBusy is returned by Remove for a disk that is open.
+var ErrBusy = errors.New("device is open")
+
+// ErrNotExist is returned by Remove for a name that is not exported.
+var ErrNotExist = errors.New("no such device")
 
 // Mount exports disks (name → disk) as files in dir.
 func Mount(dir string, disks map[string]Disk) (*Server, error) {
@@ -65,7 +75,32 @@ func Mount(dir string, disks map[string]Disk) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount ubd export on %s: %w", dir, err)
 	}
-	return &Server{srv: srv, dir: dir}, nil
+	return &Server{srv: srv, dir: dir, root: root}, nil
+}
+
+// Add exports d as name; an existing name is an error.
+func (s *Server) Add(name string, d Disk) error {
+	ch := s.root.NewPersistentInode(context.Background(), &diskNode{d: d}, fs.StableAttr{Mode: syscall.S_IFREG})
+	if !s.root.AddChild(name, ch, false) {
+		return fmt.Errorf("%s is already exported", name)
+	}
+	s.root.NotifyEntry(name) // forget a cached "does not exist"
+	return nil
+}
+
+// Remove unexports name unless it is open (ErrBusy). The disk is not
+// closed: it belongs to the caller.
+func (s *Server) Remove(name string) error {
+	ch := s.root.GetChild(name)
+	if ch == nil {
+		return ErrNotExist
+	}
+	if n, ok := ch.Operations().(*diskNode); ok && n.opens.Load() > 0 {
+		return ErrBusy
+	}
+	s.root.RmChild(name)
+	s.root.NotifyDelete(name, ch)
+	return nil
 }
 
 // Close unmounts the export and waits for the server loop to end.
@@ -77,7 +112,8 @@ func (s *Server) Close() error {
 
 type diskNode struct {
 	fs.Inode
-	d Disk
+	d     Disk
+	opens atomic.Int32 // open file handles, for Remove
 }
 
 var (
@@ -89,6 +125,7 @@ var (
 	_ fs.NodeFsyncer   = (*diskNode)(nil)
 	_ fs.NodeFlusher   = (*diskNode)(nil)
 	_ fs.NodeAllocater = (*diskNode)(nil)
+	_ fs.NodeReleaser  = (*diskNode)(nil)
 )
 
 func (n *diskNode) attr(out *fuse.Attr) {
@@ -119,7 +156,17 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if n.d.ReadOnly() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	return nil, fuse.FOPEN_DIRECT_IO, 0
+	n.opens.Add(1)
+	// A handle (even an empty one) makes go-fuse deliver Release.
+	return &diskHandle{}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// diskHandle is an open file of a disk; it only lets Release be counted.
+type diskHandle struct{}
+
+func (n *diskNode) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	n.opens.Add(-1)
+	return 0
 }
 
 func (n *diskNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {

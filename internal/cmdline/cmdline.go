@@ -268,13 +268,19 @@ func setLine(m map[int]string, all *string, num, val string, max int, what strin
 
 // parseUbd parses ubd<unit><flags>=<file>[(,|:)<file2>][(,|:)<serial>].
 func (c *Config) parseUbd(w string) error {
+	_, err := c.addUbd(w)
+	return err
+}
+
+// addUbd is parseUbd returning the disk it configured (nil for ubd=sync).
+func (c *Config) addUbd(w string) (*Ubd, error) {
 	rest := w[len("ubd"):]
 	if strings.HasPrefix(rest, "=") {
 		if rest == "=sync" {
 			c.UbdSync = true
-			return nil
+			return nil, nil
 		}
-		return errors.New("fake major not supported any more")
+		return nil, errors.New("fake major not supported any more")
 	}
 	var unit int
 	switch {
@@ -283,25 +289,25 @@ func (c *Config) parseUbd(w string) error {
 		rest = rest[1:]
 	default:
 		end := 0
-		for end < len(rest) && (rest[end] >= '0' && rest[end] <= '9' || rest[end] == 'x' || rest[end] == 'X' ||
+		for end < len(rest) && (rest[end] >= '0' && rest[end] <= '9' || end == 1 && rest[0] == '0' && (rest[end] == 'x' || rest[end] == 'X') ||
 			(end > 1 && strings.ContainsRune("abcdefABCDEF", rune(rest[end])) && strings.HasPrefix(strings.ToLower(rest), "0x"))) {
 			end++
 		}
 		n, err := strconv.ParseUint(rest[:end], 0, 32)
 		if err != nil || end == 0 {
-			return errors.New("Couldn't parse device number")
+			return nil, errors.New("Couldn't parse device number")
 		}
 		unit = int(n)
 		rest = rest[end:]
 	}
 	if unit >= MaxUnits {
-		return errors.New("Device number out of range")
+		return nil, errors.New("Device number out of range")
 	}
 	u := &Ubd{Unit: unit, Specified: true}
 	nflags := 0
 	for {
 		if rest == "" {
-			return errors.New("Missing '='")
+			return nil, errors.New("Missing '='")
 		}
 		ch := rest[0]
 		rest = rest[1:]
@@ -320,11 +326,11 @@ func (c *Config) parseUbd(w string) error {
 		case 't':
 			u.NoTrim = true
 		default:
-			return errors.New("Expected '=' or flag letter (r, s, c, t or d)")
+			return nil, errors.New("Expected '=' or flag letter (r, s, c, t or d)")
 		}
 		nflags++
 		if nflags > 6 {
-			return errors.New("Too many flags specified")
+			return nil, errors.New("Too many flags specified")
 		}
 	}
 	first, second, third := splitFiles(rest)
@@ -332,13 +338,13 @@ func (c *Config) parseUbd(w string) error {
 	u.Backing = second
 	u.Serial = third
 	if u.NoCOW && u.Backing != "" {
-		return errors.New("Can't specify both 'd' and a cow file")
+		return nil, errors.New("Can't specify both 'd' and a cow file")
 	}
 	if c.Ubd[unit] != nil && c.Ubd[unit].Specified {
-		return errors.New("Device is already configured")
+		return nil, errors.New("Device is already configured")
 	}
 	c.Ubd[unit] = u
-	return nil
+	return u, nil
 }
 
 // splitFiles splits "a,b,c" (',' or ':') into up to three fields.
@@ -409,4 +415,11 @@ func (c *Config) ConsoleSpec(n int) (string, bool) {
 		return "fd:0,fd:1", true
 	}
 	return "", false
+}
+
+// ConfigUbd applies an mconsole "config ubd..." change, spec being the text
+// after "ubd" ("1r=file", "b=cow,backing", "=sync"): it returns the disk
+// now configured (nil for "=sync") or the kernel's error text.
+func (c *Config) ConfigUbd(spec string) (*Ubd, error) {
+	return c.addUbd("ubd" + spec)
 }

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -106,6 +107,24 @@ func (k *kernel) control(req string) string {
 		}
 		for _, pid := range guestProcs(init) {
 			unix.Kill(pid, sig)
+		}
+		return "ok "
+	case "ubd-add":
+		var d Disk
+		if err := json.Unmarshal([]byte(arg), &d); err != nil {
+			return "err bad ubd-add request: " + err.Error()
+		}
+		if err := k.ubdAdd(d, init); err != nil {
+			return "err " + err.Error()
+		}
+		return "ok "
+	case "ubd-remove":
+		unit, err := strconv.Atoi(arg)
+		if err != nil {
+			return "err bad ubd-remove request"
+		}
+		if err := k.ubdRemove(unit, init); err != nil {
+			return "err " + err.Error()
 		}
 		return "ok "
 	case "sysrq":

@@ -14,10 +14,14 @@ func diskName(unit int) string { return "ubd" + string(rune('a'+unit)) }
 // files in dir. The returned function unexports and closes them.
 func (k *kernel) openDisks(dir string) (func(), error) {
 	k.cow = map[int]bool{}
-	var opened []*ubd.Disk
+	k.diskDir = dir
+	k.ubd = map[int]*ubd.Disk{}
 	closeAll := func() {
-		for _, d := range opened {
+		k.ubdMu.Lock()
+		defer k.ubdMu.Unlock()
+		for unit, d := range k.ubd {
 			d.Close()
+			delete(k.ubd, unit)
 		}
 	}
 	export := map[string]blockfuse.Disk{}
@@ -34,29 +38,37 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 			closeAll()
 			return nil, fmt.Errorf("Failed to initialize ubd device %d :%v", d.Unit, err)
 		}
-		opened = append(opened, disk)
+		k.ubd[d.Unit] = disk
 		if disk.Header() != nil {
 			k.cow[d.Unit] = true
 		}
 		export[diskName(d.Unit)] = disk
 	}
-	if len(export) == 0 {
-		return closeAll, nil
-	}
-	srv, err := blockfuse.Mount(dir, export)
-	if err != nil {
-		closeAll()
-		return nil, err
+	if len(export) > 0 {
+		srv, err := blockfuse.Mount(dir, export)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		k.blocks = srv
 	}
 	return func() {
-		if err := srv.Close(); err != nil {
-			k.logf("ubd: unmount %s: %v", filepath.Base(dir), err)
+		k.ubdMu.Lock()
+		srv := k.blocks
+		k.blocks = nil
+		k.ubdMu.Unlock()
+		if srv != nil {
+			if err := srv.Close(); err != nil {
+				k.logf("ubd: unmount %s: %v", filepath.Base(dir), err)
+			}
 		}
-		for _, d := range opened {
+		k.ubdMu.Lock()
+		for _, d := range k.ubd {
 			if err := d.Flush(); err != nil {
 				k.logf("ubd: flush: %v", err)
 			}
 		}
+		k.ubdMu.Unlock()
 		closeAll()
 	}, nil
 }

@@ -76,6 +76,8 @@ type machine struct {
 	net    *hostNet      // host sides of the eth devices (net.go)
 	cons   *hostConsoles // host sides of the consoles and serial lines (console.go)
 
+	cfgMu sync.Mutex // guards cfg.Ubd against mconsole hot-plug
+
 	mu   sync.Mutex // guards kpid, ctl
 	kpid int        // the running K, 0 between boots
 	ctl  *controlClient
@@ -210,7 +212,11 @@ func (m *machine) boot() int {
 	defer m.net.Close()
 	m.cons = m.setupConsoles()
 	defer m.cons.Close()
+	bootUbd := c.Ubd // what mconsole hot-plug changes lasts until the next boot
 	for {
+		m.cfgMu.Lock()
+		c.Ubd = bootUbd
+		m.cfgMu.Unlock()
 		code, err := m.runKernel(ctx)
 		if err != nil {
 			return m.fail("%v", err)
@@ -232,6 +238,43 @@ func (m *machine) boot() int {
 	}
 }
 
+// diskFromUbd resolves a ubd disk's paths (absolute) and kind; a missing
+// image is UML's "Can't open" error wrapping the errno.
+func diskFromUbd(u *cmdline.Ubd) (Disk, error) {
+	file, err := filepath.Abs(u.File)
+	if err != nil {
+		return Disk{}, err
+	}
+	d := Disk{Unit: u.Unit, File: file, ReadOnly: u.ReadOnly, Sync: u.Sync, NoCOW: u.NoCOW, Shared: u.Shared, NoTrim: u.NoTrim}
+	check := file
+	if u.Backing != "" {
+		if d.Backing, err = filepath.Abs(u.Backing); err != nil {
+			return Disk{}, err
+		}
+		if _, err := os.Stat(file); err != nil {
+			check = d.Backing // the COW file is created at boot
+		}
+	}
+	st, err := os.Stat(check)
+	if err != nil {
+		var errno syscall.Errno
+		errors.As(err, &errno)
+		return Disk{}, &openError{fmt.Sprintf("ubd%c: Can't open \"%s\": errno = %d", 'a'+u.Unit, check, int(errno)), errno}
+	}
+	d.IsDir = st.IsDir() && u.Backing == ""
+	return d, nil
+}
+
+// openError is UML's message for a disk that cannot be opened, carrying
+// the errno for the mconsole's reply.
+type openError struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func (e *openError) Error() string { return e.msg }
+func (e *openError) Unwrap() error { return e.errno }
+
 // makePlan resolves the root filesystem and disks.
 func (m *machine) makePlan() (*Plan, error) {
 	c := m.cfg
@@ -240,27 +283,10 @@ func (m *machine) makePlan() (*Plan, error) {
 		if u == nil {
 			continue
 		}
-		file, err := filepath.Abs(u.File)
+		d, err := diskFromUbd(u)
 		if err != nil {
 			return nil, err
 		}
-		d := Disk{Unit: u.Unit, File: file, ReadOnly: u.ReadOnly, Sync: u.Sync, NoCOW: u.NoCOW, Shared: u.Shared, NoTrim: u.NoTrim}
-		check := file
-		if u.Backing != "" {
-			if d.Backing, err = filepath.Abs(u.Backing); err != nil {
-				return nil, err
-			}
-			if _, err := os.Stat(file); err != nil {
-				check = d.Backing // the COW file is created at boot
-			}
-		}
-		st, err := os.Stat(check)
-		if err != nil {
-			var errno syscall.Errno
-			errors.As(err, &errno)
-			return nil, fmt.Errorf("ubd%c: Can't open \"%s\": errno = %d", 'a'+u.Unit, check, int(errno))
-		}
-		d.IsDir = st.IsDir() && u.Backing == ""
 		plan.Disks = append(plan.Disks, d)
 	}
 	unit, err := rootUnit(c.Root)

@@ -19,8 +19,10 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
+	"github.com/umlkit/umlkit/internal/blockfuse"
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/guestinit"
+	"github.com/umlkit/umlkit/internal/ubd"
 )
 
 // roleKernel is K: it runs in fresh user, mount, net, uts, ipc and cgroup
@@ -103,10 +105,15 @@ type kernel struct {
 	fuse2fs   *exec.Cmd
 	rootDone  chan struct{} // closed when the root fs server exited
 	master    *os.File
-	guestPid  atomic.Int64        // host pid of the guest's init, 0 before it starts
-	crash     atomic.Bool         // sysrq c: the halt signal that follows is a panic
-	files     map[string]*os.File // donated by P (ethN: net.go)
-	cons      *consoles           // lines other than the default console (console.go)
+	guestPid  atomic.Int64 // host pid of the guest's init, 0 before it starts
+	crash     atomic.Bool  // sysrq c: the halt signal that follows is a panic
+
+	ubdMu   sync.Mutex        // guards ubd and blocks (mconsole hot-plug)
+	ubd     map[int]*ubd.Disk // open disks by unit
+	blocks  *blockfuse.Server // the export of ubd as files in diskDir, nil while none
+	diskDir string
+	files   map[string]*os.File // donated by P (ethN: net.go)
+	cons    *consoles           // lines other than the default console (console.go)
 }
 
 // logf writes a boot-log line to the console output.

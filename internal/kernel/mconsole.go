@@ -62,6 +62,9 @@ func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 	})
 	s.Handle("sysrq", mcserver.KernelHelp("sysrq"), m.sysrqCommand)
 	s.Handle("stack", mcserver.KernelHelp("stack"), m.stackCommand)
+	s.Handle("remove", mcserver.KernelHelp("remove"), func(_ context.Context, r *mcserver.Request) mcserver.Reply {
+		return m.remove(strings.TrimLeft(r.Arg, " "))
+	})
 	s.Handle("config", mcserver.KernelHelp("config"), func(_ context.Context, r *mcserver.Request) mcserver.Reply {
 		return m.configQuery(strings.TrimLeft(r.Arg, " "))
 	})
@@ -76,7 +79,7 @@ func (m *machine) configQuery(arg string) mcserver.Reply {
 		return m.lineConfigQuery(arg) // queries and changes (console.go)
 	}
 	if strings.Contains(arg, "=") {
-		return mcserver.Error("configuring devices from the mconsole is not supported by this build")
+		return m.configSet(arg)
 	}
 	switch {
 	case strings.HasPrefix(arg, "ubd"):
@@ -84,7 +87,9 @@ func (m *machine) configQuery(arg string) mcserver.Reply {
 		if !ok {
 			return mcserver.Error("ubd_get_config : device number out of range")
 		}
+		m.cfgMu.Lock()
 		u := m.cfg.Ubd[unit]
+		m.cfgMu.Unlock()
 		if u == nil {
 			return mcserver.OK("")
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
+	"github.com/umlkit/umlkit/internal/mountemu"
 )
 
 // Magic SysRq and stack dumps for the mconsole's "sysrq" and "stack"
@@ -280,7 +280,7 @@ func diskFS(fstype string) bool {
 // remountReadOnly makes every disk file system of the guest's mount
 // namespace read-only, deepest first, keeping the flags a user namespace
 // may not drop. It works from a thread that joined the guest's mount
-// namespace and is thrown away afterwards.
+// namespace (mountemu.InGuest).
 func remountReadOnly(init int) error {
 	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", init))
 	if err != nil {
@@ -317,25 +317,7 @@ func remountReadOnly(init int) error {
 		ms = append(ms, m)
 	}
 	sort.Slice(ms, func(i, j int) bool { return len(ms[i].point) > len(ms[j].point) })
-	done := make(chan error, 1)
-	go func() {
-		// This thread's file system state and mount namespace change for
-		// good; it is never unlocked, so the runtime discards it.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- fmt.Errorf("unshare(CLONE_FS): %w", err)
-			return
-		}
-		ns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", init), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer unix.Close(ns)
-		if err := unix.Setns(ns, unix.CLONE_NEWNS); err != nil {
-			done <- fmt.Errorf("setns: %w", err)
-			return
-		}
+	return mountemu.InGuest(init, func() error {
 		var errs []string
 		for _, m := range ms {
 			if err := unix.Mount("", m.point, "", m.flags, ""); err != nil {
@@ -343,12 +325,10 @@ func remountReadOnly(init int) error {
 			}
 		}
 		if len(errs) > 0 {
-			done <- fmt.Errorf("%s", strings.Join(errs, "; "))
-			return
+			return fmt.Errorf("%s", strings.Join(errs, "; "))
 		}
-		done <- nil
-	}()
-	return <-done
+		return nil
+	})
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space).

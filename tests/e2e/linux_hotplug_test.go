@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umlkit/umlkit/internal/testutil"
+	"github.com/umlkit/umlkit/tests/harness"
+)
+
+// hotplugErrors are mconsole requests whose replies must equal Debian's
+// linux.uml's; %s is a directory with d1.img in it. Not compared: "config
+// ubd3=" (an empty file name), which linux.uml answers OK and then logs that
+// it cannot open the directory; ours refuses it.
+var hotplugErrors = []string{
+	"config ubd0=%s/d1.img", "config ubd2=%s/missing.img", "config ubd2x=%s/d1.img", "config ubd99=%s/d1.img",
+	"config ubdq=x", "config ubd2d=%s/a.cow,%s/d1.img", "config ubd3",
+	"remove ubd5", "remove ubd99", "remove ubdz", "remove ubdx1", "remove foo", "remove ubd0",
+}
+
+func hotplugRequest(format, dir string) string {
+	n := strings.Count(format, "%s")
+	args := make([]any, n)
+	for i := range args {
+		args[i] = dir
+	}
+	return fmt.Sprintf(format, args...)
+}
+
+// TestIntegrationLinuxMconsoleHotplug: "config ubdN=FILE" adds a disk to a
+// running guest (/dev/ubdX and /dev/ubd/N appear and read the file through
+// the driver), "remove ubdN" takes it away again, refusing while the guest
+// has it open; the error replies are Debian linux.uml's, byte for byte.
+func TestIntegrationLinuxMconsoleHotplug(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
+	run := func(sock, cmd string) string {
+		out, _ := exec.Command(mc, sock, cmd).Output()
+		return string(out)
+	}
+	dir := t.TempDir()
+	mk := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		b := make([]byte, 1<<20)
+		copy(b, text)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	d1 := mk("d1.img", "HOTPLUG-DISK-ONE")
+	mk("d2.img", "HOTPLUG-DISK-TWO")
+
+	real := map[string]string{}
+	{
+		img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sleep 1000"})
+		g := harness.BootRealUML(t, img, "umid=hp-real")
+		if err := g.WaitOutput("READY", bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+		sock := realMconsoleSocket(t, g, "hp-real")
+		for _, f := range hotplugErrors {
+			req := hotplugRequest(f, dir)
+			real[req] = run(sock, req)
+		}
+		run(sock, "halt")
+		g.Wait(bootTimeout)
+	}
+
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sh"})
+	umlDir := t.TempDir()
+	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=hp")
+	if err := g.WaitOutput("READY", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(umlDir, "hp", "mconsole")
+	for _, f := range hotplugErrors {
+		req := hotplugRequest(f, dir)
+		if got := run(sock, req); got != real[req] {
+			t.Errorf("%s: ours %q, linux.uml %q", req, got, real[req])
+		}
+	}
+	marks := 0
+	guest := func(cmd, want string) {
+		t.Helper()
+		marks++
+		fmt.Fprintf(g.Stdin(), "%s; echo HP%d\"\"DONE\n", cmd, marks)
+		if err := harness.WaitCount(g, fmt.Sprintf("HP%dDONE", marks), 1, 20*time.Second); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, g.Output())
+		}
+		if want != "" && !strings.Contains(g.Output(), want) {
+			t.Errorf("%s: output lacks %q", cmd, want)
+		}
+	}
+
+	if out := run(sock, "config ubd1="+d1); out != "OK \n" {
+		t.Fatalf("config ubd1= = %q", out)
+	}
+	if out := run(sock, "config ubd1"); out != "OK "+d1+"\n" {
+		t.Errorf("config ubd1 = %q", out)
+	}
+	guest("head -c 16 /dev/ubdb; echo ' <-ubdb'", "HOTPLUG-DISK-ONE <-ubdb")
+	guest("head -c 16 /dev/ubd/1; echo ' <-ubd/1'", "HOTPLUG-DISK-ONE <-ubd/1")
+	guest("printf CHANGED | dd of=/dev/ubdb conv=notrunc 2>/dev/null", "")
+	if out := run(sock, "config ubd1="+d1); out != "ERR Device is already configured\n" {
+		t.Errorf("second config ubd1= = %q", out)
+	}
+	if out := run(sock, "remove ubd1"); out != "OK \n" {
+		t.Errorf("remove ubd1 = %q", out)
+	}
+	if b, _ := os.ReadFile(d1); !bytes.HasPrefix(b, []byte("CHANGED-DISK-ONE")) {
+		t.Errorf("guest write through the hot-plugged disk not in the file: %q", b[:16])
+	}
+	guest("ls /dev/ubdb 2>&1", "No such file")
+
+	if out := run(sock, "config ubdc="+filepath.Join(dir, "d2.img")); out != "OK \n" {
+		t.Fatalf("config ubdc= = %q", out)
+	}
+	guest("exec 3</dev/ubdc; head -c 16 /dev/ubdc; echo ' <-ubdc'", "HOTPLUG-DISK-TWO <-ubdc")
+	if out := run(sock, "remove ubd2"); out != "ERR Device is currently open\n" {
+		t.Errorf("remove of an open disk = %q", out)
+	}
+	guest("exec 3<&-", "")
+	if err := testutil.WaitFor(5*time.Second, func() bool { return run(sock, "remove ubd2") == "OK \n" }); err != nil {
+		t.Errorf("remove ubd2 after close: %v", err)
+	}
+	if out := run(sock, "config ubd2"); out != "OK \n" {
+		t.Errorf("config ubd2 after remove = %q", out)
+	}
+	run(sock, "halt")
+	if code, err := g.Wait(bootTimeout); err != nil || code != 0 {
+		t.Errorf("halt: %d, %v", code, err)
+	}
+}

@@ -121,6 +121,32 @@ func TestIntegrationLinuxConsolePts(t *testing.T) {
 		img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: shellOn("tty1", "ttyS0")})
 		run(t, func(argv ...string) *harness.Guest { return harness.Start(t, nil, argv...) }, t.TempDir(), img)
 	})
+	// The control: Debian's linux.uml with the same lines prints the same
+	// announcements and mconsole answers (the pts numbers differ).
+	t.Run("linux.uml", func(t *testing.T) {
+		img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: shellOn("tty1", "ttyS0")})
+		home := t.TempDir()
+		umlDir := filepath.Join(home, ".uml")
+		g := harness.Start(t, []string{"TMPDIR=" + home}, harness.RealUML(t), "ubd0="+img, "mem=64M", "con0=fd:0,fd:1",
+			"con=null", "ssl=null", "con1=pts", "ssl0=pts", "init=/init", "uml_dir="+umlDir, "umid=pts1")
+		if err := g.WaitOutput("GUEST-UP", 2*bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+		tty1 := announced(t, g, "Virtual console", 1)
+		ttyS0 := announced(t, g, "Serial line", 0)
+		f, screen := attach(t, tty1)
+		f.Write([]byte("echo PTS-$(( 6 * 7 ))-$(tty)\r"))
+		waitScreen(t, screen, "PTS-42-/dev/tty1")
+		for cmd, want := range map[string]string{
+			"con1": "OK pts:" + tty1 + "\n", "ssl0": "OK pts:" + ttyS0 + "\n", "con0": "OK fd:0,fd:1\n",
+		} {
+			if got := mconsoleRun(t, mc, filepath.Join(umlDir, "pts1", "mconsole"), home, "config", cmd); got != want {
+				t.Errorf("linux.uml: uml_mconsole config %s = %q; want %q", cmd, got, want)
+			}
+		}
+		f.Write([]byte("poweroff -f\r"))
+		g.Wait(bootTimeout)
+	})
 	t.Run("user", func(t *testing.T) {
 		u := harness.UnprivilegedUser(t)
 		home := u.Dir(t)

@@ -421,3 +421,45 @@ while :; do sleep 1; done
 		t.Fatal(err)
 	}
 }
+
+// TestIntegrationLinuxConsolePortUnprivileged: the port channel of an
+// ordinary user's linux (in.telnetd runs in the kernel process's user
+// namespace).
+func TestIntegrationLinuxConsolePortUnprivileged(t *testing.T) {
+	u := harness.UnprivilegedUser(t)
+	requireLinuxHost(t)
+	if _, err := os.Stat(realPortHelper); err != nil {
+		testutil.Skip(t, "%s not installed (uml-utilities)", realPortHelper)
+	}
+	home := u.Dir(t)
+	img := harness.BusyboxImage(t, home, harness.Image{Init: shellOn("ttyS0")})
+	u.Chown(t, img)
+	tdir, label := harness.TelnetdDir(t)
+	t.Logf("in.telnetd: %s", label)
+	userBin := filepath.Join(home, "bin")
+	if out, err := exec.Command("cp", "-a", tdir, userBin).CombinedOutput(); err != nil {
+		t.Fatalf("copy telnetd dir: %v: %s", err, out)
+	}
+	exec.Command("chown", "-R", fmt.Sprintf("%d:%d", u.UID, u.GID), userBin).Run()
+	port := harness.FreeTCPPort(t)
+	cmd := u.Command(harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+filepath.Join(home, "uml"), "umid=uport",
+		fmt.Sprintf("ssl0=port:%d", port))
+	for i, kv := range cmd.Env {
+		if p, ok := strings.CutPrefix(kv, "PATH="); ok {
+			cmd.Env[i] = "PATH=" + userBin + ":" + p
+		}
+	}
+	g := harness.StartCmd(t, cmd)
+	if err := g.WaitOutput("GUEST-UP", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	tn := harness.DialTelnet(t, fmt.Sprintf("127.0.0.1:%d", port))
+	tn.Send("echo UPORT-$(( 6 * 7 ))-$(tty)-$(id -u)\r")
+	if err := tn.WaitFor("UPORT-42-/dev/ttyS0-0", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	tn.Send("poweroff -f\r")
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -424,3 +424,44 @@ func TestIntegrationPortRealTelnetd(t *testing.T) {
 		t.Error("telnet connection still open after Terminal.Close")
 	}
 }
+
+// TestPortGivenListener: a listener bound elsewhere (linux binds in the
+// host's network namespace) is served as is, and Close closes it.
+func TestPortGivenListener(t *testing.T) {
+	testutil.LeakCheck(t)
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lines
+	p, err := ListenPort(PortConfig{Listener: ln, Telnetd: self(t), Helper: portHelper(t),
+		Env: append(os.Environ(), roleEnv+"=telnetd"), Log: logs.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Addr().String() != ln.Addr().String() {
+		t.Errorf("Addr = %v; want the given listener's %v", p.Addr(), ln.Addr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan *Terminal, 1)
+	go func() {
+		term, _ := p.Accept(ctx)
+		got <- term
+	}()
+	testutil.WaitFor(5*time.Second, func() bool { return p.waiters.Load() == 1 })
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	term := <-got
+	if term == nil {
+		t.Fatal("no terminal through the given listener")
+	}
+	term.Close()
+	p.Close()
+	if _, err := ln.Accept(); err == nil {
+		t.Error("the given listener is still open after Close")
+	}
+}

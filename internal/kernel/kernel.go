@@ -361,6 +361,10 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	}
 	defer ctl.Close()
 	files := map[string]*os.File{"con-in": m.stdio.In, "control": ck}
+	if hk, stop := m.mountHelper(); hk != nil { // native guest ext mounts as root (mounts.go)
+		defer stop()
+		files["mounthelper"] = hk
+	}
 	if m.plan.Root.Kind == "image" && m.plan.Root.Native {
 		mfd, loop, err := loopMount(m.plan.Root.Path, m.plan.Root.ReadOnly)
 		if err != nil {
@@ -377,7 +381,7 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files["con-out"] = f
 	}
-	order, consEnv := m.cons.donate(files, []string{"con-in", "con-out", "control", "rootmount"})
+	order, consEnv := m.cons.donate(files, []string{"con-in", "con-out", "control", "rootmount", "mounthelper"})
 	order = m.net.donate(files, order)
 	extra, fdEnv := childrole.Donate(files, order)
 	cmd := exec.Command(self)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ type mountEmu struct {
 	kEnd     *os.File
 	stage    string // where fuse2fs mounts before the tree moves to the guest
 	fuse2fs  string
+	helper   *helperClient // P's native mounts (real root), or nil
 	srv      *mountemu.Server
 	seq      atomic.Int64
 	done     chan struct{} // closed when Serve returned
@@ -105,6 +107,9 @@ func (k *kernel) prepareMounts(w string, gp *guestinit.Plan) *mountEmu {
 	for i, p := range cfg.Loops {
 		gp.Devices[fmt.Sprintf("loop%d", i)] = p
 	}
+	if f := k.files["mounthelper"]; f != nil {
+		m.helper = newHelperClient(f)
+	}
 	if m.fuse2fs = k.plan.Root.FUSE2FS; m.fuse2fs == "" {
 		if p, err := exec.LookPath("fuse2fs"); err == nil {
 			m.fuse2fs = p
@@ -162,9 +167,15 @@ func (m *mountEmu) Close() {
 	m.srv.Close()
 }
 
-// mountImage mounts an ext2/3/4 image with fuse2fs and returns it as a
-// detached tree.
+// mountImage mounts an ext2/3/4 image and returns it as a
+// detached tree: natively through P's helper when linux runs as root,
+// otherwise (or for a window of the file) with fuse2fs.
 func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error) {
+	if m.helper != nil && req.Offset == 0 && req.SizeLimit == 0 {
+		if path := m.k.plainImage(req.File); path != "" {
+			return m.helper.mount(path, req.ReadOnly)
+		}
+	}
 	if m.fuse2fs == "" {
 		return nil, errors.New("fuse2fs is not installed (apt-get install fuse2fs)")
 	}
@@ -231,4 +242,206 @@ func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error
 		},
 		Stop: func() { cmd.Process.Signal(syscall.SIGTERM) },
 	}, nil
+}
+
+// The mount helper lets a guest of linux run as real root mount ext2/3/4
+// natively, as the root disk is: K cannot (its user namespace gives it no
+// say over the host's ext4 driver), so it sends the backing file to P over
+// a SOCK_SEQPACKET pair ("mounthelper"), P puts it on a real loop device
+// (autoclear) and makes a detached ext4 mount (as loopMount does for the
+// root), and sends the mount fd back; K moves it into the guest.
+//
+// Request: "mount ro=0|1 path=IMAGE". Reply: "ok /dev/loopN" with the
+// mount fd, or "err MESSAGE". Only plain image files of ubd disks go this
+// way, by their host path: a loop device on the driver's FUSE export fails
+// its reads (EIO), so COW disks and other files go through fuse2fs.
+
+// mountHelper returns K's end of the helper pair and a function that stops
+// P's server, or nil when P is not root (or UMLKIT_MOUNT_FUSE=1 asks for
+// fuse2fs).
+func (m *machine) mountHelper() (*os.File, func()) {
+	if os.Geteuid() != 0 || os.Getenv("UMLKIT_MOUNT_FUSE") != "" {
+		return nil, nil
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		m.logf("mount helper: %v (guest mounts go through fuse2fs)", os.NewSyscallError("socketpair", err))
+		return nil, nil
+	}
+	pf, kf := os.NewFile(uintptr(fds[0]), "mounthelper-p"), os.NewFile(uintptr(fds[1]), "mounthelper")
+	c, err := net.FileConn(pf)
+	pf.Close()
+	if err != nil {
+		kf.Close()
+		return nil, nil
+	}
+	conn := c.(*net.UnixConn)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serveMountHelper(conn)
+	}()
+	return kf, func() {
+		kf.Close()
+		conn.Close()
+		<-done
+	}
+}
+
+func serveMountHelper(conn *net.UnixConn) {
+	for {
+		msg, files, _, err := fdpass.Recv(conn, 256, 1)
+		if err != nil && !errors.Is(err, fdpass.ErrNoFD) {
+			return
+		}
+		req, path, _ := strings.Cut(string(msg), " path=")
+		if len(files) != 0 || !strings.HasPrefix(req, "mount ") || !filepath.IsAbs(path) {
+			for _, f := range files {
+				f.Close()
+			}
+			fdpass.Send(conn, []byte("err bad request"))
+			continue
+		}
+		ro := strings.Contains(req, "ro=1")
+		flags := os.O_RDWR
+		if ro {
+			flags = os.O_RDONLY
+		}
+		img, err := os.OpenFile(path, flags|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fdpass.Send(conn, []byte("err "+err.Error()))
+			continue
+		}
+		mfd, loop, err := loopMountFile(img, ro)
+		img.Close()
+		if err != nil {
+			fdpass.Send(conn, []byte("err "+err.Error()))
+			continue
+		}
+		fdpass.Send(conn, []byte("ok "+loop), mfd)
+		mfd.Close()
+	}
+}
+
+// helperClient is K's end of the mount helper.
+type helperClient struct {
+	mu   sync.Mutex // one request at a time
+	conn *net.UnixConn
+}
+
+func newHelperClient(f *os.File) *helperClient {
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil
+	}
+	return &helperClient{conn: c.(*net.UnixConn)}
+}
+
+// mount asks P for a native mount of the image file at path.
+func (h *helperClient) mount(path string, ro bool) (*mountemu.Image, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	req := "mount ro=0 path=" + path
+	if ro {
+		req = "mount ro=1 path=" + path
+	}
+	if err := fdpass.Send(h.conn, []byte(req)); err != nil {
+		return nil, err
+	}
+	h.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	msg, files, _, err := fdpass.Recv(h.conn, 4096, 1)
+	if rest, ok := strings.CutPrefix(string(msg), "err "); ok {
+		return nil, errors.New(rest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mount helper: %w", err)
+	}
+	loop := strings.TrimPrefix(string(msg), "ok ")
+	return &mountemu.Image{
+		Tree: files[0],
+		Wait: func(d time.Duration) bool { return waitLoopFree(loop, d) },
+		Stop: func() {},
+	}, nil
+}
+
+// loopMountFile is loopMount on an open file.
+func loopMountFile(img *os.File, ro bool) (*os.File, string, error) {
+	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	defer ctl.Close()
+	flags := os.O_RDWR
+	if ro {
+		flags = os.O_RDONLY
+	}
+	var loop *os.File
+	for tries := 0; ; tries++ {
+		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
+		if err != nil {
+			return nil, "", os.NewSyscallError("ioctl LOOP_CTL_GET_FREE", err)
+		}
+		if loop, err = os.OpenFile(fmt.Sprintf("/dev/loop%d", n), flags|unix.O_CLOEXEC, 0); err != nil {
+			return nil, "", err
+		}
+		cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
+		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
+		if ro {
+			cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
+		}
+		err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
+		if err == nil {
+			break
+		}
+		loop.Close()
+		if !errors.Is(err, unix.EBUSY) || tries > 10 {
+			return nil, "", os.NewSyscallError("ioctl LOOP_CONFIGURE", err)
+		}
+	}
+	defer loop.Close()
+	fsfd, err := unix.Fsopen("ext4", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, "", os.NewSyscallError("fsopen ext4", err)
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigSetString(fsfd, "source", loop.Name()); err != nil {
+		return nil, "", os.NewSyscallError("fsconfig source", err)
+	}
+	if ro {
+		if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
+			return nil, "", os.NewSyscallError("fsconfig ro", err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return nil, "", fmt.Errorf("ext2/3/4 on %s: %w", loop.Name(), err)
+	}
+	attr := 0
+	if ro {
+		attr = unix.MOUNT_ATTR_RDONLY
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attr)
+	if err != nil {
+		return nil, "", os.NewSyscallError("fsmount", err)
+	}
+	return os.NewFile(uintptr(mfd), "guestmount"), loop.Name(), nil
+}
+
+// plainImage returns the host path of the image behind f when f is the
+// export of a ubd disk that is a plain image file (no COW), else "".
+func (k *kernel) plainImage(f *os.File) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	for _, d := range k.plan.Disks {
+		if d.IsDir || d.Backing != "" || k.cow[d.Unit] {
+			continue
+		}
+		var ds unix.Stat_t
+		if unix.Stat(filepath.Join(k.plan.WorkDir, "disks", diskName(d.Unit)), &ds) == nil && ds.Dev == st.Dev && ds.Ino == st.Ino {
+			return d.File
+		}
+	}
+	return ""
 }

@@ -178,6 +178,13 @@ mount -o ro /dev/ubdb /mnt && { touch /mnt/x 2>/dev/null || echo RO-REFUSED; } &
 mount -t tmpfs none /mnt && echo TMPFS-OK && umount /mnt`,
 			"ubd1="+disk)
 		expect(t, out, "HELLO-FROM-DISK", "WRITE-OK", "UMOUNT-OK", "again-wrote", "SECOND-OK", "VFAT-REFUSED", "RO-REFUSED", "TMPFS-OK")
+		// As root the host's ext4 driver serves the disk (a real loop
+		// device set up by linux's host process); otherwise fuse2fs.
+		if r.user == nil {
+			expect(t, out, " /mnt ext4 rw")
+		} else {
+			expect(t, out, " /mnt fuse.")
+		}
 		if got := checkImage(t, disk, "/written.txt"); got != "guest-wrote\n" {
 			t.Errorf("written.txt in the image = %q", got)
 		}

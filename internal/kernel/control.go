@@ -42,11 +42,17 @@ func newControlClient(f *os.File) (*controlClient, error) {
 	return &controlClient{conn: c}, nil
 }
 
-func (c *controlClient) ask(req string) (string, error) {
+// ask sends req, with f's descriptor when f is not nil, and waits for the
+// answer.
+func (c *controlClient) ask(req string, f *os.File) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.conn.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := c.conn.Write([]byte(req)); err != nil {
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var oob []byte
+	if f != nil {
+		oob = unix.UnixRights(int(f.Fd()))
+	}
+	if _, _, err := c.conn.(*net.UnixConn).WriteMsgUnix([]byte(req), oob, nil); err != nil {
 		return "", fmt.Errorf("kernel control: %w", err)
 	}
 	buf := make([]byte, 64<<10)
@@ -71,17 +77,54 @@ func (k *kernel) serveControl(f *os.File) {
 		return
 	}
 	defer conn.Close()
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return
+	}
 	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		n, err := conn.Read(buf)
+		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
 			return
 		}
-		conn.Write([]byte(k.control(string(buf[:n]))))
+		var f *os.File
+		if fds := rights(oob[:oobn]); len(fds) > 0 {
+			f = os.NewFile(uintptr(fds[0]), "control-fd")
+			for _, fd := range fds[1:] {
+				unix.Close(fd)
+			}
+		}
+		resp := k.control(string(buf[:n]), f)
+		if f != nil && !strings.HasPrefix(resp, "ok ") {
+			f.Close()
+		}
+		conn.Write([]byte(resp))
 	}
 }
 
-func (k *kernel) control(req string) string {
+// rights returns the descriptors of SCM_RIGHTS messages in oob, marked
+// close-on-exec.
+func rights(oob []byte) []int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, m := range msgs {
+		if got, err := unix.ParseUnixRights(&m); err == nil {
+			for _, fd := range got {
+				unix.CloseOnExec(fd)
+			}
+			fds = append(fds, got...)
+		}
+	}
+	return fds
+}
+
+// control serves one request; f is the descriptor that came with it (the
+// request takes it over when it answers "ok ").
+func (k *kernel) control(req string, f *os.File) string {
 	cmd, arg, _ := strings.Cut(req, " ")
 	init := int(k.guestPid.Load())
 	if cmd != "uname" && init == 0 {
@@ -115,6 +158,24 @@ func (k *kernel) control(req string) string {
 			return "err bad ubd-add request: " + err.Error()
 		}
 		if err := k.ubdAdd(d, init); err != nil {
+			return "err " + err.Error()
+		}
+		return "ok "
+	case "eth-add":
+		var e EthPlan
+		if err := json.Unmarshal([]byte(arg), &e); err != nil {
+			return "err bad eth-add request: " + err.Error()
+		}
+		if err := k.addEth(e, f); err != nil {
+			return "err " + err.Error()
+		}
+		return "ok "
+	case "eth-remove":
+		unit, err := strconv.Atoi(arg)
+		if err != nil {
+			return "err bad eth-remove request"
+		}
+		if err := k.removeEth(unit); err != nil {
 			return "err " + err.Error()
 		}
 		return "ok "

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/blockfuse"
+	"github.com/umlkit/umlkit/internal/cmdline"
 	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
 	"github.com/umlkit/umlkit/internal/mountemu"
 	"github.com/umlkit/umlkit/internal/ubd"
@@ -30,6 +31,9 @@ import (
 func (m *machine) configSet(arg string) mcserver.Reply {
 	if strings.HasPrefix(arg, "ubd") {
 		return m.ubdConfig(arg[len("ubd"):])
+	}
+	if strings.HasPrefix(arg, "eth") {
+		return m.ethConfig(arg[len("eth"):])
 	}
 	return mcserver.Error("configuring this device from the mconsole is not supported by this build")
 }
@@ -74,6 +78,9 @@ func (m *machine) ubdConfig(spec string) mcserver.Reply {
 
 // remove serves "remove DEVN" (P side).
 func (m *machine) remove(arg string) mcserver.Reply {
+	if strings.HasPrefix(arg, "eth") {
+		return m.ethRemove(arg[len("eth"):])
+	}
 	if !strings.HasPrefix(arg, "ubd") {
 		for _, dev := range []string{"mem", "eth", "con", "ssl", "vec"} {
 			if strings.HasPrefix(arg, dev) {
@@ -216,4 +223,100 @@ func unbindFromGuest(init int, targets []string) {
 		}
 		return nil
 	})
+}
+
+// ethTransports are the transport names UML's eth driver knows; a config
+// naming another one is answered with an empty error.
+var ethTransports = []string{"daemon", "tuntap", "mcast", "ucast", "vde", "pcap", "ethertap", "slip", "slirp", "vector"}
+
+// ethConfig adds ethN=SPEC to the running machine: rest is the text after
+// "eth". As in UML, a known transport whose host side fails is answered OK
+// and the failure is in the kernel log only.
+func (m *machine) ethConfig(rest string) mcserver.Reply {
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	if end == 0 {
+		return mcserver.Errno(syscall.EINVAL, "Bad device number")
+	}
+	n, err := strconv.Atoi(rest[:end])
+	if err != nil {
+		return mcserver.Errno(syscall.EINVAL, "Bad device number")
+	}
+	if end == len(rest) || rest[end] != '=' {
+		return mcserver.Errno(syscall.EINVAL, "Expected '=' after device number")
+	}
+	spec := rest[end+1:]
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	if _, ok := m.cfg.Eth[n]; ok {
+		return mcserver.Errno(syscall.EINVAL, "Device already configured")
+	}
+	transport, _, _ := strings.Cut(spec, ",")
+	known := false
+	for _, t := range ethTransports {
+		known = known || t == transport
+	}
+	if !known {
+		return mcserver.Error("")
+	}
+	e, err := m.openEth(m.net, n, spec)
+	if err != nil {
+		m.logf("%v", err)
+		return mcserver.OK("")
+	}
+	if e == nil {
+		return mcserver.Error("")
+	}
+	name := fmt.Sprintf("eth%d", n)
+	b, _ := json.Marshal(e)
+	if _, err := m.askWith("eth-add "+string(b), m.net.files[name]); err != nil {
+		m.logf("%s: %v", name, err)
+		m.net.drop(name)
+		return mcserver.OK("")
+	}
+	if m.cfg.Eth == nil {
+		m.cfg.Eth = map[int]string{}
+	}
+	m.cfg.Eth[n] = spec
+	m.hotEth[n] = true
+	return mcserver.OK("")
+}
+
+// ethRemove takes ethN away unless the guest has it up.
+func (m *machine) ethRemove(rest string) mcserver.Reply {
+	n, err := strconv.ParseUint(rest, 0, 31)
+	if err != nil {
+		return mcserver.Error("Couldn't parse device number")
+	}
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	name := fmt.Sprintf("eth%d", n)
+	if _, err := m.ask("eth-remove " + strconv.Itoa(int(n))); err != nil {
+		switch err.Error() {
+		case "busy":
+			return mcserver.Errno(syscall.EBUSY, "Device is currently open")
+		case "Device doesn't exist":
+			return mcserver.Errno(syscall.ENODEV, "Device doesn't exist")
+		}
+		return mcserver.Error(err.Error())
+	}
+	m.net.drop(name)
+	delete(m.cfg.Eth, int(n))
+	delete(m.hotEth, int(n))
+	return mcserver.OK("")
+}
+
+// resetHotplug undoes the mconsole's device changes before a reboot: the
+// next boot has the command line's devices, as with UML.
+func (m *machine) resetHotplug(bootUbd [len(cmdline.Config{}.Ubd)]*cmdline.Ubd) {
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	m.cfg.Ubd = bootUbd
+	for n := range m.hotEth {
+		m.net.drop(fmt.Sprintf("eth%d", n))
+		delete(m.cfg.Eth, n)
+	}
+	m.hotEth = map[int]bool{}
 }

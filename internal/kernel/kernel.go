@@ -76,7 +76,8 @@ type machine struct {
 	net    *hostNet      // host sides of the eth devices (net.go)
 	cons   *hostConsoles // host sides of the consoles and serial lines (console.go)
 
-	cfgMu sync.Mutex // guards cfg.Ubd against mconsole hot-plug
+	cfgMu  sync.Mutex   // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
+	hotEth map[int]bool // eth units added by the mconsole
 
 	mu   sync.Mutex // guards kpid, ctl
 	kpid int        // the running K, 0 between boots
@@ -100,14 +101,17 @@ func (m *machine) signalKernel(sig syscall.Signal) {
 }
 
 // ask sends a control request to the running K.
-func (m *machine) ask(req string) (string, error) {
+func (m *machine) ask(req string) (string, error) { return m.askWith(req, nil) }
+
+// askWith sends a control request with a descriptor for K (nil for none).
+func (m *machine) askWith(req string, f *os.File) (string, error) {
 	m.mu.Lock()
 	ctl := m.ctl
 	m.mu.Unlock()
 	if ctl == nil {
 		return "", errors.New("the kernel is not running")
 	}
-	return ctl.ask(req)
+	return ctl.ask(req, f)
 }
 
 func (m *machine) logf(format string, args ...any) {
@@ -214,9 +218,7 @@ func (m *machine) boot() int {
 	defer m.cons.Close()
 	bootUbd := c.Ubd // what mconsole hot-plug changes lasts until the next boot
 	for {
-		m.cfgMu.Lock()
-		c.Ubd = bootUbd
-		m.cfgMu.Unlock()
+		m.resetHotplug(bootUbd)
 		code, err := m.runKernel(ctx)
 		if err != nil {
 			return m.fail("%v", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/umlkit/umlkit/internal/blockfuse"
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/guestinit"
+	"github.com/umlkit/umlkit/internal/netdev"
 	"github.com/umlkit/umlkit/internal/ubd"
 )
 
@@ -112,8 +113,11 @@ type kernel struct {
 	ubd     map[int]*ubd.Disk // open disks by unit
 	blocks  *blockfuse.Server // the export of ubd as files in diskDir, nil while none
 	diskDir string
-	files   map[string]*os.File // donated by P (ethN: net.go)
-	cons    *consoles           // lines other than the default console (console.go)
+
+	ethMu  sync.Mutex            // guards relays (mconsole hot-plug)
+	relays map[int]*netdev.Relay // running eth devices by unit
+	files  map[string]*os.File   // donated by P (ethN: net.go)
+	cons   *consoles             // lines other than the default console (console.go)
 }
 
 // logf writes a boot-log line to the console output.

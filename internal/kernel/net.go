@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sort"
@@ -30,11 +31,23 @@ type EthPlan struct {
 
 // hostNet holds the host sides P opened; they live across reboots.
 type hostNet struct {
-	files   map[string]*os.File
-	daemons []*netdev.DaemonConn
-	socks   []*os.File
-	hooks   []addrHook // tuntap devices made by uml_net (umlnet.go)
-	plugs   []*vdePlug // vde_plug processes (vde.go)
+	files   map[string]*os.File // the descriptor K gets, by device name
+	closers map[string][]func() // what closes a device's host side, by name
+	hooks   []addrHook          // tuntap devices made by uml_net (umlnet.go)
+}
+
+// own records a host-side resource of device name, closed with it.
+func (h *hostNet) own(name string, c func()) {
+	h.closers[name] = append(h.closers[name], c)
+}
+
+// drop closes the host side of one device (mconsole remove).
+func (h *hostNet) drop(name string) {
+	for _, c := range h.closers[name] {
+		c()
+	}
+	delete(h.closers, name)
+	delete(h.files, name)
 }
 
 // addrHooks returns the devices whose address changes run uml_net hooks.
@@ -46,14 +59,8 @@ func (h *hostNet) addrHooks() []addrHook {
 }
 
 func (h *hostNet) Close() {
-	for _, d := range h.daemons {
-		d.Close()
-	}
-	for _, f := range h.socks {
-		f.Close()
-	}
-	for _, p := range h.plugs {
-		p.Close()
+	for name := range h.closers {
+		h.drop(name)
 	}
 }
 
@@ -75,7 +82,7 @@ func (h *hostNet) donate(files map[string]*os.File, order []string) []string {
 // does, prints UML's boot lines, opens the host side of each device it can
 // build and records it in the plan. Failures are logged and skip the device.
 func (m *machine) setupNet() *hostNet {
-	h := &hostNet{files: map[string]*os.File{}}
+	h := &hostNet{files: map[string]*os.File{}, closers: map[string][]func(){}}
 	units := make([]int, 0, len(m.cfg.Eth))
 	for n := range m.cfg.Eth {
 		units = append(units, n)
@@ -126,7 +133,7 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		h.daemons = append(h.daemons, d)
+		h.own(name, func() { d.Close() })
 		h.files[name] = d.Data
 		return &EthPlan{Unit: n, MAC: mac, Kind: "daemon", Switch: append([]byte(nil), d.Switch[:]...)}, nil
 	case "tuntap": // tuntap,<hostdev>,<mac>,<gate>
@@ -146,7 +153,7 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 			if err != nil {
 				return nil, err
 			}
-			h.socks = append(h.socks, t)
+			h.own(name, func() { t.Close() })
 			h.files[name] = t
 			h.hooks = append(h.hooks, addrHook{unit: n, tap: tap})
 			return &EthPlan{Unit: n, MAC: mac, Kind: "tuntap"}, nil
@@ -155,7 +162,7 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: open host tap %s: %w", name, dev, err)
 		}
-		h.socks = append(h.socks, t)
+		h.own(name, func() { t.Close() })
 		h.files[name] = t
 		return &EthPlan{Unit: n, MAC: mac, Kind: "tuntap"}, nil
 	case "mcast": // mcast,<mac>,<group>,<port>,<ttl>
@@ -192,7 +199,7 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		h.socks = append(h.socks, sock)
+		h.own(name, func() { sock.Close() })
 		h.files[name] = sock
 		return &EthPlan{Unit: n, MAC: mac, Kind: "mcast", Group: group, Port: port}, nil
 	case "ucast": // ucast,<mac>,<remote addr>,<listen port>,<remote port>
@@ -226,7 +233,7 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		h.socks = append(h.socks, sock)
+		h.own(name, func() { sock.Close() })
 		h.files[name] = sock
 		return &EthPlan{Unit: n, MAC: mac, Kind: "ucast", Group: addr, Port: rport}, nil
 	case "vde": // vde,<switch>,<mac>,<port>,<group>,<mode>,<description>
@@ -255,8 +262,8 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 			return nil, err
 		}
 		m.logf("vde backend - connection opened")
-		h.plugs = append(h.plugs, plug)
-		h.socks = append(h.socks, sock)
+		h.own(name, func() { plug.Close() })
+		h.own(name, func() { sock.Close() })
 		h.files[name] = sock
 		return &EthPlan{Unit: n, MAC: mac, Kind: "vde"}, nil
 	case "ethertap", "slip", "slirp":
@@ -311,46 +318,72 @@ func openHostTap(name string) (*os.File, error) {
 // startNet (K) creates each ethN TAP device in the guest's network
 // namespace and starts its relay; it returns a function stopping them.
 func (k *kernel) startNet(files map[string]*os.File) func() {
-	var relays []*netdev.Relay
 	for _, e := range k.plan.Eth {
 		name := fmt.Sprintf("eth%d", e.Unit)
-		if err := func() error {
-			f := files[name]
-			if f == nil {
-				return errors.New("no host descriptor from the parent")
-			}
-			var tr netdev.Transport
-			var err error
-			switch e.Kind {
-			case "daemon":
-				var sw switchproto.Sockaddr
-				copy(sw[:], e.Switch)
-				tr, err = netdev.NewDaemon(f, sw)
-			case "tuntap", "vde":
-				tr, err = netdev.NewFile(f)
-			case "mcast", "ucast":
-				tr, err = netdev.NewDatagram(f, netip.MustParseAddr(e.Group), e.Port)
-			default:
-				f.Close()
-				err = fmt.Errorf("unknown transport %q", e.Kind)
-			}
-			if err != nil {
-				return err
-			}
-			tap, err := netdev.CreateTap(name, e.MAC)
-			if err != nil {
-				tr.Close()
-				return err
-			}
-			relays = append(relays, netdev.StartRelay(tap, tr))
-			return nil
-		}(); err != nil {
+		if err := k.addEth(e, files[name]); err != nil {
 			k.logf("%s: %v", name, err)
 		}
 	}
 	return func() {
-		for _, r := range relays {
+		k.ethMu.Lock()
+		defer k.ethMu.Unlock()
+		for unit, r := range k.relays {
 			r.Stop()
+			delete(k.relays, unit)
 		}
 	}
+}
+
+// addEth creates the TAP ethN for e in the guest's network namespace and
+// relays it to the host side f (boot, or mconsole hot-plug).
+func (k *kernel) addEth(e EthPlan, f *os.File) error {
+	if f == nil {
+		return errors.New("no host descriptor from the parent")
+	}
+	var tr netdev.Transport
+	var err error
+	switch e.Kind {
+	case "daemon":
+		var sw switchproto.Sockaddr
+		copy(sw[:], e.Switch)
+		tr, err = netdev.NewDaemon(f, sw)
+	case "tuntap", "vde":
+		tr, err = netdev.NewFile(f)
+	case "mcast", "ucast":
+		tr, err = netdev.NewDatagram(f, netip.MustParseAddr(e.Group), e.Port)
+	default:
+		f.Close()
+		err = fmt.Errorf("unknown transport %q", e.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	tap, err := netdev.CreateTap(fmt.Sprintf("eth%d", e.Unit), e.MAC)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	k.ethMu.Lock()
+	defer k.ethMu.Unlock()
+	if k.relays == nil {
+		k.relays = map[int]*netdev.Relay{}
+	}
+	k.relays[e.Unit] = netdev.StartRelay(tap, tr)
+	return nil
+}
+
+// removeEth stops ethN's relay, which deletes the TAP, unless the guest
+// has the interface up ("busy") — UML's rule for removing a device.
+func (k *kernel) removeEth(unit int) error {
+	k.ethMu.Lock()
+	defer k.ethMu.Unlock()
+	r := k.relays[unit]
+	if r == nil {
+		return errors.New("Device doesn't exist")
+	}
+	if ifc, err := net.InterfaceByName(fmt.Sprintf("eth%d", unit)); err == nil && ifc.Flags&net.FlagUp != 0 {
+		return errors.New("busy")
+	}
+	delete(k.relays, unit)
+	return r.Stop()
 }

@@ -139,3 +139,85 @@ func TestIntegrationLinuxMconsoleHotplug(t *testing.T) {
 		t.Errorf("halt: %d, %v", code, err)
 	}
 }
+
+// ethHotplugErrors are eth config/remove requests whose replies must equal
+// Debian linux.uml's.
+var ethHotplugErrors = []string{
+	"config ethx=daemon", "config eth1x=daemon", "config eth1", "config eth1=nosuchtransport",
+	"remove eth7", "remove ethz", "remove eth",
+}
+
+// TestIntegrationLinuxMconsoleEthHotplug: "config eth0=daemon,..." gives a
+// running guest of ours an eth0 on a switch, and it pings Debian's
+// linux.uml on the same switch; "remove eth0" is refused while the
+// interface is up and takes it away once it is down.
+func TestIntegrationLinuxMconsoleEthHotplug(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
+	run := func(sock, cmd string) string {
+		out, _ := exec.Command(mc, sock, cmd).Output()
+		return string(out)
+	}
+	ctl := filepath.Join(t.TempDir(), "sw.ctl")
+	harness.StartSwitch(t, harness.Bin(t, "uml_switch"), "", ctl)
+
+	real := map[string]string{}
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "ifconfig eth0 10.0.0.6 netmask 255.255.255.0 up; echo READY; exec sleep 1000"})
+	peer := harness.BootRealUML(t, img, "umid=eh-real", "eth0=daemon,fe:fd:0a:00:00:06,unix,"+ctl)
+	if err := peer.WaitOutput("READY", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	rsock := realMconsoleSocket(t, peer, "eh-real")
+	for _, req := range ethHotplugErrors {
+		real[req] = run(rsock, req)
+	}
+
+	img2 := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sh"})
+	umlDir := t.TempDir()
+	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img2, "init=/init", "uml_dir="+umlDir, "umid=eh")
+	if err := g.WaitOutput("READY", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(umlDir, "eh", "mconsole")
+	for _, req := range ethHotplugErrors {
+		if got := run(sock, req); got != real[req] {
+			t.Errorf("%s: ours %q, linux.uml %q", req, got, real[req])
+		}
+	}
+	marks := 0
+	guest := func(cmd, want string) {
+		t.Helper()
+		marks++
+		fmt.Fprintf(g.Stdin(), "%s; echo EH%d\"\"DONE\n", cmd, marks)
+		if err := harness.WaitCount(g, fmt.Sprintf("EH%dDONE", marks), 1, 30*time.Second); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, g.Output())
+		}
+		if want != "" && !strings.Contains(g.Output(), want) {
+			t.Errorf("%s: output lacks %q", cmd, want)
+		}
+	}
+	if out := run(sock, "config eth0=daemon,fe:fd:0a:00:00:05,unix,"+ctl); out != "OK \n" {
+		t.Fatalf("config eth0= = %q\n%s", out, g.Output())
+	}
+	if out := run(sock, "config eth0=daemon,,unix,"+ctl); out != "ERR Device already configured\n" {
+		t.Errorf("second config eth0= = %q", out)
+	}
+	guest("cat /sys/class/net/eth0/address", "fe:fd:0a:00:00:05")
+	guest("ifconfig eth0 10.0.0.5 netmask 255.255.255.0 up && ping -c 2 -W 5 10.0.0.6 >/dev/null && echo PING-OK", "PING-OK")
+	if out := run(sock, "remove eth0"); out != "ERR Device is currently open\n" {
+		t.Errorf("remove of an up eth0 = %q", out)
+	}
+	guest("ifconfig eth0 down", "")
+	if out := run(sock, "remove eth0"); out != "OK \n" {
+		t.Errorf("remove eth0 = %q", out)
+	}
+	guest("ls /sys/class/net; echo ' <-ifaces'", "")
+	if out := g.Output(); strings.Contains(out[strings.LastIndex(out, "ls /sys/class/net"):], "eth0") {
+		t.Errorf("eth0 still in the guest after remove")
+	}
+	run(sock, "halt")
+	run(rsock, "halt")
+	g.Wait(bootTimeout)
+	peer.Wait(bootTimeout)
+}

@@ -142,7 +142,7 @@ var covered = []string{
 	"cow-merged-boot", "cow-merged-guest", "mkcow", "mkcow-boot", "mkcow-guest",
 	"disk-make", "disk-boot", "disk-guest", "disk-mount", "disk-tar", "disk-host",
 	// 03-mconsole.md
-	"mc-boot", "mc-version", "mc-list", "mc-help", "mc-stop", "mc-proc", "mc-config", "mc-sysrq", "mc-stack",
+	"mc-boot", "mc-version", "mc-list", "mc-help", "mc-stop", "mc-proc", "mc-config", "mc-hotplug", "mc-hotplug-guest", "mc-remove", "mc-sysrq", "mc-stack",
 	"mc-reboot", "mc-halt",
 	// 04-networking.md
 	"net-netns", "net-tap", "net-switch", "net-guest-a", "net-guest-b",

@@ -435,19 +435,29 @@ func (cs *consoles) start() {
 func (cs *consoles) shutdown() {
 	close(cs.stop)
 	cs.watchWG.Wait()
-	deadline := time.After(2 * time.Second)
+	// Output a guest process left since the last tick still goes out
+	// (except to a port or xterm that has no terminal yet).
+	cs.pollOnce()
+	deadline := time.Now().Add(2 * time.Second)
 	for _, l := range cs.lines {
-		l.mu.Lock()
-		end, st := l.outEnd, l.state
-		if st == lineOpening && l.cancel != nil {
-			l.cancel()
-		}
-		l.mu.Unlock()
-		if st == lineOpen && end != nil {
-			select {
-			case <-end:
-			case <-deadline:
+		for time.Now().Before(deadline) {
+			l.mu.Lock()
+			end, st := l.outEnd, l.state
+			if st == lineOpening && l.cancel != nil {
+				l.cancel()
 			}
+			l.mu.Unlock()
+			if st == lineClosed {
+				break
+			}
+			if st == lineOpen && end != nil {
+				select {
+				case <-end:
+				case <-time.After(time.Until(deadline)):
+				}
+				continue
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	for _, l := range cs.lines {
@@ -465,33 +475,60 @@ func (cs *consoles) watch() {
 	defer cs.watchWG.Done()
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
-	var fds []unix.PollFd
-	var which []*line
 	for {
-		fds, which = fds[:0], which[:0]
-		for _, l := range cs.lines {
-			l.mu.Lock()
-			if l.state != lineOpen {
-				fds = append(fds, unix.PollFd{Fd: int32(l.mfd), Events: unix.POLLIN})
-				which = append(which, l)
-			}
-			l.mu.Unlock()
-		}
-		if len(fds) > 0 {
-			if _, err := unix.Poll(fds, 0); err == nil {
-				for i, l := range which {
-					// No POLLHUP: a guest process has the line open.
-					// POLLIN: one had it open and wrote (a short-lived
-					// writer the ticker missed).
-					l.observe(fds[i].Revents&(unix.POLLHUP|unix.POLLIN) != unix.POLLHUP)
-				}
-			}
-		}
+		cs.pollOnce()
+		cs.followWinsize()
 		select {
 		case <-cs.stop:
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// pollOnce polls the masters of the lines that are not open.
+func (cs *consoles) pollOnce() {
+	var fds []unix.PollFd
+	var which []*line
+	for _, l := range cs.lines {
+		l.mu.Lock()
+		if l.state != lineOpen {
+			fds = append(fds, unix.PollFd{Fd: int32(l.mfd), Events: unix.POLLIN})
+			which = append(which, l)
+		}
+		l.mu.Unlock()
+	}
+	if len(fds) == 0 {
+		return
+	}
+	if _, err := unix.Poll(fds, 0); err != nil {
+		return
+	}
+	for i, l := range which {
+		// No POLLHUP: a guest process has the line open. POLLIN: one had
+		// it open and wrote (a short-lived writer the ticker missed).
+		l.observe(fds[i].Revents&(unix.POLLHUP|unix.POLLIN) != unix.POLLHUP)
+	}
+}
+
+// followWinsize copies window size changes of the host terminals (the
+// console's input and the open lines' inputs) to the guest's lines. UML
+// watches SIGWINCH in a helper thread; a poll on the watcher's tick reaches
+// every channel type (a pts or telnet terminal sends no signal to K).
+func (cs *consoles) followWinsize() {
+	if cs.k.in != nil && cs.k.master != nil {
+		setWinsize(cs.k.in, cs.k.master)
+	}
+	for _, l := range cs.lines {
+		l.mu.Lock()
+		var in *os.File
+		if l.state == lineOpen && l.in != nil {
+			in = l.in.r
+		}
+		if in != nil {
+			setWinsize(in, l.master)
+		}
+		l.mu.Unlock()
 	}
 }
 
@@ -795,7 +832,8 @@ func makeRaw(f *os.File) {
 }
 
 // setWinsize copies the window size of the input channel, when it is a
-// terminal, to the guest's line.
+// terminal, to the guest's line (when it differs: setting it sends the
+// guest's foreground group SIGWINCH).
 func setWinsize(from, to *os.File) {
 	var ws *unix.Winsize
 	if rc, err := from.SyscallConn(); err == nil {
@@ -805,7 +843,12 @@ func setWinsize(from, to *os.File) {
 		return
 	}
 	if rc, err := to.SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) { unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
+		rc.Control(func(fd uintptr) {
+			if cur, err := unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ); err == nil && *cur == *ws {
+				return
+			}
+			unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws)
+		})
 	}
 }
 

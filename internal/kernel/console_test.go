@@ -273,3 +273,48 @@ func TestLineSet(t *testing.T) {
 		t.Errorf("con0 = %q", got)
 	}
 }
+
+// TestLineWinsize: a terminal input channel's window size reaches the
+// guest's line when it opens, and later changes follow.
+func TestLineWinsize(t *testing.T) {
+	hostMaster, hostSlavePath, err := openPty("/dev/ptmx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostMaster.Close()
+	hostSlave, err := os.OpenFile(hostSlavePath, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostSlave.Close()
+	set := func(rows, cols uint16) {
+		rc, _ := hostMaster.SyscallConn()
+		rc.Control(func(fd uintptr) { unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}) })
+	}
+	set(30, 100)
+	_, devices, _ := testConsoles(t, consolePlan{Lines: []linePlan{{N: 1, Spec: "fd:5"}}, FDs: []int{5}},
+		map[string]*os.File{"hostfd-5": hostSlave})
+	guest, err := os.OpenFile(devices["tty1"], os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guest.Close()
+	size := func() (uint16, uint16) {
+		var ws *unix.Winsize
+		rc, _ := guest.SyscallConn()
+		rc.Control(func(fd uintptr) { ws, _ = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ) })
+		if ws == nil {
+			return 0, 0
+		}
+		return ws.Row, ws.Col
+	}
+	if err := testutil.WaitFor(5*time.Second, func() bool { r, c := size(); return r == 30 && c == 100 }); err != nil {
+		r, c := size()
+		t.Fatalf("guest line size %dx%d; want 30x100", r, c)
+	}
+	set(40, 120)
+	if err := testutil.WaitFor(5*time.Second, func() bool { r, c := size(); return r == 40 && c == 120 }); err != nil {
+		r, c := size()
+		t.Fatalf("guest line size %dx%d after a resize; want 40x120", r, c)
+	}
+}

@@ -168,7 +168,9 @@ func checkImage(t *testing.T, img, path string) string {
 func TestIntegrationLinuxMountUbd(t *testing.T) {
 	forBoth(t, func(t *testing.T, r *mountRun) {
 		disk := r.ext2("disk.img", 16, map[string]string{"hello.txt": "HELLO-FROM-DISK\n"})
-		out := r.boot(`mount /dev/ubdb /mnt && cat /mnt/hello.txt
+		r.ext2("loop.img", 8, map[string]string{"inloop.txt": "HELLO-FROM-LOOP-FILE\n"})
+		out := r.boot(`mkdir -p /mnt/h /mnt/l && mount -t hostfs none /mnt/h -o `+r.dir+` && mount -o loop /mnt/h/loop.img /mnt/l && cat /mnt/l/inloop.txt && umount /mnt/l && umount /mnt/h && echo LOOP-FILE-OK
+mount /dev/ubdb /mnt && cat /mnt/hello.txt
 echo guest-wrote > /mnt/written.txt && echo WRITE-OK
 grep ' /mnt ' /proc/mounts
 umount /mnt && [ ! -e /mnt/hello.txt ] && echo UMOUNT-OK
@@ -177,7 +179,7 @@ mount -t vfat /dev/ubdb /mnt 2>&1 || echo VFAT-REFUSED
 mount -o ro /dev/ubdb /mnt && { touch /mnt/x 2>/dev/null || echo RO-REFUSED; } && umount /mnt
 mount -t tmpfs none /mnt && echo TMPFS-OK && umount /mnt`,
 			"ubd1="+disk)
-		expect(t, out, "HELLO-FROM-DISK", "WRITE-OK", "UMOUNT-OK", "again-wrote", "SECOND-OK", "VFAT-REFUSED", "RO-REFUSED", "TMPFS-OK")
+		expect(t, out, "HELLO-FROM-LOOP-FILE", "LOOP-FILE-OK", "HELLO-FROM-DISK", "WRITE-OK", "UMOUNT-OK", "again-wrote", "SECOND-OK", "VFAT-REFUSED", "RO-REFUSED", "TMPFS-OK")
 		// As root the host's ext4 driver serves the disk (a real loop
 		// device set up by linux's host process); otherwise fuse2fs.
 		if r.user == nil {
@@ -233,4 +235,35 @@ mkdir -p /data && mount /dev/ubdb /data && echo made-in-guest > /data/file.txt &
 			t.Errorf("file.txt in the new disk = %q", got)
 		}
 	})
+}
+
+// TestIntegrationLinuxMountDebian: util-linux's mount and e2fsprogs'
+// mkfs.ext2 in a Debian guest (mount sets up its loop device with
+// LOOP_CONFIGURE and checks /sys/block), as root.
+func TestIntegrationLinuxMountDebian(t *testing.T) {
+	requireLinuxHost(t)
+	img := debianImage(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("HELLO-DEBIAN-HOSTFS\n"), 0o644)
+	disk := filepath.Join(dir, "new.img")
+	os.WriteFile(disk, nil, 0o644)
+	os.Truncate(disk, 32<<20)
+	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "ubd1="+disk, "init=/bin/sh", "uml_dir="+t.TempDir(), "umid=debmnt")
+	if err := g.WaitOutput("Run /bin/sh as init process", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	script := `mkdir -p /mnt/d /mnt/h
+mkfs.ext2 -q /dev/ubdb && echo MKFS""-OK
+mount /dev/ubdb /mnt/d && echo debian > /mnt/d/f && cat /mnt/d/f | sed s/debian/DEB-READ/ && umount /mnt/d && echo DEB""-UBD-OK
+mount -t hostfs none /mnt/h -o ` + dir + ` && cat /mnt/h/hello.txt && umount /mnt/h && echo DEB""-HOSTFS-OK
+/sbin/poweroff -f
+`
+	g.Stdin().Write([]byte(script))
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	expect(t, g.Output(), "MKFS-OK", "DEB-READ", "DEB-UBD-OK", "HELLO-DEBIAN-HOSTFS", "DEB-HOSTFS-OK")
+	if got := checkImage(t, disk, "/f"); got != "debian\n" {
+		t.Errorf("/f on the disk = %q", got)
+	}
 }

@@ -2,6 +2,7 @@ package mountemu
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -35,16 +36,31 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 			return errno(err)
 		}
 	}
+	admin := capSysAdmin(n.Pid)
 	if !valid() {
 		return Reply{Errno: int32(unix.EINTR)}
 	}
 	if fstype == "hostfs" {
+		if !admin {
+			return Reply{Errno: int32(unix.EPERM)}
+		}
 		return s.mountHostfs(n.Pid, target, data, flags)
 	}
-	if src == "" || target == "" {
-		return Reply{Continue: true}
+	if src == "" || target == "" || !admin {
+		return Reply{Continue: true} // the kernel refuses it (EPERM) as it would anyway
 	}
 	return s.mountImage(n.Pid, src, target, fstype, flags)
+}
+
+// capSysAdmin reports whether process pid has CAP_SYS_ADMIN in its
+// effective set (in its user namespace, the guest's): what mount(2) asks of
+// a caller, and what K checks before mounting on its behalf.
+func capSysAdmin(pid uint32) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	return HasCap(string(b), unix.CAP_SYS_ADMIN)
 }
 
 // mountAttrs maps mount(2) flags to mount_setattr attributes.
@@ -269,6 +285,9 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 		return Reply{Continue: true}
 	}
 	flags := int(n.Args[1])
+	if !capSysAdmin(n.Pid) {
+		return Reply{Continue: true} // the kernel refuses it
+	}
 	var rec *mountRec
 	var id uint64
 	err = inGuest(n.Pid, func() error {

@@ -127,8 +127,11 @@ mount -t hostfs none /mnt/share -o ` + share + ` && cat /mnt/share/hello.txt | s
 grep -q ' /mnt/share ' /proc/mounts && echo IN-PROC-MOUNTS
 mount -t hostfs -o ` + share + `,ro none /mnt/ro && ls /mnt/ro/hello.txt && { echo x > /mnt/ro/new 2>/dev/null || echo RO-REFUSED; }
 mount -t hostfs none /mnt/t -o /does/not/exist 2>&1 || echo MISSING-REFUSED
-mount -t tmpfs none /mnt/t && touch /mnt/t/f && echo TMPFS-OK`)
-		expect(t, out, "HELLO-FROM-HOST", "WRITE-OK", "UMOUNT-OK", "OPATH-FROM-HOST", "IN-PROC-MOUNTS", "RO-REFUSED", "MISSING-REFUSED", "TMPFS-OK")
+mount -t tmpfs none /mnt/t && touch /mnt/t/f && echo TMPFS-OK
+echo 'guest:x:1000:1000::/:/bin/sh' >> /etc/passwd; mkdir -p /mnt/u
+su guest -c 'mount -t hostfs none /mnt/u -o ` + share + `' 2>&1 || echo NONROOT-REFUSED
+ls /mnt/u/hello.txt 2>/dev/null || echo NONROOT-NOT-MOUNTED`)
+		expect(t, out, "NONROOT-REFUSED", "NONROOT-NOT-MOUNTED", "HELLO-FROM-HOST", "WRITE-OK", "UMOUNT-OK", "OPATH-FROM-HOST", "IN-PROC-MOUNTS", "RO-REFUSED", "MISSING-REFUSED", "TMPFS-OK")
 		if b, err := os.ReadFile(filepath.Join(share, "fromguest.txt")); err != nil || string(b) != "guest-wrote\n" {
 			t.Errorf("file written by the guest on the host = %q, %v", b, err)
 		}

@@ -270,3 +270,16 @@ mount -t hostfs none /mnt/h -o ` + dir + ` && cat /mnt/h/hello.txt && umount /mn
 		t.Errorf("/f on the disk = %q", got)
 	}
 }
+
+// TestIntegrationLinuxMountNoUmount: a disk still mounted when the guest
+// powers off is unmounted cleanly, its data on the image.
+func TestIntegrationLinuxMountNoUmount(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		disk := r.ext2("disk.img", 16, nil)
+		out := r.boot(`mount /dev/ubdb /mnt && echo left-mounted > /mnt/left.txt && echo LEFT-OK`, "ubd1="+disk)
+		expect(t, out, "LEFT-OK")
+		if got := checkImage(t, disk, "/left.txt"); got != "left-mounted\n" {
+			t.Errorf("left.txt in the image = %q", got)
+		}
+	})
+}

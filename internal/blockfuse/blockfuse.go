@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"sync/atomic"
 	"syscall"
 
@@ -63,6 +64,10 @@ func Mount(dir string, disks map[string]Disk) (*Server, error) {
 			DirectMountStrict: true,
 			MaxWrite:          1 << 20,
 			DisableXAttrs:     true,
+			// go-fuse reports recoverable events (a splice that falls
+			// back to a copy) through its logger; they are not the
+			// guest's business and must not reach its console.
+			Logger: log.New(io.Discard, "", 0),
 		},
 		OnAdd: func(ctx context.Context) {
 			for name, d := range disks {

@@ -2,8 +2,8 @@ package kernel
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -27,11 +27,18 @@ func controlPair() (p, k *os.File, err error) {
 	return os.NewFile(uintptr(fds[0]), "control-p"), os.NewFile(uintptr(fds[1]), "control"), nil
 }
 
-// controlClient is P's end.
+// controlClient is P's end. Requests carry a sequence number that K echoes,
+// so an answer that arrives after its request timed out is recognised and
+// dropped instead of being taken for the next request's.
 type controlClient struct {
 	mu   sync.Mutex // one request at a time
 	conn net.Conn
+	seq  uint64
 }
+
+// maxControlReply bounds one answer of K (a SOCK_SEQPACKET message must fit
+// the socket buffer); longer texts are cut.
+const maxControlReply = 128 << 10
 
 func newControlClient(f *os.File) (*controlClient, error) {
 	c, err := net.FileConn(f)
@@ -52,15 +59,23 @@ func (c *controlClient) ask(req string, f *os.File) (string, error) {
 	if f != nil {
 		oob = unix.UnixRights(int(f.Fd()))
 	}
-	if _, _, err := c.conn.(*net.UnixConn).WriteMsgUnix([]byte(req), oob, nil); err != nil {
+	c.seq++
+	tag := strconv.FormatUint(c.seq, 10) + " "
+	if _, _, err := c.conn.(*net.UnixConn).WriteMsgUnix([]byte(tag+req), oob, nil); err != nil {
 		return "", fmt.Errorf("kernel control: %w", err)
 	}
-	buf := make([]byte, 64<<10)
-	n, err := c.conn.Read(buf)
-	if err != nil {
-		return "", fmt.Errorf("kernel control: %w", err)
+	buf := make([]byte, maxControlReply+64)
+	var resp string
+	for {
+		n, err := c.conn.Read(buf)
+		if err != nil {
+			return "", fmt.Errorf("kernel control: %w", err)
+		}
+		if r, ok := strings.CutPrefix(string(buf[:n]), tag); ok {
+			resp = r
+			break
+		}
 	}
-	resp := string(buf[:n])
 	if rest, ok := strings.CutPrefix(resp, "ok "); ok {
 		return rest, nil
 	}
@@ -95,11 +110,15 @@ func (k *kernel) serveControl(f *os.File) {
 				unix.Close(fd)
 			}
 		}
-		resp := k.control(string(buf[:n]), f)
+		tag, req, _ := strings.Cut(string(buf[:n]), " ")
+		resp := k.control(req, f)
 		if f != nil && !strings.HasPrefix(resp, "ok ") {
 			f.Close()
 		}
-		conn.Write([]byte(resp))
+		if len(resp) > maxControlReply {
+			resp = resp[:maxControlReply]
+		}
+		conn.Write([]byte(tag + " " + resp))
 	}
 }
 
@@ -201,13 +220,14 @@ func (k *kernel) control(req string, f *os.File) string {
 		}
 		return "ok " + text
 	case "proc":
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/proc/%s", init, strings.TrimLeft(arg, " ")))
+		pf, err := os.Open(fmt.Sprintf("/proc/%d/root/proc/%s", init, strings.TrimLeft(arg, " ")))
 		if err != nil {
-			var errno unix.Errno
-			if errors.As(err, &errno) && errno == unix.EISDIR {
-				return "err Read of file failed"
-			}
 			return "err Failed to open file"
+		}
+		defer pf.Close()
+		b, err := io.ReadAll(io.LimitReader(pf, maxControlReply))
+		if err != nil {
+			return "err Read of file failed" // a directory, for one
 		}
 		return "ok " + string(b)
 	case "line": // a console or serial line's config answer (console.go)

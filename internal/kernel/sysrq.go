@@ -27,9 +27,6 @@ const sysrqHelp = "sysrq: HELP : loglevel(0-9) reboot(b) crash(c) terminate-all-
 	"nice-all-RT-tasks(n) poweroff(o) show-registers(p) show-all-timers(q) sync(s) " +
 	"show-task-states(t) unmount(u) show-blocked-tasks(w) \n"
 
-// maxControlReply keeps a K reply inside P's control read buffer.
-const maxControlReply = 60 << 10
-
 // sysrq runs letter c against the guest whose init is host pid init and
 // returns the text the kernel's handler would print, one "\n"-ended line
 // per printk. The lines also go to the console log, as printk's do.

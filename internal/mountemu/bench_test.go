@@ -55,3 +55,38 @@ func BenchmarkFilter(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTrapped measures a call the filter sends to the Server which
+// lets it continue: a loop request on a file that is not an emulated loop
+// device (ioctl LOOP_GET_STATUS64 on /dev/null, ENOTTY in the end).
+func BenchmarkTrapped(b *testing.B) {
+	srv, err := NewServer(Config{})
+	if err != nil {
+		b.Skip(err)
+	}
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	var buf [LoopInfo64Size]byte
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with its filter
+		lis, err := Install()
+		if err != nil {
+			done <- err
+			return
+		}
+		go srv.Serve(lis)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			loopGetStatus(null.Fd(), buf[:])
+		}
+		b.StopTimer()
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		b.Skipf("install filter: %v", err)
+	}
+}

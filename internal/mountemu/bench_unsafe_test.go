@@ -1,0 +1,11 @@
+package mountemu
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func loopGetStatus(fd uintptr, b []byte) {
+	unix.Syscall(unix.SYS_IOCTL, fd, LoopGetStatus64, uintptr(unsafe.Pointer(&b[0])))
+}

@@ -308,6 +308,7 @@ type line struct {
 	desc   string         // the config answer while open
 	pumps  sync.WaitGroup // the host->guest pump
 	outEnd chan struct{}  // closed when the guest->host pump ended
+	closing bool          // close is closing the channels (no hangup then)
 }
 
 // endpoint is an open host channel.
@@ -578,6 +579,12 @@ func (l *line) open(ctx context.Context) {
 		go func() { // host -> guest
 			defer l.pumps.Done()
 			io.Copy(l.master, in.r)
+			l.mu.Lock()
+			closing := l.closing
+			l.mu.Unlock()
+			if !closing {
+				l.hangup() // EOF on the input channel (a telnet client left)
+			}
 		}()
 	}
 	l.outEnd = make(chan struct{})
@@ -601,12 +608,40 @@ func (l *line) pumpOut(w io.Writer, end chan struct{}) {
 	l.close()
 }
 
+// hangup is what UML does at EOF on a line's input channel, as far as a
+// pty master can: SIGHUP and SIGCONT to the session and the foreground
+// process group that have the guest's tty as controlling terminal (the
+// master reports them for its slave). The guest's shell or getty exits, the
+// line closes, and a respawned getty opens it for the next connection.
+func (l *line) hangup() {
+	rc, err := l.master.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if pgrp, err := unix.IoctlGetInt(int(fd), unix.TIOCGPGRP); err == nil && pgrp > 1 {
+			unix.Kill(-pgrp, unix.SIGHUP)
+			unix.Kill(-pgrp, unix.SIGCONT)
+		}
+		if sid, err := unix.IoctlGetInt(int(fd), unix.TIOCGSID); err == nil && sid > 1 {
+			unix.Kill(sid, unix.SIGHUP)
+			unix.Kill(sid, unix.SIGCONT)
+		}
+	})
+}
+
 // close closes the host channels of an open line.
 func (l *line) close() {
 	l.mu.Lock()
 	in, out := l.in, l.out
 	l.in, l.out = nil, nil
+	l.closing = true
 	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.closing = false
+		l.mu.Unlock()
+	}()
 	if in != nil {
 		in.close()
 	}

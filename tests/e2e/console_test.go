@@ -262,7 +262,11 @@ func TestIntegrationLinuxConsolePort(t *testing.T) {
 		testutil.Skip(t, "%s not installed (uml-utilities)", realPortHelper)
 	}
 	harness.Subreaper(t)
-	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: shellOn("ttyS0")})
+	// A shell on ttyS0 that is started again when it exits (getty-like).
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: `(while :; do setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'; done) &
+echo GUEST-UP
+while :; do sleep 1; done
+`})
 	dir, label := harness.TelnetdDir(t)
 	t.Logf("in.telnetd: %s", label)
 	port := harness.FreeTCPPort(t)
@@ -292,7 +296,14 @@ func TestIntegrationLinuxConsolePort(t *testing.T) {
 	if err := g.WaitOutput("No one waiting for port", 5*time.Second); err != nil {
 		t.Error(err)
 	}
-	tn.Send("poweroff -f\r")
+	// The first client leaves: the line's shell is hung up, its
+	// successor opens the line and the pending connection gets it.
+	tn.Close()
+	tn2.Send("echo SECOND-$(( 6 * 7 ))\r")
+	if err := tn2.WaitFor("SECOND-42", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	tn2.Send("poweroff -f\r")
 	if _, err := g.Wait(bootTimeout); err != nil {
 		t.Fatal(err)
 	}

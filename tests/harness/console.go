@@ -16,3 +16,6 @@ func StartCmd(t testing.TB, cmd *exec.Cmd) *Guest {
 	}
 	return startCmd(t, cmd)
 }
+
+// Close closes the client's connection (a user leaving telnet).
+func (tn *Telnet) Close() error { return tn.conn.Close() }

@@ -300,15 +300,15 @@ type line struct {
 	mfd    int
 	slave  string
 
-	mu     sync.Mutex
-	state  lineState
-	cancel context.CancelFunc // ends an opening
-	in     *endpoint
-	out    *endpoint
-	desc   string         // the config answer while open
-	pumps  sync.WaitGroup // the host->guest pump
-	outEnd chan struct{}  // closed when the guest->host pump ended
-	closing bool          // close is closing the channels (no hangup then)
+	mu      sync.Mutex
+	state   lineState
+	cancel  context.CancelFunc // ends an opening
+	in      *endpoint
+	out     *endpoint
+	desc    string         // the config answer while open
+	pumps   sync.WaitGroup // the host->guest pump
+	outEnd  chan struct{}  // closed when the guest->host pump ended
+	closing bool           // close is closing the channels (no hangup then)
 }
 
 // endpoint is an open host channel.

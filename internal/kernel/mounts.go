@@ -68,7 +68,6 @@ func (k *kernel) prepareMounts(w string, gp *guestinit.Plan) *mountEmu {
 		if abs, err := filepath.Abs(root); err == nil {
 			root = abs
 		}
-		k.logf("hostfs: host directories are mounted below %s", root)
 	}
 	if app {
 		k.logf("hostfs: append is not supported (hostfs mounts are bind mounts of the host directory); files open normally")

@@ -130,6 +130,12 @@ func TestIntegrationGuideConsoles(t *testing.T) {
 	io.WriteString(tn.f, "\x1d")
 	time.Sleep(300 * time.Millisecond)
 	io.WriteString(tn.f, "quit\r")
+	// Leaving hung the line up; init's new shell serves the next telnet.
+	tn2 := s.startTerm("cons-telnet")
+	tn2.waitFor(t, "cons-telnet again", "Connected to localhost")
+	time.Sleep(500 * time.Millisecond)
+	io.WriteString(tn2.f, "\recho AGAIN-$(( 6 * 7 ))\r")
+	tn2.waitFor(t, "cons-telnet again", "AGAIN-42")
 
 	want(t, "cons-halt", s.run("cons-halt"), "OK ")
 	if code, err := g.Wait(60 * time.Second); err != nil || code != 0 {

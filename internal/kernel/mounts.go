@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/umlkit/umlkit/internal/blockfuse"
 	"github.com/umlkit/umlkit/internal/cmdline"
 	"github.com/umlkit/umlkit/internal/fdpass"
 	"github.com/umlkit/umlkit/internal/guestinit"
@@ -34,7 +35,8 @@ type mountEmu struct {
 	kEnd     *os.File
 	stage    string // where fuse2fs mounts before the tree moves to the guest
 	fuse2fs  string
-	helper   *helperClient // P's native mounts (real root), or nil
+	helper   *helperClient     // P's native mounts (real root), or nil
+	loopFS   *blockfuse.Server // serves the loop files, or nil
 	srv      *mountemu.Server
 	seq      atomic.Int64
 	done     chan struct{} // closed when Serve returned
@@ -78,17 +80,10 @@ func (k *kernel) prepareMounts(w string, gp *guestinit.Plan) *mountEmu {
 		return nil
 	}
 	os.Mkdir(m.stage, 0o700)
-	mk := func(name string) string {
-		p := filepath.Join(loops, name)
-		if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o660); err == nil {
-			f.Close()
-		}
-		return p
-	}
-	cfg := mountemu.Config{HostfsRoot: root, LoopControl: mk("loop-control"), MountImage: m.mountImage,
+	cfg := mountemu.Config{HostfsRoot: root, LoopControl: filepath.Join(loops, "loop-control"), MountImage: m.mountImage,
 		Logf: func(format string, args ...any) { k.logf(format, args...) }}
 	for i := 0; i < numLoops; i++ {
-		cfg.Loops = append(cfg.Loops, mk(fmt.Sprintf("loop%d", i)))
+		cfg.Loops = append(cfg.Loops, filepath.Join(loops, fmt.Sprintf("loop%d", i)))
 	}
 	srv, err := mountemu.NewServer(cfg)
 	if err != nil {
@@ -96,6 +91,20 @@ func (k *kernel) prepareMounts(w string, gp *guestinit.Plan) *mountEmu {
 		return nil
 	}
 	m.srv = srv
+	// The loop files show the window of their backing file (dd, blkid,
+	// fsck on /dev/loopN); if they cannot be served, empty files still
+	// let mount(8) set up its loop devices.
+	export := map[string]blockfuse.Disk{"loop-control": mountemu.ControlFile{}}
+	for i := range cfg.Loops {
+		export[filepath.Base(cfg.Loops[i])] = srv.LoopFile(i)
+	}
+	if m.loopFS, err = blockfuse.Mount(loops, export); err != nil {
+		for _, p := range append(cfg.Loops, cfg.LoopControl) {
+			if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o660); err == nil {
+				f.Close()
+			}
+		}
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		k.logf("mount emulation off: %v", os.NewSyscallError("socketpair", err))
@@ -164,6 +173,9 @@ func (m *mountEmu) Close() {
 	case <-time.After(5 * time.Second):
 	}
 	m.srv.Close()
+	if m.loopFS != nil {
+		m.loopFS.Close()
+	}
 }
 
 // mountImage mounts an ext2/3/4 image and returns it as a

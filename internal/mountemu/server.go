@@ -74,7 +74,8 @@ type Server struct {
 	mounts map[uint64]*mountRec // by guest mount id
 }
 
-// NewServer prepares a server; the loop files must exist.
+// NewServer prepares a server. The loop files must exist when Serve starts
+// (they may be exports of LoopFile and ControlFile).
 func NewServer(cfg Config) (*Server, error) {
 	if hostSysnums == nil {
 		return nil, ErrUnsupportedArch
@@ -82,7 +83,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	s := &Server{cfg: cfg, nums: *hostSysnums, ids: map[fileID]int{}, loops: make([]loopDev, len(cfg.Loops)), mounts: map[uint64]*mountRec{}}
+	return &Server{cfg: cfg, nums: *hostSysnums, ids: map[fileID]int{}, loops: make([]loopDev, len(cfg.Loops)), mounts: map[uint64]*mountRec{}}, nil
+}
+
+// identify records the loop files' identities (before serving: ids is
+// read without a lock afterwards).
+func (s *Server) identify() error {
 	add := func(path string, idx int) error {
 		var st unix.Stat_t
 		if err := unix.Stat(path, &st); err != nil {
@@ -91,22 +97,25 @@ func NewServer(cfg Config) (*Server, error) {
 		s.ids[fileID{st.Dev, st.Ino}] = idx
 		return nil
 	}
-	if cfg.LoopControl != "" {
-		if err := add(cfg.LoopControl, -1); err != nil {
-			return nil, err
+	if s.cfg.LoopControl != "" {
+		if err := add(s.cfg.LoopControl, -1); err != nil {
+			return err
 		}
 	}
-	for i, p := range cfg.Loops {
+	for i, p := range s.cfg.Loops {
 		if err := add(p, i); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // Serve answers notifications from listener until the guest is gone (every
 // filtered task exited) or Close. It takes ownership of listener.
 func (s *Server) Serve(listener *os.File) error {
+	if err := s.identify(); err != nil {
+		s.logf("mount emulation: no loop devices: %v", err)
+	}
 	fd, err := unix.Dup(int(listener.Fd()))
 	listener.Close()
 	if err != nil {

@@ -174,6 +174,8 @@ func TestIntegrationLinuxMountUbd(t *testing.T) {
 		r.ext2("loop.img", 8, map[string]string{"inloop.txt": "HELLO-FROM-LOOP-FILE\n"})
 		out := r.boot(`mkdir -p /mnt/h /mnt/l && mount -t hostfs none /mnt/h -o `+r.dir+` && mount -o loop /mnt/h/loop.img /mnt/l && cat /mnt/l/inloop.txt && umount /mnt/l && umount /mnt/h && echo LOOP-FILE-OK
 mount /dev/ubdb /mnt && cat /mnt/hello.txt
+dd if=/dev/loop0 bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | sed s/^/LOOP-WINDOW/
+losetup /dev/loop0 | sed s/^/LOSETUP-/
 echo guest-wrote > /mnt/written.txt && echo WRITE-OK
 grep ' /mnt ' /proc/mounts
 umount /mnt && [ ! -e /mnt/hello.txt ] && echo UMOUNT-OK
@@ -182,7 +184,7 @@ mount -t vfat /dev/ubdb /mnt 2>&1 || echo VFAT-REFUSED
 mount -o ro /dev/ubdb /mnt && { touch /mnt/x 2>/dev/null || echo RO-REFUSED; } && umount /mnt
 mount -t tmpfs none /mnt && echo TMPFS-OK && umount /mnt`,
 			"ubd1="+disk)
-		expect(t, out, "HELLO-FROM-LOOP-FILE", "LOOP-FILE-OK", "HELLO-FROM-DISK", "WRITE-OK", "UMOUNT-OK", "again-wrote", "SECOND-OK", "VFAT-REFUSED", "RO-REFUSED", "TMPFS-OK")
+		expect(t, out, "LOOP-WINDOW 53 ef", "LOSETUP-/dev/loop0: 0 /dev/ubdb", "HELLO-FROM-LOOP-FILE", "LOOP-FILE-OK", "HELLO-FROM-DISK", "WRITE-OK", "UMOUNT-OK", "again-wrote", "SECOND-OK", "VFAT-REFUSED", "RO-REFUSED", "TMPFS-OK")
 		// As root the host's ext4 driver serves the disk (a real loop
 		// device set up by linux's host process); otherwise fuse2fs.
 		if r.user == nil {

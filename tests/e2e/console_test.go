@@ -476,3 +476,41 @@ func TestIntegrationLinuxConsolePortUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIntegrationLinuxConsoleCon0: a console other than fd:0,fd:1 — the
+// guest's console and the boot log from K go to fd 3; mconsole reports it.
+func TestIntegrationLinuxConsoleCon0(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo CON0-ON-FD3; echo READY; read x; echo GOT-$x; poweroff -f"})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	umlDir := t.TempDir()
+	cmd := exec.Command(harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=c0", "con0=fd:0,fd:3")
+	cmd.ExtraFiles = []*os.File{w}
+	g := harness.StartCmd(t, cmd)
+	w.Close()
+	var fd3 screenBuf
+	go io.Copy(&fd3, r)
+	if err := testutil.WaitFor(bootTimeout, func() bool { return strings.Contains(fd3.String(), "READY") }); err != nil {
+		t.Fatalf("console output never reached fd 3 (got %q; stdout %q)", fd3.String(), g.Output())
+	}
+	if got := mconsoleRun(t, mc, filepath.Join(umlDir, "c0", "mconsole"), umlDir, "config", "con0"); got != "OK fd:0,fd:3\n" {
+		t.Errorf("config con0 = %q", got)
+	}
+	g.Stdin().Write([]byte("typed\n")) // fd 0 is still the console's input
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fd3.String(), "CON0-ON-FD3") || !strings.Contains(fd3.String(), "GOT-typed") ||
+		!strings.Contains(fd3.String(), "Run /init as init process") {
+		t.Errorf("fd 3 got %q; want the guest's console output and the boot log", fd3.String())
+	}
+	if strings.Contains(g.Output(), "CON0-ON-FD3") {
+		t.Errorf("console output on stdout too: %q", g.Output())
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/testutil"
@@ -162,6 +163,7 @@ echo to-null > /dev/tty2; echo rc-null=$?
 echo to-fd3 > /dev/tty3; echo rc-fd3=$?
 echo to-split > /dev/tty4; echo rc-split=$?
 echo to-pty > /dev/ttyS1; echo rc-pty=$?
+echo to-hosttty > /dev/tty11; echo rc-tty=$?
 sleep 1
 echo GUEST-DONE
 echo to-last > /dev/tty3
@@ -185,8 +187,18 @@ func TestIntegrationLinuxConsoleChannels(t *testing.T) {
 	}
 	defer r.Close()
 	umlDir := t.TempDir()
+	// con11=tty:DEV on a host pty the test holds the master of.
+	hostTTY, hostTTYSlave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostTTY.Close()
+	hostTTYName := hostTTYSlave.Name()
+	defer hostTTYSlave.Close() // open, so that reading the master waits instead of failing with EIO
+	ttyOut := &screenBuf{}
+	go io.Copy(ttyOut, hostTTY)
 	cmd := exec.Command(harness.Bin(t, "linux"), append([]string{"ubd0=" + img, "init=/init", "uml_dir=" + umlDir, "umid=chan1",
-		"con2=null", "con3=fd:3", "con4=null,fd:3", "ssl0=null", "con1=none"}, invalidSpecs...)...)
+		"con2=null", "con3=fd:3", "con4=null,fd:3", "ssl0=null", "con1=none", "con11=tty:" + hostTTYName}, invalidSpecs...)...)
 	cmd.ExtraFiles = []*os.File{w}
 	g := harness.StartCmd(t, cmd)
 	w.Close()
@@ -199,7 +211,10 @@ func TestIntegrationLinuxConsoleChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := strings.ReplaceAll(g.Output(), "\r", "")
-	for _, want := range []string{"rc-null=0", "rc-fd3=0", "rc-split=0", "rc-pty=0", "getmaster - no usable host pty devices\n",
+	if err := testutil.WaitFor(5*time.Second, func() bool { return strings.Contains(ttyOut.String(), "to-hosttty") }); err != nil {
+		t.Errorf("tty:%s got %q; want to-hosttty", hostTTYName, ttyOut.String())
+	}
+	for _, want := range []string{"rc-null=0", "rc-fd3=0", "rc-split=0", "rc-pty=0", "rc-tty=0", "getmaster - no usable host pty devices\n",
 		"ls: /dev/tty1: No such file or directory", "ls: /dev/tty5: No such file or directory", "/dev/ttyS0", "/dev/ttyS1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("console output lacks %q", want)

@@ -1015,7 +1015,7 @@ func (m *machine) lineRemove(arg string) mcserver.Reply {
 		return mcserver.Error("Couldn't parse device number")
 	}
 	if int(n) >= max {
-		return mcserver.Error(fmt.Sprintf("Invalid device number - must be between 0 and %d", max-1))
+		return mcserver.Error("Device number out of range") // linux.uml 6.1's answer (the line driver's)
 	}
 	return m.askLineSet(fmt.Sprintf("%s%d", prefix, n), chanspec.None, "Device is currently open")
 }

@@ -78,11 +78,14 @@ func (m *machine) ubdConfig(spec string) mcserver.Reply {
 
 // remove serves "remove DEVN" (P side).
 func (m *machine) remove(arg string) mcserver.Reply {
+	if strings.HasPrefix(arg, "con") || strings.HasPrefix(arg, "ssl") {
+		return m.lineRemove(arg)
+	}
 	if strings.HasPrefix(arg, "eth") {
 		return m.ethRemove(arg[len("eth"):])
 	}
 	if !strings.HasPrefix(arg, "ubd") {
-		for _, dev := range []string{"mem", "eth", "con", "ssl", "vec"} {
+		for _, dev := range []string{"mem", "vec"} {
 			if strings.HasPrefix(arg, dev) {
 				return mcserver.Error("removing this device from the mconsole is not supported by this build")
 			}

@@ -22,6 +22,7 @@ var hotplugErrors = []string{
 	"config ubd0=%s/d1.img", "config ubd2=%s/missing.img", "config ubd2x=%s/d1.img", "config ubd99=%s/d1.img",
 	"config ubdq=x", "config ubd2d=%s/a.cow,%s/d1.img", "config ubd3",
 	"remove ubd5", "remove ubd99", "remove ubdz", "remove ubdx1", "remove foo", "remove ubd0",
+	"remove con5", "config con5", "remove con99", "remove ssl3", "config ssl3",
 }
 
 func hotplugRequest(format, dir string) string {
@@ -76,7 +77,7 @@ func TestIntegrationLinuxMconsoleHotplug(t *testing.T) {
 
 	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sh"})
 	umlDir := t.TempDir()
-	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=hp")
+	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=hp", "con0=fd:0,fd:1", "con=null", "ssl=null")
 	if err := g.WaitOutput("READY", bootTimeout); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ var layer = map[string]int{
 	"buildinfo": 0, "rawcli": 0, "sys": 0, "fdpass": 0, "cleanup": 0, "atomicfile": 0,
 	"childrole": 0, "testutil": 0, "progress": 0, "hostcheck": 0,
 
-	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1,
+	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1, "slip": 1,
 	"watchdogproto": 1, "umlhelp": 1, "chanspec": 1,
 
 	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "console": 2,

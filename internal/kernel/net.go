@@ -266,8 +266,26 @@ func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {
 		h.own(name, func() { sock.Close() })
 		h.files[name] = sock
 		return &EthPlan{Unit: n, MAC: mac, Kind: "vde"}, nil
-	case "ethertap", "slip", "slirp":
-		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon, tuntap, mcast, ucast and vde are)", name, transport)
+	case "slirp": // slirp,<mac>,<cmd>,<arg>,...
+		mac := m.ethMAC(name, field(0))
+		argv, truncated := slirpArgv(f[min(1, len(f)):])
+		if truncated {
+			m.logf("slirp_setup: truncating slirp arguments")
+		}
+		m.logf("Netdevice %d (%s) : ", n, mac)
+		for _, l := range slirpLines(argv) {
+			m.logf("%s", l)
+		}
+		sock, proc, err := m.startSlirp(argv)
+		if err != nil {
+			return nil, err
+		}
+		h.own(name, func() { proc.Close() })
+		h.own(name, func() { sock.Close() })
+		h.files[name] = sock
+		return &EthPlan{Unit: n, MAC: mac, Kind: "slirp"}, nil
+	case "ethertap", "slip":
+		return nil, fmt.Errorf("eth_setup - %s: the %s transport is not supported by this build (daemon, tuntap, mcast, ucast, vde and slirp are)", name, transport)
 	}
 	return nil, nil // UML ignores an unknown transport on the command line
 }
@@ -351,6 +369,8 @@ func (k *kernel) addEth(e EthPlan, f *os.File) error {
 		tr, err = netdev.NewFile(f)
 	case "mcast", "ucast":
 		tr, err = netdev.NewDatagram(f, netip.MustParseAddr(e.Group), e.Port)
+	case "slirp":
+		tr, err = netdev.NewSlip(f)
 	default:
 		f.Close()
 		err = fmt.Errorf("unknown transport %q", e.Kind)
@@ -358,7 +378,12 @@ func (k *kernel) addEth(e EthPlan, f *os.File) error {
 	if err != nil {
 		return err
 	}
-	tap, err := netdev.CreateTap(fmt.Sprintf("eth%d", e.Unit), e.MAC)
+	var tap *netdev.File
+	if e.Kind == "slirp" { // bare IPv4 packets: no link layer, as UML's slirp device
+		tap, err = netdev.CreateTun(fmt.Sprintf("eth%d", e.Unit))
+	} else {
+		tap, err = netdev.CreateTap(fmt.Sprintf("eth%d", e.Unit), e.MAC)
+	}
 	if err != nil {
 		tr.Close()
 		return err

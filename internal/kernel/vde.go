@@ -11,12 +11,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// vdePlug is the vde_plug process of an ethN=vde device (switch.md §7):
-// like UML, linux does not speak the VDE protocol itself but runs vde_plug
-// on one end of a SOCK_SEQPACKET socketpair, one frame per message.
-type vdePlug struct {
+// helperProc is a transport's helper process: the vde_plug of an ethN=vde
+// device (switch.md §7: like UML, linux does not speak the VDE protocol
+// itself but runs vde_plug on one end of a SOCK_SEQPACKET socketpair, one
+// frame per message) or the slirp of an ethN=slirp device (slirp.go).
+type helperProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// startHelperProc starts cmd and reaps it in the background.
+func startHelperProc(cmd *exec.Cmd) (*helperProc, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &helperProc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	return p, nil
 }
 
 // vdeArgv is UML's vde_plug command line for the plug's end at fd.
@@ -33,7 +44,7 @@ func vdeArgv(fd int, sw, port, group string, mode uint32, descr string) []string
 }
 
 // startVdePlug runs vde_plug and returns linux's end of the socketpair.
-func (m *machine) startVdePlug(sw, port, group string, mode uint32, descr string) (*os.File, *vdePlug, error) {
+func (m *machine) startVdePlug(sw, port, group string, mode uint32, descr string) (*os.File, *helperProc, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, os.NewSyscallError("socketpair", err)
@@ -48,7 +59,7 @@ func (m *machine) startVdePlug(sw, port, group string, mode uint32, descr string
 	}
 	cmd := &exec.Cmd{Path: path, Args: argv, Stderr: m.stdio.Err, ExtraFiles: []*os.File{theirs},
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}}
-	err = cmd.Start()
+	p, err := startHelperProc(cmd)
 	theirs.Close()
 	if err != nil {
 		ours.Close()
@@ -60,13 +71,11 @@ func (m *machine) startVdePlug(sw, port, group string, mode uint32, descr string
 		}
 		return nil, nil, fmt.Errorf("vde_user_init: vde_open failed, errno = %d", int(errno))
 	}
-	p := &vdePlug{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
 	return ours, p, nil
 }
 
-// Close stops vde_plug (SIGTERM, then SIGKILL after 2 s).
-func (p *vdePlug) Close() error {
+// Close stops the helper (SIGTERM, then SIGKILL after 2 s).
+func (p *helperProc) Close() error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:

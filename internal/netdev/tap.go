@@ -54,3 +54,22 @@ func (t *File) Detach() *os.File {
 	t.f = nil
 	return f
 }
+
+// CreateTun creates the TUN interface name (IFF_TUN|IFF_NO_PI: bare IP
+// packets, no link-layer header — UML's slip and slirp devices) in the
+// calling thread's network namespace and leaves it down.
+func CreateTun(name string) (*File, error) {
+	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TUN})
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	link, err := netlink.LinkByName(d.Name())
+	if err == nil {
+		err = netlink.LinkSetMTU(link, MTU)
+	}
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("set up %s: %w", name, err)
+	}
+	return NewFile(d.File())
+}

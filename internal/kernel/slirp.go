@@ -1,0 +1,73 @@
+package kernel
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/creack/pty"
+	"golang.org/x/term"
+)
+
+// maxSlirpArgs is UML's limit on the slirp command line.
+const maxSlirpArgs = 99
+
+// slirpArgv is UML's slirp command line from the fields after the MAC
+// (net.md §2): the command (default "slirp") and its arguments, "_" read as
+// a space in every field, at most maxSlirpArgs entries.
+func slirpArgv(fields []string) (argv []string, truncated bool) {
+	if len(fields) == 0 || fields[0] == "" {
+		fields = append([]string{"slirp"}, fields[min(1, len(fields)):]...)
+	}
+	for _, f := range fields {
+		if len(argv) == maxSlirpArgs {
+			return argv, true
+		}
+		argv = append(argv, strings.ReplaceAll(f, "_", " "))
+	}
+	return argv, false
+}
+
+// slirpLines are the boot-log lines naming the command, as linux.uml 6.1
+// prints them: the heading, then each word on a line of its own.
+func slirpLines(argv []string) []string {
+	lines := []string{"SLIRP backend - command line:"}
+	for _, a := range argv {
+		lines = append(lines, fmt.Sprintf(" '%s'", a))
+	}
+	return lines
+}
+
+// startSlirp runs the slirp command (in the host's namespaces, so its
+// connections are the user's) with its stdin and stdout on a raw
+// pseudo-terminal, and returns the terminal's master: SLIP-framed IPv4
+// packets. UML gives slirp a socket pair instead, but Debian's slirp exits
+// at once when its input is not a terminal.
+func (m *machine) startSlirp(argv []string) (*os.File, *helperProc, error) {
+	ours, theirs, err := pty.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("slirp: open pty: %w", err)
+	}
+	defer theirs.Close()
+	if _, err := term.MakeRaw(int(theirs.Fd())); err != nil {
+		ours.Close()
+		return nil, nil, fmt.Errorf("slirp: raw pty: %w", err)
+	}
+	path := argv[0]
+	if !strings.Contains(path, "/") {
+		if path, err = lookHelper(argv[0]); err != nil {
+			ours.Close()
+			return nil, nil, err
+		}
+	}
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: theirs, Stdout: theirs, Stderr: m.stdio.Err,
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}}
+	p, err := startHelperProc(cmd)
+	if err != nil {
+		ours.Close()
+		return nil, nil, fmt.Errorf("run_helper : failed to exec %s on host: %v", argv[0], err)
+	}
+	return ours, p, nil
+}

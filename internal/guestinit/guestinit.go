@@ -40,6 +40,10 @@ type Plan struct {
 	// Console is the host path of the pty slave that becomes /dev/console
 	// and /dev/tty0.
 	Console string `json:"console"`
+	// Cgroup, if set, is the cgroup directory G moves into after starting
+	// the guard, so that the mconsole's stop freezes the guest but not the
+	// guard.
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 func init() { childrole.Register(Role, run) }
@@ -64,6 +68,10 @@ func run() int {
 	if err := startGuard(files["alive"]); err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
+	}
+	if p.Cgroup != "" {
+		// Best effort: without it, stop/go falls back to signals.
+		os.WriteFile(filepath.Join(p.Cgroup, "cgroup.procs"), []byte("0"), 0o644)
 	}
 	if err := setup(&p); err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)

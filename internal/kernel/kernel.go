@@ -76,8 +76,11 @@ type machine struct {
 	net    *hostNet      // host sides of the eth devices (net.go)
 	cons   *hostConsoles // host sides of the consoles and serial lines (console.go)
 
-	cfgMu  sync.Mutex   // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
-	hotEth map[int]bool // eth units added by the mconsole
+	cfgMu  sync.Mutex    // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
+	hotEth map[int]bool  // eth units added by the mconsole
+	cg     *freezeCgroup // the guest's freezer cgroup (stop/go), or nil
+
+	sigstopNoted bool // the SIGSTOP fallback of stop/go was logged
 
 	mu   sync.Mutex // guards kpid, ctl
 	kpid int        // the running K, 0 between boots
@@ -204,6 +207,13 @@ func (m *machine) boot() int {
 			m.logf("mem=%s: memory limit enforced by cgroup %s", c.MemText, cg.dir)
 		}
 	}
+	// After the memory cgroup: on a v2-only host the freezer's cgroups
+	// nest inside it, so the limit covers the whole machine.
+	if fc, err := newFreezeCgroup(d.Umid); err == nil {
+		defer fc.Close()
+		m.cg = fc
+		m.plan.GuestCgroup = fc.guest
+	}
 	if os.Geteuid() != 0 {
 		if mapper, why := subordinateMapper(); mapper != nil {
 			m.mapper = mapper
@@ -219,6 +229,7 @@ func (m *machine) boot() int {
 	bootUbd := c.Ubd // what mconsole hot-plug changes lasts until the next boot
 	for {
 		m.resetHotplug(bootUbd)
+		m.cg.Freeze(false) // a machine rebooted while stopped starts running
 		code, err := m.runKernel(ctx)
 		if err != nil {
 			return m.fail("%v", err)

@@ -176,6 +176,7 @@ func (k *kernel) run() (int, error) {
 		InitEnv:   k.plan.InitEnv,
 		Console:   slave.Name(),
 		Devices:   map[string]string{},
+		Cgroup:    k.plan.GuestCgroup,
 	}
 	for _, d := range k.plan.Disks {
 		if d.IsDir {

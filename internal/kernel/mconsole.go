@@ -39,7 +39,7 @@ func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 		}
 		return mcserver.OK("")
 	})
-	s.HandleStopGo(func() { m.ask("stop") }, func() { m.ask("go") })
+	s.HandleStopGo(func() { m.stopGuest(true) }, func() { m.stopGuest(false) })
 	s.Handle("log", mcserver.KernelHelp("log"), func(_ context.Context, r *mcserver.Request) mcserver.Reply {
 		// UML prints the text after "log " verbatim at KERN_WARNING.
 		if len(r.Text) > 4 {
@@ -70,6 +70,25 @@ func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 	})
 	go s.Serve(ctx)
 	return s, nil
+}
+
+// stopGuest freezes (or thaws) the guest for the mconsole's stop and go:
+// with the machine cgroup's freezer where there is one, else with
+// SIGSTOP/SIGCONT to every guest process (a shell in the guest then sees
+// its jobs stop), saying so once on the console.
+func (m *machine) stopGuest(stop bool) {
+	if m.cg.Freeze(stop) == nil {
+		return
+	}
+	if stop && !m.sigstopNoted {
+		m.sigstopNoted = true
+		m.logf("mconsole stop: no cgroup freezer available, stopping the machine's processes with SIGSTOP")
+	}
+	if stop {
+		m.ask("stop")
+	} else {
+		m.ask("go")
+	}
 }
 
 // configQuery answers "config ubdN" and "config conN" queries; changing a

@@ -21,6 +21,8 @@ type Plan struct {
 
 	Eth []EthPlan `json:"eth,omitempty"` // eth devices (net.go)
 
+	GuestCgroup string `json:"guest_cgroup,omitempty"` // cgroup G moves into (stop/go freezer), or ""
+
 	// Set by K for G:
 	RootMount string `json:"root_mount,omitempty"` // where the root fs is mounted in K's namespace
 	DiskDir   string `json:"disk_dir,omitempty"`   // where K exports /dev/ubdX files

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,24 @@ i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.05; done`})
 	if out := run("stop"); out != "ERR Already stopped\n" {
 		t.Errorf("second stop = %q", out)
 	}
+	// As root on cgroup v2 the guest is frozen by its cgroup, not signals.
+	frozen := func() string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", g.Pid()))
+		if err != nil {
+			return err.Error()
+		}
+		_, dir, _ := strings.Cut(string(b), "0::")
+		dir, _, _ = strings.Cut(dir, "\n")
+		for _, mnt := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} { // v2 only, or hybrid
+			if ev, err := os.ReadFile(filepath.Join(mnt, dir, "guest", "cgroup.events")); err == nil {
+				return string(ev)
+			}
+		}
+		return "no guest cgroup under " + dir
+	}
+	if ev := frozen(); !strings.Contains(ev, "frozen 1") {
+		t.Errorf("guest cgroup not frozen after stop: %q", ev)
+	}
 	a := counter()
 	time.Sleep(400 * time.Millisecond)
 	if b := counter(); a == "" || strings.HasPrefix(a, "ERR") || a != b {
@@ -101,6 +120,9 @@ i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.05; done`})
 	}
 	if out := run("go"); out != "OK \n" {
 		t.Errorf("go = %q", out)
+	}
+	if ev := frozen(); !strings.Contains(ev, "frozen 0") {
+		t.Errorf("guest cgroup still frozen after go: %q", ev)
 	}
 	if out := run("go"); out != "ERR Not stopped\n" {
 		t.Errorf("second go = %q", out)

@@ -376,68 +376,6 @@ func (h *helperClient) mount(path string, ro bool) (*mountemu.Image, error) {
 	}, nil
 }
 
-// loopMountFile is loopMount on an open file.
-func loopMountFile(img *os.File, ro bool) (*os.File, string, error) {
-	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, "", err
-	}
-	defer ctl.Close()
-	flags := os.O_RDWR
-	if ro {
-		flags = os.O_RDONLY
-	}
-	var loop *os.File
-	for tries := 0; ; tries++ {
-		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
-		if err != nil {
-			return nil, "", os.NewSyscallError("ioctl LOOP_CTL_GET_FREE", err)
-		}
-		if loop, err = os.OpenFile(fmt.Sprintf("/dev/loop%d", n), flags|unix.O_CLOEXEC, 0); err != nil {
-			return nil, "", err
-		}
-		cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
-		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
-		if ro {
-			cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
-		}
-		err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
-		if err == nil {
-			break
-		}
-		loop.Close()
-		if !errors.Is(err, unix.EBUSY) || tries > 10 {
-			return nil, "", os.NewSyscallError("ioctl LOOP_CONFIGURE", err)
-		}
-	}
-	defer loop.Close()
-	fsfd, err := unix.Fsopen("ext4", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return nil, "", os.NewSyscallError("fsopen ext4", err)
-	}
-	defer unix.Close(fsfd)
-	if err := unix.FsconfigSetString(fsfd, "source", loop.Name()); err != nil {
-		return nil, "", os.NewSyscallError("fsconfig source", err)
-	}
-	if ro {
-		if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
-			return nil, "", os.NewSyscallError("fsconfig ro", err)
-		}
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return nil, "", fmt.Errorf("ext2/3/4 on %s: %w", loop.Name(), err)
-	}
-	attr := 0
-	if ro {
-		attr = unix.MOUNT_ATTR_RDONLY
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attr)
-	if err != nil {
-		return nil, "", os.NewSyscallError("fsmount", err)
-	}
-	return os.NewFile(uintptr(mfd), "guestmount"), loop.Name(), nil
-}
-
 // plainImage returns the host path of the image behind f when f is the
 // export of a ubd disk that is a plain image file (no COW), else "".
 func (k *kernel) plainImage(f *os.File) string {

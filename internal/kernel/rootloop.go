@@ -26,6 +26,21 @@ func loopMount(image string, ro bool) (*os.File, string, error) {
 		return nil, "", err
 	}
 	defer img.Close()
+	mnt, loop, err := loopMountFile(img, ro)
+	if err != nil {
+		return nil, "", fmt.Errorf("mount %s: %w", image, err)
+	}
+	return mnt, loop, nil
+}
+
+// loopMountFile is loopMount on an open image file (also used for the
+// guest's mounts of plain ubd images, mounts.go). It returns the detached
+// mount and the loop device's name.
+func loopMountFile(img *os.File, ro bool) (*os.File, string, error) {
+	flags := os.O_RDWR
+	if ro {
+		flags = os.O_RDONLY
+	}
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, "", err
@@ -37,9 +52,7 @@ func loopMount(image string, ro bool) (*os.File, string, error) {
 		if err != nil {
 			return nil, "", os.NewSyscallError("ioctl LOOP_CTL_GET_FREE", err)
 		}
-		dev := fmt.Sprintf("/dev/loop%d", n)
-		loop, err = os.OpenFile(dev, flags|unix.O_CLOEXEC, 0)
-		if err != nil {
+		if loop, err = os.OpenFile(fmt.Sprintf("/dev/loop%d", n), flags|unix.O_CLOEXEC, 0); err != nil {
 			return nil, "", err
 		}
 		cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
@@ -74,7 +87,7 @@ func loopMount(image string, ro bool) (*os.File, string, error) {
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return nil, "", fmt.Errorf("mount %s (ext2/3/4 via %s): %w", image, loop.Name(), err)
+		return nil, "", fmt.Errorf("ext2/3/4 via %s: %w", loop.Name(), err)
 	}
 	attr := 0
 	if ro {
@@ -84,7 +97,7 @@ func loopMount(image string, ro bool) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", os.NewSyscallError("fsmount", err)
 	}
-	return os.NewFile(uintptr(mfd), "rootmount"), loop.Name(), nil
+	return os.NewFile(uintptr(mfd), "mount"), loop.Name(), nil
 }
 
 // attachMount puts the detached mount mfd at dir (K side).

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,11 +40,7 @@ func hotplugRequest(format, dir string) string {
 func TestIntegrationLinuxMconsoleHotplug(t *testing.T) {
 	testutil.RequireRoot(t)
 	requireLinuxHost(t)
-	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
-	run := func(sock, cmd string) string {
-		out, _ := exec.Command(mc, sock, cmd).Output()
-		return string(out)
-	}
+	run := debianMconsole(t)
 	dir := t.TempDir()
 	mk := func(name, text string) string {
 		p := filepath.Join(dir, name)
@@ -59,21 +54,11 @@ func TestIntegrationLinuxMconsoleHotplug(t *testing.T) {
 	d1 := mk("d1.img", "HOTPLUG-DISK-ONE")
 	mk("d2.img", "HOTPLUG-DISK-TWO")
 
-	real := map[string]string{}
-	{
-		img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sleep 1000"})
-		g := harness.BootRealUML(t, img, "umid=hp-real")
-		if err := g.WaitOutput("READY", bootTimeout); err != nil {
-			t.Fatal(err)
-		}
-		sock := realMconsoleSocket(t, g, "hp-real")
-		for _, f := range hotplugErrors {
-			req := hotplugRequest(f, dir)
-			real[req] = run(sock, req)
-		}
-		run(sock, "halt")
-		g.Wait(bootTimeout)
+	var reqs []string
+	for _, f := range hotplugErrors {
+		reqs = append(reqs, hotplugRequest(f, dir))
 	}
+	real := realReplies(t, "hp-real", reqs)
 
 	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sh"})
 	umlDir := t.TempDir()
@@ -82,24 +67,12 @@ func TestIntegrationLinuxMconsoleHotplug(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(umlDir, "hp", "mconsole")
-	for _, f := range hotplugErrors {
-		req := hotplugRequest(f, dir)
+	for _, req := range reqs {
 		if got := run(sock, req); got != real[req] {
 			t.Errorf("%s: ours %q, linux.uml %q", req, got, real[req])
 		}
 	}
-	marks := 0
-	guest := func(cmd, want string) {
-		t.Helper()
-		marks++
-		fmt.Fprintf(g.Stdin(), "%s; echo HP%d\"\"DONE\n", cmd, marks)
-		if err := harness.WaitCount(g, fmt.Sprintf("HP%dDONE", marks), 1, 20*time.Second); err != nil {
-			t.Fatalf("%s: %v\n%s", cmd, err, g.Output())
-		}
-		if want != "" && !strings.Contains(g.Output(), want) {
-			t.Errorf("%s: output lacks %q", cmd, want)
-		}
-	}
+	guest := (&guestShell{t: t, g: g}).run
 
 	if out := run(sock, "config ubd1="+d1); out != "OK \n" {
 		t.Fatalf("config ubd1= = %q", out)
@@ -155,11 +128,7 @@ var ethHotplugErrors = []string{
 func TestIntegrationLinuxMconsoleEthHotplug(t *testing.T) {
 	testutil.RequireRoot(t)
 	requireLinuxHost(t)
-	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
-	run := func(sock, cmd string) string {
-		out, _ := exec.Command(mc, sock, cmd).Output()
-		return string(out)
-	}
+	run := debianMconsole(t)
 	ctl := filepath.Join(t.TempDir(), "sw.ctl")
 	harness.StartSwitch(t, harness.Bin(t, "uml_switch"), "", ctl)
 
@@ -186,18 +155,7 @@ func TestIntegrationLinuxMconsoleEthHotplug(t *testing.T) {
 			t.Errorf("%s: ours %q, linux.uml %q", req, got, real[req])
 		}
 	}
-	marks := 0
-	guest := func(cmd, want string) {
-		t.Helper()
-		marks++
-		fmt.Fprintf(g.Stdin(), "%s; echo EH%d\"\"DONE\n", cmd, marks)
-		if err := harness.WaitCount(g, fmt.Sprintf("EH%dDONE", marks), 1, 30*time.Second); err != nil {
-			t.Fatalf("%s: %v\n%s", cmd, err, g.Output())
-		}
-		if want != "" && !strings.Contains(g.Output(), want) {
-			t.Errorf("%s: output lacks %q", cmd, want)
-		}
-	}
+	guest := (&guestShell{t: t, g: g}).run
 	if out := run(sock, "config eth0=daemon,fe:fd:0a:00:00:05,unix,"+ctl); out != "OK \n" {
 		t.Fatalf("config eth0= = %q\n%s", out, g.Output())
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,27 +27,10 @@ done`
 func TestIntegrationLinuxMconsoleSysrq(t *testing.T) {
 	testutil.RequireRoot(t)
 	requireLinuxHost(t)
-	mc := testutil.Peer(t, "uml_mconsole", "uml-utilities")
-	run := func(sock, cmd string) string {
-		out, _ := exec.Command(mc, sock, cmd).Output()
-		return string(out)
-	}
+	run := debianMconsole(t)
 	same := []string{"sysrq", "sysrq h", "sysrq z", "sysrq s", "sysrq 5", "stack", "stack abc", "stack 0", "stack 999"}
 
-	real := map[string]string{}
-	{
-		img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sleep 1000"})
-		g := harness.BootRealUML(t, img, "umid=sq-real")
-		if err := g.WaitOutput("READY", bootTimeout); err != nil {
-			t.Fatal(err)
-		}
-		sock := realMconsoleSocket(t, g, "sq-real")
-		for _, c := range same {
-			real[c] = run(sock, c)
-		}
-		run(sock, "halt")
-		g.Wait(bootTimeout)
-	}
+	real := realReplies(t, "sq-real", same)
 
 	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: sysrqInit})
 	umlDir := t.TempDir()

@@ -38,6 +38,9 @@ type hostNet struct {
 
 // own records a host-side resource of device name, closed with it.
 func (h *hostNet) own(name string, c func()) {
+	if h.closers == nil {
+		h.closers = map[string][]func(){}
+	}
 	h.closers[name] = append(h.closers[name], c)
 }
 

@@ -55,7 +55,7 @@ func TestOpenEthErrors(t *testing.T) {
 		{"daemon,fe:fd:00:00:00:01,unix," + missing + ",/tmp/data", "daemon_setup : Ignoring data socket specification\r\n" +
 			"Netdevice 3 (fe:fd:00:00:00:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + missing + "\r\n",
 			"daemon_open : control connect failed, errno = 2"},
-		{"slirp,,slirp", "", "eth_setup - eth3: the slirp transport is not supported"},
+		{"slip,10.0.0.1", "", "eth_setup - eth3: the slip transport is not supported"},
 		{"vde,/tmp/x,,,,9", "", "vde_setup - Bad mode : '9'"},
 		{"ucast,,10.0.0.1,x", "", "ucast_setup - Bad listen port : 'x'"},
 		{"ucast,,10.0.0.1,1,y", "", "ucast_setup - Bad remote port : 'y'"},

@@ -33,6 +33,7 @@ import (
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/cmdline"
 	"github.com/umlkit/umlkit/internal/hostcheck"
+	"github.com/umlkit/umlkit/internal/mconsole"
 	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
 	"github.com/umlkit/umlkit/internal/umid"
 )
@@ -229,6 +230,7 @@ func (m *machine) boot() int {
 	bootUbd := c.Ubd // what mconsole hot-plug changes lasts until the next boot
 	for {
 		m.resetHotplug(bootUbd)
+		notify(m.logf, c.Notify, mconsole.NotifySocket, mc.Path())
 		m.cg.Freeze(false) // a machine rebooted while stopped starts running
 		code, err := m.runKernel(ctx)
 		if err != nil {
@@ -291,7 +293,7 @@ func (e *openError) Unwrap() error { return e.errno }
 // makePlan resolves the root filesystem and disks.
 func (m *machine) makePlan() (*Plan, error) {
 	c := m.cfg
-	plan := &Plan{Init: c.Init, InitArgs: c.InitArgs, InitEnv: c.InitEnv, Quiet: c.Quiet, Cmdline: c.GuestLine}
+	plan := &Plan{Init: c.Init, InitArgs: c.InitArgs, InitEnv: c.InitEnv, Quiet: c.Quiet, Cmdline: c.GuestLine, Notify: c.Notify}
 	for _, u := range c.Ubd {
 		if u == nil {
 			continue

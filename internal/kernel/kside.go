@@ -90,7 +90,7 @@ func kernelMain() int {
 	}
 	code, err := k.run()
 	if err != nil {
-		k.logf("Kernel panic - not syncing: %v", err)
+		k.panicf("%v", err)
 		return kFailed
 	}
 	return code
@@ -253,7 +253,7 @@ loop:
 			case syscall.SIGUSR1: // mconsole halt
 				forced = kHalt
 				if k.crash.Load() {
-					k.logf("Kernel panic - not syncing: sysrq triggered crash")
+					k.panicf("sysrq triggered crash")
 					forced = kPanic
 				}
 			case syscall.SIGUSR2: // mconsole reboot
@@ -263,7 +263,7 @@ loop:
 			}
 			g.Process.Signal(syscall.SIGKILL)
 		case <-k.rootDone:
-			k.logf("Kernel panic - not syncing: root filesystem server exited")
+			k.panicf("root filesystem server exited")
 			g.Process.Signal(syscall.SIGKILL)
 			forced = kPanic
 		}
@@ -290,13 +290,13 @@ loop:
 				k.logf("reboot: System halted")
 				return kHalt, nil
 			}
-			k.logf("Kernel panic - not syncing: Attempted to kill init! exitcode=0x%08x", int(ws.Signal()))
+			k.panicf("Attempted to kill init! exitcode=0x%08x", int(ws.Signal()))
 			return kPanic, nil
 		}
-		k.logf("Kernel panic - not syncing: Attempted to kill init! exitcode=0x%08x", ee.ExitCode()<<8)
+		k.panicf("Attempted to kill init! exitcode=0x%08x", ee.ExitCode()<<8)
 		return kPanic, nil
 	}
-	k.logf("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000000")
+	k.panicf("Attempted to kill init! exitcode=0x00000000")
 	return kPanic, nil
 }
 

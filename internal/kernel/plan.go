@@ -22,6 +22,7 @@ type Plan struct {
 	Eth []EthPlan `json:"eth,omitempty"` // eth devices (net.go)
 
 	GuestCgroup string `json:"guest_cgroup,omitempty"` // cgroup G moves into (stop/go freezer), or ""
+	Notify      string `json:"notify,omitempty"`       // mconsole=notify: socket (notify.go)
 
 	// Set by K for G:
 	RootMount string `json:"root_mount,omitempty"` // where the root fs is mounted in K's namespace

@@ -191,6 +191,11 @@ func (k *kernel) run() (int, error) {
 		return 0, err
 	}
 	defer stopConsoles()
+	startWatchdog, stopWatchdog, err := k.setupWatchdog(gp.Devices)
+	if err != nil {
+		return 0, err
+	}
+	defer stopWatchdog()
 	mnt := k.prepareMounts(w, &gp) // guest mount(2) emulation (mounts.go)
 	defer mnt.Close()
 	b, err := json.Marshal(gp)
@@ -223,6 +228,7 @@ func (k *kernel) run() (int, error) {
 	}
 	k.guestPid.Store(int64(g.Process.Pid))
 	startConsoles()
+	startWatchdog()
 	slave.Close()
 	aliveR.Close()
 	mnt.start()

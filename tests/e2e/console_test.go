@@ -8,7 +8,6 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -342,37 +341,19 @@ func TestIntegrationLinuxConsoleXterm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	relayPath := filepath.Join(dir, "relay")
-	rl, err := net.Listen("unix", relayPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rl.Close()
-	argvFile := filepath.Join(dir, "argv")
+	x := harness.NewFakeXterm(t)
 	umlDir := t.TempDir()
-	env := []string{"DISPLAY=:99", harness.FakeXtermEnv + "=" + relayPath, harness.FakeXtermLogEnv + "=" + argvFile}
-	g := harness.Start(t, env, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=xt1",
+	g := harness.Start(t, x.Env, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=xt1",
 		"con1=xterm", "xterm="+self+",-T,-e")
 	if err := g.WaitOutput("GUEST-UP", bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	rl.(*net.UnixListener).SetDeadline(time.Now().Add(30 * time.Second))
-	relay, err := rl.Accept()
-	if err != nil {
-		t.Fatalf("the emulator never connected its relay: %v", err)
-	}
-	defer relay.Close()
+	relay := x.Accept(t)
 	screen := &screenBuf{}
 	go io.Copy(screen, relay)
 	relay.Write([]byte("echo XT-$(( 6 * 7 ))-$(tty)\r"))
 	waitScreen(t, screen, "XT-42-/dev/tty1")
-	argv, _ := os.ReadFile(argvFile)
-	a := strings.Split(strings.TrimSuffix(string(argv), "\n"), "\n")
-	if len(a) != 6 || a[0] != "-T" || a[1] != "Virtual Console #1 (xt1)" || a[2] != "-e" ||
-		a[3] != "/usr/lib//uml/port-helper" || a[4] != "-uml-socket" || !strings.HasPrefix(a[5], "/tmp/xterm-pipe") {
-		t.Errorf("emulator argv = %q; want -T, Virtual Console #1 (xt1), -e, /usr/lib//uml/port-helper, -uml-socket, /tmp/xterm-pipeXXXXXX", a)
-	}
+	x.CheckArgv(t, "xt1")
 	relay.Write([]byte("poweroff -f\r"))
 	if _, err := g.Wait(bootTimeout); err != nil {
 		t.Fatal(err)

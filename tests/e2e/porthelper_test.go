@@ -230,17 +230,9 @@ func TestIntegrationXtermChannel(t *testing.T) {
 	for _, h := range helpers(t) {
 		t.Run(h.name, func(t *testing.T) {
 			harness.Subreaper(t)
-			dir := t.TempDir()
-			relayPath := filepath.Join(dir, "relay")
-			rl, err := net.Listen("unix", relayPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rl.Close()
-			argvFile := filepath.Join(dir, "argv")
+			x := harness.NewFakeXterm(t)
 			umlDir := t.TempDir()
-			env := []string{"TMPDIR=" + umlDir, "DISPLAY=:99",
-				harness.FakeXtermEnv + "=" + relayPath, harness.FakeXtermLogEnv + "=" + argvFile}
+			env := append([]string{"TMPDIR=" + umlDir}, x.Env...)
 			if h.name == "ours" {
 				env = append(env, harness.FakeXtermHelperEnv+"="+h.path)
 			}
@@ -249,24 +241,14 @@ func TestIntegrationXtermChannel(t *testing.T) {
 			if err := g.WaitOutput("GUEST-UP", 120*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			rl.(*net.UnixListener).SetDeadline(time.Now().Add(30 * time.Second))
-			relay, err := rl.Accept()
-			if err != nil {
-				t.Fatalf("the emulator never connected its relay: %v", err)
-			}
-			defer relay.Close()
+			relay := x.Accept(t)
 			screen := &screenBuf{}
 			go io.Copy(screen, relay)
 			relay.Write([]byte("echo XT-$(( 6 * 7 ))-$(tty)\r"))
 			if err := testutil.WaitFor(30*time.Second, func() bool { return strings.Contains(screen.String(), "XT-42-/dev/tty1") }); err != nil {
 				t.Fatalf("guest shell output never appeared on the emulator's pty (got %q)", screen.String())
 			}
-			argv, _ := os.ReadFile(argvFile)
-			a := strings.Split(strings.TrimSuffix(string(argv), "\n"), "\n")
-			if len(a) != 6 || a[0] != "-T" || a[1] != "Virtual Console #1 (phx)" || a[2] != "-e" ||
-				a[3] != "/usr/lib//uml/port-helper" || a[4] != "-uml-socket" || !strings.HasPrefix(a[5], "/tmp/xterm-pipe") {
-				t.Errorf("emulator argv = %q; want -T, Virtual Console #1 (phx), -e, /usr/lib//uml/port-helper, -uml-socket, /tmp/xterm-pipeXXXXXX", a)
-			}
+			x.CheckArgv(t, "phx")
 
 			relay.Write([]byte("poweroff -f\r"))
 			if _, err := g.Wait(30 * time.Second); err != nil {

@@ -356,3 +356,52 @@ func FakeXtermMain(args []string) int {
 	c.Wait()
 	return 0
 }
+
+// FakeXterm is one test's stand-in emulator session: put Env in the
+// kernel's environment (with "xterm=<test binary>,-T,-e" on its command
+// line), then Accept the terminal the emulator relays and read its Argv.
+type FakeXterm struct {
+	Env      []string
+	rl       *net.UnixListener
+	argvFile string
+}
+
+// NewFakeXterm listens for the emulator's relay in a temporary directory.
+func NewFakeXterm(t testing.TB) *FakeXterm {
+	t.Helper()
+	dir := t.TempDir()
+	relay := filepath.Join(dir, "relay")
+	rl, err := net.ListenUnix("unix", &net.UnixAddr{Name: relay, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rl.Close() })
+	x := &FakeXterm{rl: rl, argvFile: filepath.Join(dir, "argv")}
+	x.Env = []string{"DISPLAY=:99", FakeXtermEnv + "=" + relay, FakeXtermLogEnv + "=" + x.argvFile}
+	return x
+}
+
+// Accept waits up to 30 s for the emulator and returns its terminal.
+func (x *FakeXterm) Accept(t testing.TB) net.Conn {
+	t.Helper()
+	x.rl.SetDeadline(time.Now().Add(30 * time.Second))
+	c, err := x.rl.Accept()
+	if err != nil {
+		t.Fatalf("the emulator never connected its relay: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// CheckArgv fails t unless the emulator was run as UML runs it for
+// virtual console 1 of the machine umid.
+func (x *FakeXterm) CheckArgv(t testing.TB, umid string) {
+	t.Helper()
+	b, _ := os.ReadFile(x.argvFile)
+	a := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	title := "Virtual Console #1 (" + umid + ")"
+	if len(a) != 6 || a[0] != "-T" || a[1] != title || a[2] != "-e" ||
+		a[3] != "/usr/lib//uml/port-helper" || a[4] != "-uml-socket" || !strings.HasPrefix(a[5], "/tmp/xterm-pipe") {
+		t.Errorf("emulator argv = %q; want -T, %s, -e, /usr/lib//uml/port-helper, -uml-socket, /tmp/xterm-pipeXXXXXX", a, title)
+	}
+}

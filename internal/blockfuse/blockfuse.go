@@ -6,9 +6,16 @@
 // through the ubd driver, COW included.
 //
 // Files are opened with FOPEN_DIRECT_IO: every access reaches the driver, so
-// the guest's view, fuse2fs's and the driver's never disagree. A file's size
-// is the disk's size and cannot change. Flush and fsync call Disk.Flush;
+// the guest's view and the driver's never disagree. A file's size is the
+// disk's size and cannot change. Flush and fsync call Disk.Flush;
 // FALLOC_FL_PUNCH_HOLE calls Disk.Discard.
+//
+// Cached adds a second name for a disk whose opens use the host's page
+// cache with write-back (readahead, and fuse2fs's many one-block reads and
+// writes gathered into large requests). It is meant for the single opener
+// that owns the disk's contents — fuse2fs serving a COW root — and is
+// coherent with the direct name only through fsync or sync(2), like a
+// mounted file system and its block device.
 //
 // Lifetime: Mount returns a Server; Close unmounts (waiting for the kernel to
 // release the filesystem) but does not close the disks, which the caller owns.
@@ -22,8 +29,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -63,6 +72,9 @@ func Mount(dir string, disks map[string]Disk) (*Server, error) {
 			DirectMount:       true,
 			DirectMountStrict: true,
 			MaxWrite:          1 << 20,
+			// Only opens of a Cached name use the page cache; the
+			// others are FOPEN_DIRECT_IO and bypass it.
+			ExtraCapabilities: fuse.CAP_WRITEBACK_CACHE,
 			DisableXAttrs:     true,
 			// go-fuse reports recoverable events (a splice that falls
 			// back to a copy) through its logger; they are not the
@@ -71,7 +83,7 @@ func Mount(dir string, disks map[string]Disk) (*Server, error) {
 		},
 		OnAdd: func(ctx context.Context) {
 			for name, d := range disks {
-				ch := root.NewPersistentInode(ctx, &diskNode{d: d}, fs.StableAttr{Mode: syscall.S_IFREG})
+				ch := root.NewPersistentInode(ctx, newDiskNode(d), fs.StableAttr{Mode: syscall.S_IFREG})
 				root.AddChild(name, ch, true)
 			}
 		},
@@ -85,7 +97,7 @@ func Mount(dir string, disks map[string]Disk) (*Server, error) {
 
 // Add exports d as name; an existing name is an error.
 func (s *Server) Add(name string, d Disk) error {
-	ch := s.root.NewPersistentInode(context.Background(), &diskNode{d: d}, fs.StableAttr{Mode: syscall.S_IFREG})
+	ch := s.root.NewPersistentInode(context.Background(), newDiskNode(d), fs.StableAttr{Mode: syscall.S_IFREG})
 	if !s.root.AddChild(name, ch, false) {
 		return fmt.Errorf("%s is already exported", name)
 	}
@@ -93,8 +105,36 @@ func (s *Server) Add(name string, d Disk) error {
 	return nil
 }
 
-// Remove unexports name unless it is open (ErrBusy). The disk is not
-// closed: it belongs to the caller.
+// CachedName is the name under which Cached exports the disk name.
+func CachedName(name string) string { return "." + name + ".cached" }
+
+// Cached exports the disk name a second time, as CachedName(name), with the
+// host's page cache and write-back, and returns the new file's path (an
+// existing one is reused). Data written through it reaches the disk at
+// fsync, at the last close, at sync(2), or by the kernel's write-back.
+func (s *Server) Cached(name string) (string, error) {
+	ch := s.root.GetChild(name)
+	if ch == nil {
+		return "", ErrNotExist
+	}
+	n, ok := ch.Operations().(*diskNode)
+	if !ok || n.cached {
+		return "", ErrNotExist
+	}
+	alias := CachedName(name)
+	if s.root.GetChild(alias) == nil {
+		cn := &diskNode{d: n.d, opens: n.opens, cached: true}
+		cch := s.root.NewPersistentInode(context.Background(), cn, fs.StableAttr{Mode: syscall.S_IFREG})
+		if !s.root.AddChild(alias, cch, false) {
+			return "", fmt.Errorf("%s is already exported", alias)
+		}
+		s.root.NotifyEntry(alias)
+	}
+	return filepath.Join(s.dir, alias), nil
+}
+
+// Remove unexports name (and its Cached name) unless either is open
+// (ErrBusy). The disk is not closed: it belongs to the caller.
 func (s *Server) Remove(name string) error {
 	ch := s.root.GetChild(name)
 	if ch == nil {
@@ -105,6 +145,11 @@ func (s *Server) Remove(name string) error {
 	}
 	s.root.RmChild(name)
 	s.root.NotifyDelete(name, ch)
+	alias := CachedName(name)
+	if ach := s.root.GetChild(alias); ach != nil {
+		s.root.RmChild(alias)
+		s.root.NotifyDelete(alias, ach)
+	}
 	return nil
 }
 
@@ -117,9 +162,12 @@ func (s *Server) Close() error {
 
 type diskNode struct {
 	fs.Inode
-	d     Disk
-	opens atomic.Int32 // open file handles, for Remove
+	d      Disk
+	opens  *atomic.Int32 // open file handles of the disk's names, for Remove
+	cached bool          // the page-cached name (Server.Cached)
 }
+
+func newDiskNode(d Disk) *diskNode { return &diskNode{d: d, opens: new(atomic.Int32)} }
 
 var (
 	_ fs.NodeGetattrer = (*diskNode)(nil)
@@ -144,8 +192,17 @@ func (n *diskNode) attr(out *fuse.Attr) {
 	out.Nlink = 1
 }
 
+// cachedAttrTimeout is how long the kernel keeps a Cached name's attributes
+// (a disk's size never changes). In write-back mode the kernel checks them
+// before every write; with no timeout each fuse2fs block write would cost
+// a GETATTR round trip.
+const cachedAttrTimeout = time.Hour
+
 func (n *diskNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.attr(&out.Attr)
+	if n.cached {
+		out.SetTimeout(cachedAttrTimeout)
+	}
 	return 0
 }
 
@@ -163,6 +220,11 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	}
 	n.opens.Add(1)
 	// A handle (even an empty one) makes go-fuse deliver Release.
+	if n.cached {
+		// Page-cached; each open starts afresh (no FOPEN_KEEP_CACHE),
+		// so writes through the direct name before it are seen.
+		return &diskHandle{}, 0, 0
+	}
 	return &diskHandle{}, fuse.FOPEN_DIRECT_IO, 0
 }
 

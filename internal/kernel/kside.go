@@ -342,12 +342,22 @@ func (k *kernel) startFuse2fs(r RootPlan, dir string) error {
 		return err
 	}
 	// The guest is the only writer and every change goes through this
-	// mount, so the kernel may cache entries, attributes and pages for long.
-	opts := "allow_other,suid,dev,kernel_cache,entry_timeout=86400,attr_timeout=86400,negative_timeout=86400"
-	if r.ReadOnly {
-		opts += ",ro"
+	// mount; fuse2fs.go says what the kernel may cache.
+	m := fuse2fsMount{Image: r.Path, Dir: dir, ReadOnly: r.ReadOnly}
+	if k.cow[r.Unit] {
+		// fuse2fs reads and writes one block at a time: give it the
+		// disk's page-cached name, so the kernel gathers those into
+		// large requests to the driver (fuse2fs is its only user).
+		k.ubdMu.Lock()
+		if k.blocks != nil {
+			if p, err := k.blocks.Cached(diskName(r.Unit)); err == nil {
+				m.Image = p
+				m.Name = r.Path
+			}
+		}
+		k.ubdMu.Unlock()
 	}
-	cmd := exec.Command(r.FUSE2FS, r.Path, dir, "-f", "-o", opts)
+	cmd := exec.Command(r.FUSE2FS, m.args()...)
 	// fuse2fs chats ("Writing to the journal is not supported."); keep its
 	// output for the error message instead of the console.
 	var msgs syncBuf

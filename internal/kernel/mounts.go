@@ -199,14 +199,7 @@ func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error
 	if err := unix.Stat(dir, &before); err != nil {
 		return nil, err
 	}
-	opts := "allow_other,suid,dev"
-	if req.ReadOnly {
-		opts += ",ro"
-	}
-	if req.Offset != 0 {
-		opts += ",offset=" + strconv.FormatUint(req.Offset, 10)
-	}
-	cmd := exec.Command(m.fuse2fs, "/dev/fd/3", dir, "-f", "-o", opts)
+	cmd := exec.Command(m.fuse2fs, fuse2fsMount{Image: "/dev/fd/3", Dir: dir, ReadOnly: req.ReadOnly, Offset: req.Offset}.args()...)
 	cmd.ExtraFiles = []*os.File{req.File}
 	var msgs syncBuf
 	cmd.Stdout, cmd.Stderr = &msgs, &msgs

@@ -199,7 +199,16 @@ func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error
 	if err := unix.Stat(dir, &before); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(m.fuse2fs, fuse2fsMount{Image: "/dev/fd/3", Dir: dir, ReadOnly: req.ReadOnly, Offset: req.Offset}.args()...)
+	fm := fuse2fsMount{Image: "/dev/fd/3", Dir: dir, ReadOnly: req.ReadOnly, Offset: req.Offset}
+	if req.Offset == 0 && req.SizeLimit == 0 {
+		// A whole ubd disk: fuse2fs's 4 KiB block I/O goes through the
+		// export's page-cached name, as for a COW root (fuse2fs is then
+		// the disk's only user: the guest's loop device is emulated).
+		if p := m.k.cachedExport(req.File); p != "" {
+			fm.Image, fm.Name = p, "/dev/fd/3"
+		}
+	}
+	cmd := exec.Command(m.fuse2fs, fm.args()...)
 	cmd.ExtraFiles = []*os.File{req.File}
 	var msgs syncBuf
 	cmd.Stdout, cmd.Stderr = &msgs, &msgs
@@ -367,6 +376,29 @@ func (h *helperClient) mount(path string, ro bool) (*mountemu.Image, error) {
 		Wait: func(d time.Duration) bool { return waitLoopFree(loop, d) },
 		Stop: func() {},
 	}, nil
+}
+
+// cachedExport returns the page-cached name (blockfuse.Cached) of the ubd
+// disk whose export f is, or "" when f is not a disk's export.
+func (k *kernel) cachedExport(f *os.File) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	k.ubdMu.Lock()
+	defer k.ubdMu.Unlock()
+	if k.blocks == nil {
+		return ""
+	}
+	for unit := range k.ubd {
+		var ds unix.Stat_t
+		if unix.Stat(filepath.Join(k.diskDir, diskName(unit)), &ds) == nil && ds.Dev == st.Dev && ds.Ino == st.Ino {
+			if p, err := k.blocks.Cached(diskName(unit)); err == nil {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // plainImage returns the host path of the image behind f when f is the

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -335,7 +334,8 @@ func TestPortHelperHandOverMatchesReal(t *testing.T) {
 			}
 		}
 		if from != nil {
-			s.addr = strings.Replace(from.Name, strconv.Itoa(cmd.Process.Pid), "PID", 1)
+			// "%5d": a pid under 10000 is space-padded in the name.
+			s.addr = strings.Replace(from.Name, fmt.Sprintf("%5d", cmd.Process.Pid), "PID", 1)
 		}
 		// /proc/net/unix shows the bound name whole, NULs as '@'.
 		want := "@" + fmt.Sprintf("%5d", cmd.Process.Pid) + strings.Repeat("@", 102)

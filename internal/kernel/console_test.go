@@ -1,12 +1,10 @@
 package kernel
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -112,16 +110,8 @@ func testConsoles(t *testing.T, plan consolePlan, files map[string]*os.File) (*c
 	return cs, devices, log
 }
 
-type buf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
-func (b *buf) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
-
-func readInto(f *os.File) *buf {
-	b := &buf{}
+func readInto(f *os.File) *testutil.SyncBuffer {
+	b := &testutil.SyncBuffer{}
 	go func() {
 		p := make([]byte, 4096)
 		for {

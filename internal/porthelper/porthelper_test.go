@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,26 +87,15 @@ type result struct {
 	err    error
 }
 
-func start(ctx context.Context, c config) (<-chan result, *bytes.Buffer) {
-	var stderr syncBuf
+func start(ctx context.Context, c config) (<-chan result, *testutil.SyncBuffer) {
+	var stderr testutil.SyncBuffer
 	c.stderr = &stderr
 	ch := make(chan result, 1)
 	go func() {
 		r, err := run(ctx, c)
 		ch <- result{r, err}
 	}()
-	return ch, &stderr.b
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+	return ch, &stderr
 }
 
 func wait(t *testing.T, ch <-chan result) result {

@@ -23,28 +23,11 @@ import (
 	"github.com/umlkit/umlkit/internal/uswitch/switchtest"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rig struct {
 	s    *Switch
 	ctl  string
-	out  *syncBuf
-	errb *syncBuf
+	out  *testutil.SyncBuffer
+	errb *testutil.SyncBuffer
 	sigs chan os.Signal
 	done chan error
 }
@@ -66,7 +49,7 @@ func (r *rig) waitErr(t *testing.T, want string) {
 func startSwitch(t *testing.T, cfg Config) *rig {
 	t.Helper()
 	testutil.LeakCheck(t)
-	r := &rig{out: &syncBuf{}, errb: &syncBuf{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
+	r := &rig{out: &testutil.SyncBuffer{}, errb: &testutil.SyncBuffer{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
 	if cfg.CtlPath == "" {
 		cfg.CtlPath = filepath.Join(t.TempDir(), "sw.ctl")
 	}
@@ -335,7 +318,7 @@ func TestStaleAndLiveSocket(t *testing.T) {
 	r := startSwitch(t, Config{CtlPath: ctl})
 	r.waitOut(t, "attached to unix socket '"+ctl+"'\n")
 	// A live one is refused with the real message.
-	var errb syncBuf
+	var errb testutil.SyncBuffer
 	_, err := Listen(Config{CtlPath: ctl, Prog: "uml_switch", Stderr: &errb})
 	var re *ReportedError
 	if !errors.As(err, &re) || !errors.Is(err, ErrSocketInUse) {

@@ -53,19 +53,19 @@ func announced(t *testing.T, g *harness.Guest, what string, n int) string {
 }
 
 // attach opens a host pts and collects what it reads.
-func attach(t *testing.T, path string) (*os.File, *screenBuf) {
+func attach(t *testing.T, path string) (*os.File, *testutil.SyncBuffer) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
 	t.Cleanup(func() { f.Close() })
-	s := &screenBuf{}
+	s := &testutil.SyncBuffer{}
 	go io.Copy(s, f)
 	return f, s
 }
 
-func waitScreen(t *testing.T, s *screenBuf, want string) {
+func waitScreen(t *testing.T, s *testutil.SyncBuffer, want string) {
 	t.Helper()
 	if err := testutil.WaitFor(30*time.Second, func() bool { return strings.Contains(s.String(), want) }); err != nil {
 		t.Fatalf("waiting for %q on the line (got %q)", want, s.String())
@@ -194,14 +194,14 @@ func TestIntegrationLinuxConsoleChannels(t *testing.T) {
 	defer hostTTY.Close()
 	hostTTYName := hostTTYSlave.Name()
 	defer hostTTYSlave.Close() // open, so that reading the master waits instead of failing with EIO
-	ttyOut := &screenBuf{}
+	ttyOut := &testutil.SyncBuffer{}
 	go io.Copy(ttyOut, hostTTY)
 	cmd := exec.Command(harness.Bin(t, "linux"), append([]string{"ubd0=" + img, "init=/init", "uml_dir=" + umlDir, "umid=chan1",
 		"con2=null", "con3=fd:3", "con4=null,fd:3", "ssl0=null", "con1=none", "con11=tty:" + hostTTYName}, invalidSpecs...)...)
 	cmd.ExtraFiles = []*os.File{w}
 	g := harness.StartCmd(t, cmd)
 	w.Close()
-	var fd3 screenBuf
+	var fd3 testutil.SyncBuffer
 	go io.Copy(&fd3, r)
 	if err := g.WaitOutput("GUEST-DONE", bootTimeout); err != nil {
 		t.Fatal(err)
@@ -351,7 +351,7 @@ func TestIntegrationLinuxConsoleXterm(t *testing.T) {
 		t.Fatal(err)
 	}
 	relay := x.Accept(t)
-	screen := &screenBuf{}
+	screen := &testutil.SyncBuffer{}
 	go io.Copy(screen, relay)
 	relay.Write([]byte("echo XT-$(( 6 * 7 ))-$(tty)\r"))
 	waitScreen(t, screen, "XT-42-/dev/tty1")
@@ -492,7 +492,7 @@ func TestIntegrationLinuxConsoleCon0(t *testing.T) {
 	cmd.ExtraFiles = []*os.File{w}
 	g := harness.StartCmd(t, cmd)
 	w.Close()
-	var fd3 screenBuf
+	var fd3 testutil.SyncBuffer
 	go io.Copy(&fd3, r)
 	if err := testutil.WaitFor(bootTimeout, func() bool { return strings.Contains(fd3.String(), "READY") }); err != nil {
 		t.Fatalf("console output never reached fd 3 (got %q; stdout %q)", fd3.String(), g.Output())

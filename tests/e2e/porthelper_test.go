@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -241,7 +240,7 @@ func TestIntegrationXtermChannel(t *testing.T) {
 				t.Fatal(err)
 			}
 			relay := x.Accept(t)
-			screen := &screenBuf{}
+			screen := &testutil.SyncBuffer{}
 			go io.Copy(screen, relay)
 			relay.Write([]byte("echo XT-$(( 6 * 7 ))-$(tty)\r"))
 			if err := testutil.WaitFor(30*time.Second, func() bool { return strings.Contains(screen.String(), "XT-42-/dev/tty1") }); err != nil {
@@ -263,23 +262,6 @@ func TestIntegrationXtermChannel(t *testing.T) {
 			}
 		})
 	}
-}
-
-type screenBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *screenBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *screenBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestPortHelperHandOverMatchesReal runs ours and Debian's helper the way a

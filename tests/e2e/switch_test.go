@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -275,13 +274,13 @@ func TestIntegrationSwitchVdePlug(t *testing.T) {
 	dir := t.TempDir()
 	ctl := filepath.Join(dir, "ctl")
 	sw := harness.StartSwitch(t, harness.Bin(t, "uml_switch"), "", ctl)
-	start := func() (*exec.Cmd, io.WriteCloser, *switchLockedBuffer) {
+	start := func() (*exec.Cmd, io.WriteCloser, *testutil.SyncBuffer) {
 		cmd := exec.Command(plug, "--descr", "e2e", dir)
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := &switchLockedBuffer{}
+		out := &testutil.SyncBuffer{}
 		cmd.Stdout = out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -311,23 +310,6 @@ func TestIntegrationSwitchVdePlug(t *testing.T) {
 	if !strings.Contains(sw.Output(), " Addr: 02:00:00:00:00:01 New port ") {
 		t.Errorf("switch did not learn the plug's MAC:\n%s", sw.Output())
 	}
-}
-
-type switchLockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *switchLockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *switchLockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
 }
 
 // TestIntegrationSwitchDaemonPidfile: -daemon returns once the socket is

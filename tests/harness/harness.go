@@ -8,7 +8,6 @@
 package harness
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -164,26 +163,9 @@ func BusyboxImage(t testing.TB, dir string, img Image) string {
 type Guest struct {
 	Cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   syncBuffer
+	out   testutil.SyncBuffer
 	done  chan struct{}
 	err   error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Start runs argv (the kernel and its command line) with env added to the

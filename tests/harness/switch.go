@@ -16,7 +16,7 @@ import (
 // stderr captured together.
 type Daemon struct {
 	Cmd  *exec.Cmd
-	out  syncBuffer
+	out  testutil.SyncBuffer
 	done chan struct{}
 }
 

@@ -23,11 +23,7 @@ func TestIntegrationGuideNetworkLab(t *testing.T) {
 	testutil.Peer(t, "busybox", "busybox-static")
 	testutil.Peer(t, "mke2fs", "e2fsprogs")
 	s := newSession(t)
-	ns := fmt.Sprintf("umlguide%d", os.Getpid())
-	s.subst["umllab"] = ns
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	s.run("boot-mkrootfs")
-	s.run("net-netns")
+	ns := s.netLab("umlguide")
 	want(t, "net-tap", s.run("net-tap"), "Set 'umltap0' persistent and owned by uid 0")
 
 	sw := s.start("net-switch")
@@ -74,11 +70,7 @@ func TestIntegrationGuideRouterLab(t *testing.T) {
 	testutil.Peer(t, "busybox", "busybox-static")
 	testutil.Peer(t, "mke2fs", "e2fsprogs")
 	s := newSession(t)
-	ns := fmt.Sprintf("umlguider%d", os.Getpid())
-	s.subst["umllab"] = ns
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	s.run("boot-mkrootfs")
-	s.run("net-netns")
+	s.netLab("umlguider")
 	var sws []*harness.Guest
 	for _, n := range []string{"router-sw1", "router-sw2"} {
 		sw := s.start(n)
@@ -120,11 +112,7 @@ func TestIntegrationGuideTuntap(t *testing.T) {
 	testutil.Peer(t, "busybox", "busybox-static")
 	testutil.Peer(t, "mke2fs", "e2fsprogs")
 	s := newSession(t)
-	ns := fmt.Sprintf("umlguidet%d", os.Getpid())
-	s.subst["umllab"] = ns
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	s.run("boot-mkrootfs")
-	s.run("net-netns")
+	ns := s.netLab("umlguidet")
 	g := s.start("tuntap-boot")
 	s.waitPrompt(g, 1)
 	out := s.typeIn(g, "tuntap-guest")
@@ -139,4 +127,17 @@ func TestIntegrationGuideTuntap(t *testing.T) {
 		t.Errorf("tap0 still exists after the machine halted")
 	}
 	s.run("router-cleanup")
+}
+
+// netLab makes the guide's root_fs and its network namespace "umllab"
+// under a name of this test's (prefix + pid), removed at cleanup, and
+// returns that name.
+func (s *session) netLab(prefix string) string {
+	s.t.Helper()
+	ns := fmt.Sprintf("%s%d", prefix, os.Getpid())
+	s.subst["umllab"] = ns
+	s.t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	s.run("boot-mkrootfs")
+	s.run("net-netns")
+	return ns
 }

@@ -122,20 +122,22 @@ func TestIntegrationGuideConsoles(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	io.WriteString(scr.f, "y")
 
-	tn := s.startTerm("cons-telnet")
-	tn.waitFor(t, "cons-telnet", "Connected to localhost")
-	time.Sleep(500 * time.Millisecond)
-	io.WriteString(tn.f, "echo TELNET-$(( 6 * 7 ))-$(tty)\r")
-	tn.waitFor(t, "cons-telnet", "TELNET-42-/dev/ttyS0")
+	// telnet runs the guide's telnet block, types line into the guest's
+	// shell and waits for want.
+	telnet := func(what, line, want string) *term {
+		tn := s.startTerm("cons-telnet")
+		tn.waitFor(t, what, "Connected to localhost")
+		time.Sleep(500 * time.Millisecond)
+		io.WriteString(tn.f, line)
+		tn.waitFor(t, what, want)
+		return tn
+	}
+	tn := telnet("cons-telnet", "echo TELNET-$(( 6 * 7 ))-$(tty)\r", "TELNET-42-/dev/ttyS0")
 	io.WriteString(tn.f, "\x1d")
 	time.Sleep(300 * time.Millisecond)
 	io.WriteString(tn.f, "quit\r")
 	// Leaving hung the line up; init's new shell serves the next telnet.
-	tn2 := s.startTerm("cons-telnet")
-	tn2.waitFor(t, "cons-telnet again", "Connected to localhost")
-	time.Sleep(500 * time.Millisecond)
-	io.WriteString(tn2.f, "\recho AGAIN-$(( 6 * 7 ))\r")
-	tn2.waitFor(t, "cons-telnet again", "AGAIN-42")
+	telnet("cons-telnet again", "\recho AGAIN-$(( 6 * 7 ))\r", "AGAIN-42")
 
 	want(t, "cons-halt", s.run("cons-halt"), "OK ")
 	if code, err := g.Wait(60 * time.Second); err != nil || code != 0 {

@@ -60,18 +60,8 @@ func TestIntegrationLinuxMconsoleHotplug(t *testing.T) {
 	}
 	real := realReplies(t, "hp-real", reqs)
 
-	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sh"})
-	umlDir := t.TempDir()
-	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=hp", "con0=fd:0,fd:1", "con=null", "ssl=null")
-	if err := g.WaitOutput("READY", bootTimeout); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(umlDir, "hp", "mconsole")
-	for _, req := range reqs {
-		if got := run(sock, req); got != real[req] {
-			t.Errorf("%s: ours %q, linux.uml %q", req, got, real[req])
-		}
-	}
+	g, sock := bootForMconsole(t, "echo READY; exec sh", "hp", "con0=fd:0,fd:1", "con=null", "ssl=null")
+	sameReplies(t, run, sock, reqs, real)
 	guest := (&guestShell{t: t, g: g}).run
 
 	if out := run(sock, "config ubd1="+d1); out != "OK \n" {
@@ -143,18 +133,8 @@ func TestIntegrationLinuxMconsoleEthHotplug(t *testing.T) {
 		real[req] = run(rsock, req)
 	}
 
-	img2 := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sh"})
-	umlDir := t.TempDir()
-	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img2, "init=/init", "uml_dir="+umlDir, "umid=eh")
-	if err := g.WaitOutput("READY", bootTimeout); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(umlDir, "eh", "mconsole")
-	for _, req := range ethHotplugErrors {
-		if got := run(sock, req); got != real[req] {
-			t.Errorf("%s: ours %q, linux.uml %q", req, got, real[req])
-		}
-	}
+	g, sock := bootForMconsole(t, "echo READY; exec sh", "eh")
+	sameReplies(t, run, sock, ethHotplugErrors, real)
 	guest := (&guestShell{t: t, g: g}).run
 	if out := run(sock, "config eth0=daemon,fe:fd:0a:00:00:05,unix,"+ctl); out != "OK \n" {
 		t.Fatalf("config eth0= = %q\n%s", out, g.Output())

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,31 @@ func (s *guestShell) run(cmd, want string) {
 	}
 	if want != "" && !strings.Contains(s.g.Output(), want) {
 		s.t.Errorf("%s: output lacks %q", cmd, want)
+	}
+}
+
+// bootForMconsole boots our linux on a busybox image running init (which
+// must print READY) as machine umid with extra command-line words, and
+// returns the guest and its mconsole socket.
+func bootForMconsole(t *testing.T, init, umid string, extra ...string) (*harness.Guest, string) {
+	t.Helper()
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: init})
+	umlDir := t.TempDir()
+	argv := append([]string{harness.Bin(t, "linux"), "ubd0=" + img, "init=/init", "uml_dir=" + umlDir, "umid=" + umid}, extra...)
+	g := harness.Start(t, nil, argv...)
+	if err := g.WaitOutput("READY", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	return g, filepath.Join(umlDir, umid, "mconsole")
+}
+
+// sameReplies sends each request to our machine's socket and fails t
+// where the reply differs from linux.uml's in real.
+func sameReplies(t *testing.T, run func(sock, cmd string) string, sock string, reqs []string, real map[string]string) {
+	t.Helper()
+	for _, req := range reqs {
+		if got := run(sock, req); got != real[req] {
+			t.Errorf("%s: ours %q, linux.uml %q", req, got, real[req])
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,18 +31,8 @@ func TestIntegrationLinuxMconsoleSysrq(t *testing.T) {
 
 	real := realReplies(t, "sq-real", same)
 
-	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: sysrqInit})
-	umlDir := t.TempDir()
-	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid=sq")
-	if err := g.WaitOutput("READY", bootTimeout); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(umlDir, "sq", "mconsole")
-	for _, c := range same {
-		if got := run(sock, c); got != real[c] {
-			t.Errorf("%s: ours %q, linux.uml %q", c, got, real[c])
-		}
-	}
+	g, sock := bootForMconsole(t, sysrqInit, "sq")
+	sameReplies(t, run, sock, same, real)
 	if err := g.WaitOutput("sysrq: Emergency Sync\r\n", 5*time.Second); err != nil {
 		t.Errorf("sysrq s not logged on the console: %v", err)
 	}

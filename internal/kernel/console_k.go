@@ -264,10 +264,15 @@ func (cs *consoles) pollOnce() {
 		return
 	}
 	for i, l := range which {
-		// No POLLHUP: a guest process has the line open. POLLIN: one had
-		// it open and wrote (a short-lived writer the ticker missed).
-		l.observe(fds[i].Revents&(unix.POLLHUP|unix.POLLIN) != unix.POLLHUP)
+		l.observe(slaveInUse(fds[i].Revents))
 	}
+}
+
+// slaveInUse reads the poll(POLLIN) result of a pty master: no POLLHUP
+// means a guest process has the slave open; POLLIN means one had it open
+// and wrote (a short-lived writer a 100 ms tick missed).
+func slaveInUse(revents int16) bool {
+	return revents&(unix.POLLHUP|unix.POLLIN) != unix.POLLHUP
 }
 
 // followWinsize copies window size changes of the host terminals (the

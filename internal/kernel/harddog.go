@@ -61,8 +61,8 @@ func (k *kernel) setupWatchdog(devices map[string]string) (start, stop func(), e
 	return start, stop, nil
 }
 
-// guestHasIt reports whether a guest process has the slave open (the master
-// does not report POLLHUP).
+// guestHasIt reports whether a guest process has the device open, or had
+// it and wrote (the consoles' rule, slaveInUse).
 func (h *harddog) guestHasIt() bool {
 	rc, err := h.master.SyscallConn()
 	if err != nil {
@@ -71,8 +71,8 @@ func (h *harddog) guestHasIt() bool {
 	open := false
 	rc.Control(func(fd uintptr) {
 		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if n, err := unix.Poll(p, 0); err == nil && (n == 0 || p[0].Revents&unix.POLLHUP == 0) {
-			open = true
+		if _, err := unix.Poll(p, 0); err == nil {
+			open = slaveInUse(p[0].Revents)
 		}
 	})
 	return open

@@ -20,11 +20,17 @@ import (
 // (SIGUSR1, SIGUSR2) so they work even when K is busy.
 
 func controlPair() (p, k *os.File, err error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	return filePair(unix.SOCK_SEQPACKET, "control-p", "control")
+}
+
+// filePair is a close-on-exec unix socket pair of type typ (SOCK_STREAM,
+// SOCK_DGRAM, SOCK_SEQPACKET) as two files named a and b.
+func filePair(typ int, a, b string) (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, os.NewSyscallError("socketpair", err)
 	}
-	return os.NewFile(uintptr(fds[0]), "control-p"), os.NewFile(uintptr(fds[1]), "control"), nil
+	return os.NewFile(uintptr(fds[0]), a), os.NewFile(uintptr(fds[1]), b), nil
 }
 
 // controlClient is P's end. Requests carry a sequence number that K echoes,

@@ -134,45 +134,36 @@ func (h *harddog) startHelper() (*exec.Cmd, *os.File, error) {
 	if n := h.k.plan.Notify; n != "" {
 		args = []string{path, "-mconsole", n}
 	}
-	in, err := socketPair()
+	in, inHelper, err := filePair(unix.SOCK_STREAM, "harddog", "uml_watchdog stdin")
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := socketPair()
+	out, outHelper, err := filePair(unix.SOCK_STREAM, "harddog-ready", "uml_watchdog stdout")
 	if err != nil {
-		in[0].Close()
-		in[1].Close()
+		in.Close()
+		inHelper.Close()
 		return nil, nil, err
 	}
-	cmd := &exec.Cmd{Path: path, Args: args, Stdin: in[1], Stdout: out[1], Stderr: out[1],
+	out = pollable(out) // for the ready byte's deadline
+	cmd := &exec.Cmd{Path: path, Args: args, Stdin: inHelper, Stdout: outHelper, Stderr: outHelper,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
 	err = cmd.Start()
-	in[1].Close()
-	out[1].Close()
-	defer out[0].Close()
+	inHelper.Close()
+	outHelper.Close()
+	defer out.Close()
 	if err != nil {
-		in[0].Close()
+		in.Close()
 		return nil, nil, errors.New("harddog_open - run_helper failed, errno = " + strconv.Itoa(int(errnoOf(err))))
 	}
 	ready := make([]byte, 1)
-	out[0].SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(out[0], ready); err != nil {
-		in[0].Close()
+	out.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(out, ready); err != nil {
+		in.Close()
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, nil, errors.New("harddog_open - EOF on watchdog pipe")
 	}
-	return cmd, in[0], nil
-}
-
-// socketPair is a stream socket pair as files (ours, the helper's).
-func socketPair() ([2]*os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return [2]*os.File{}, os.NewSyscallError("socketpair", err)
-	}
-	unix.SetNonblock(fds[0], true)
-	return [2]*os.File{os.NewFile(uintptr(fds[0]), "harddog"), os.NewFile(uintptr(fds[1]), "uml_watchdog")}, nil
+	return cmd, in, nil
 }
 
 // errnoOf extracts the errno of an exec failure (ENOEXEC otherwise).

@@ -105,12 +105,10 @@ func (k *kernel) prepareMounts(w string, gp *guestinit.Plan) *mountEmu {
 			}
 		}
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		k.logf("mount emulation off: %v", os.NewSyscallError("socketpair", err))
+	if m.guestEnd, m.kEnd, err = filePair(unix.SOCK_SEQPACKET, "mountemu", "mountemu-k"); err != nil {
+		k.logf("mount emulation off: %v", err)
 		return nil
 	}
-	m.guestEnd, m.kEnd = os.NewFile(uintptr(fds[0]), "mountemu"), os.NewFile(uintptr(fds[1]), "mountemu-k")
 	gp.Devices["loop-control"] = cfg.LoopControl
 	for i, p := range cfg.Loops {
 		gp.Devices[fmt.Sprintf("loop%d", i)] = p
@@ -276,12 +274,11 @@ func (m *machine) mountHelper() (*os.File, func()) {
 	if os.Geteuid() != 0 || os.Getenv("UMLKIT_MOUNT_FUSE") != "" {
 		return nil, nil
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	pf, kf, err := filePair(unix.SOCK_SEQPACKET, "mounthelper-p", "mounthelper")
 	if err != nil {
-		m.logf("mount helper: %v (guest mounts go through fuse2fs)", os.NewSyscallError("socketpair", err))
+		m.logf("mount helper: %v (guest mounts go through fuse2fs)", err)
 		return nil, nil
 	}
-	pf, kf := os.NewFile(uintptr(fds[0]), "mounthelper-p"), os.NewFile(uintptr(fds[1]), "mounthelper")
 	c, err := net.FileConn(pf)
 	pf.Close()
 	if err != nil {

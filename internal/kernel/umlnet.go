@@ -64,11 +64,10 @@ func (m *machine) tuntapUp(gate string) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	ours, theirs, err := filePair(unix.SOCK_DGRAM, "uml_net reply", "uml_net stdout")
 	if err != nil {
-		return nil, "", os.NewSyscallError("socketpair", err)
+		return nil, "", err
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "uml_net reply"), os.NewFile(uintptr(fds[1]), "uml_net stdout")
 	defer ours.Close()
 	fc, err := net.FileConn(ours)
 	if err != nil {
@@ -113,12 +112,11 @@ func (m *machine) changeAddr(op, dev, addr, mask string) {
 		m.logf("%v", err)
 		return
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	ours, theirs, err := filePair(unix.SOCK_STREAM, "uml_net output", "uml_net stdout")
 	if err != nil {
-		m.logf("change_addr: socketpair: %v", err)
+		m.logf("change_addr: %v", err)
 		return
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "uml_net output"), os.NewFile(uintptr(fds[1]), "uml_net stdout")
 	defer ours.Close()
 	cmd := &exec.Cmd{Path: path, Args: argv, Stdout: theirs, Stderr: m.stdio.Err}
 	err = cmd.Start()

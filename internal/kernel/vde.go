@@ -45,11 +45,10 @@ func vdeArgv(fd int, sw, port, group string, mode uint32, descr string) []string
 
 // startVdePlug runs vde_plug and returns linux's end of the socketpair.
 func (m *machine) startVdePlug(sw, port, group string, mode uint32, descr string) (*os.File, *helperProc, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	ours, theirs, err := filePair(unix.SOCK_SEQPACKET, "vde", "vde_plug")
 	if err != nil {
-		return nil, nil, os.NewSyscallError("socketpair", err)
+		return nil, nil, err
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "vde"), os.NewFile(uintptr(fds[1]), "vde_plug")
 	argv := vdeArgv(3, sw, port, group, mode, descr)
 	path, err := lookHelper(argv[0])
 	if err != nil {

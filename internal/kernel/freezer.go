@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -42,9 +41,9 @@ func newFreezeCgroup(name string) (*freezeCgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel, err := v2Path()
-	if err != nil {
-		return nil, err
+	rel, _ := selfCgroup("")
+	if rel == "" {
+		return nil, errors.New("no cgroup v2 entry in /proc/self/cgroup")
 	}
 	home := filepath.Join(mnt, rel)
 	c := &freezeCgroup{dir: filepath.Join(home, "umlkit-"+name), home: home}
@@ -66,22 +65,6 @@ func newFreezeCgroup(name string) (*freezeCgroup, error) {
 		return nil, fmt.Errorf("join %s: %w", c.dir, errors.Unwrap(err))
 	}
 	return c, nil
-}
-
-// v2Path is this process's cgroup v2 path ("0::PATH" in /proc/self/cgroup).
-func v2Path() (string, error) {
-	f, err := os.Open("/proc/self/cgroup")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
-			return p, nil
-		}
-	}
-	return "", errors.New("no cgroup v2 entry in /proc/self/cgroup")
 }
 
 // Freeze freezes (or thaws) the guest's processes and waits up to a second

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -45,27 +44,7 @@ func newMemCgroup(name string, limit uint64) (*memCgroup, error) {
 // limit file's name: cgroup v2 (unified, with the memory controller) first,
 // then v1.
 func memCgroupHome() (dir, limitFile string, err error) {
-	f, err := os.Open("/proc/self/cgroup")
-	if err != nil {
-		return "", "", err
-	}
-	defer f.Close()
-	var v1, v2 string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[0] == "0" && parts[1] == "" {
-			v2 = parts[2]
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if c == "memory" {
-				v1 = parts[2]
-			}
-		}
-	}
+	v2, v1 := selfCgroup("memory")
 	if v2 != "" {
 		if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && strings.Contains(string(b), "memory") {
 			return filepath.Join("/sys/fs/cgroup", v2), "memory.max", nil
@@ -84,4 +63,28 @@ func memCgroupHome() (dir, limitFile string, err error) {
 func (c *memCgroup) Close() {
 	os.WriteFile(filepath.Join(c.home, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644)
 	os.Remove(c.dir)
+}
+
+// selfCgroup reads /proc/self/cgroup: this process's cgroup v2 path ("0::"
+// line) and its path in the v1 hierarchy of controller ("" when absent).
+func selfCgroup(controller string) (v2, v1 string) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			v2 = parts[2]
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == controller {
+				v1 = parts[2]
+			}
+		}
+	}
+	return v2, v1
 }

@@ -17,6 +17,19 @@
 // coherent with the direct name only through fsync or sync(2), like a
 // mounted file system and its block device.
 //
+// Permissions: every file has an owner, a group and permission bits (Attr),
+// root:disk 0660 unless the caller sets others (SetAttr), as devtmpfs and
+// udev give block devices; chmod and chown change them in memory, as on a
+// device node. The export is mounted with default_permissions, so the host
+// kernel checks every open, chmod and chown against the caller's
+// credentials in the user namespace that mounted the export — for K the
+// guest's: guest uid, gid, supplementary groups and capabilities. Open and
+// Setattr check again themselves (defence in depth, should the kernel's
+// check ever be off), with the ids of the request and the groups and
+// capabilities of /proc/PID/status; capabilities count only for a caller
+// in the export's own user namespace. An id the mounting namespace does
+// not map (a single-id map has no group disk) is shown as 0.
+//
 // Lifetime: Mount returns a Server; Close unmounts (waiting for the kernel to
 // release the filesystem) but does not close the disks, which the caller owns.
 // Add and Remove change the export while it is mounted (mconsole hot-plug);
@@ -29,7 +42,9 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -50,9 +65,13 @@ type Disk interface {
 
 // Server is a mounted export.
 type Server struct {
-	srv  *fuse.Server
-	dir  string
-	root *fs.Inode
+	srv    *fuse.Server
+	dir    string
+	root   *fs.Inode
+	userNS syscall.Stat_t // the mounting process's user namespace (dev, ino)
+	// uids and gids are the ids the mounting user namespace maps; nil
+	// when its maps could not be read (every id is then taken as mapped).
+	uids, gids []idRange
 }
 
 // ErrBusy is returned by Remove for a disk that is open.
@@ -61,12 +80,32 @@ var ErrBusy = errors.New("device is open")
 // ErrNotExist is returned by Remove for a name that is not exported.
 var ErrNotExist = errors.New("no such device")
 
-// Mount exports disks (name → disk) as files in dir.
+// Mount exports disks (name → disk) as files in dir, each with DefaultAttr.
 func Mount(dir string, disks map[string]Disk) (*Server, error) {
-	root := &fs.Inode{}
+	return mount(dir, disks, true)
+}
+
+// mount is Mount; kernelCheck=false leaves out default_permissions, so
+// that tests can see the server's own checks at work.
+func mount(dir string, disks map[string]Disk, kernelCheck bool) (*Server, error) {
+	s := &Server{dir: dir}
+	syscall.Stat("/proc/self/ns/user", &s.userNS)
+	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil {
+		s.uids = parseIDMap(b)
+	}
+	if b, err := os.ReadFile("/proc/self/gid_map"); err == nil {
+		s.gids = parseIDMap(b)
+	}
+	rootDir := &dirNode{}
+	s.root = &rootDir.Inode
+	var options []string
+	if kernelCheck {
+		options = []string{"default_permissions"}
+	}
 	opts := &fs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:        true,
+			Options:           options,
 			FsName:            "ubd",
 			Name:              "ubd",
 			DirectMount:       true,
@@ -81,28 +120,88 @@ func Mount(dir string, disks map[string]Disk) (*Server, error) {
 			// guest's business and must not reach its console.
 			Logger: log.New(io.Discard, "", 0),
 		},
+		// Mode 0 (chmod 000) is mode 0, not go-fuse's default 0644.
+		NullPermissions: true,
 		OnAdd: func(ctx context.Context) {
 			for name, d := range disks {
-				ch := root.NewPersistentInode(ctx, newDiskNode(d), fs.StableAttr{Mode: syscall.S_IFREG})
-				root.AddChild(name, ch, true)
+				s.root.AddChild(name, s.newInode(ctx, s.newFile(d), false), true)
 			}
 		},
 	}
-	srv, err := fs.Mount(dir, root, opts)
+	srv, err := fs.Mount(dir, rootDir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount ubd export on %s: %w", dir, err)
 	}
-	return &Server{srv: srv, dir: dir, root: root}, nil
+	s.srv = srv
+	return s, nil
 }
 
-// Add exports d as name; an existing name is an error.
+// usable replaces the ids of a that the mounting user namespace does not
+// map by 0 (the kernel could show them only as the overflow id, and no
+// guest process could hold them).
+func (s *Server) usable(a Attr) Attr {
+	if s.uids != nil && !mapped(s.uids, a.Uid) {
+		a.Uid = 0
+	}
+	if s.gids != nil && !mapped(s.gids, a.Gid) {
+		a.Gid = 0
+	}
+	a.Mode &= 0o7777
+	return a
+}
+
+func (s *Server) newFile(d Disk) *file {
+	return &file{d: d, attr: s.usable(DefaultAttr)}
+}
+
+func (s *Server) newInode(ctx context.Context, f *file, cached bool) *fs.Inode {
+	n := &diskNode{s: s, f: f, cached: cached}
+	f.mu.Lock()
+	f.nodes = append(f.nodes, n)
+	f.mu.Unlock()
+	return s.root.NewPersistentInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG})
+}
+
+// Add exports d as name, with DefaultAttr; an existing name is an error.
 func (s *Server) Add(name string, d Disk) error {
-	ch := s.root.NewPersistentInode(context.Background(), newDiskNode(d), fs.StableAttr{Mode: syscall.S_IFREG})
-	if !s.root.AddChild(name, ch, false) {
+	if !s.root.AddChild(name, s.newInode(context.Background(), s.newFile(d), false), false) {
 		return fmt.Errorf("%s is already exported", name)
 	}
 	s.root.NotifyEntry(name) // forget a cached "does not exist"
 	return nil
+}
+
+// node returns the exported file name (a disk's name, not a Cached one).
+func (s *Server) node(name string) (*diskNode, bool) {
+	ch := s.root.GetChild(name)
+	if ch == nil {
+		return nil, false
+	}
+	n, ok := ch.Operations().(*diskNode)
+	if !ok || n.cached {
+		return nil, false
+	}
+	return n, true
+}
+
+// SetAttr sets the owner, group and permission bits of name (and of its
+// Cached name), as chown and chmod by guest root would.
+func (s *Server) SetAttr(name string, a Attr) error {
+	n, ok := s.node(name)
+	if !ok {
+		return ErrNotExist
+	}
+	n.f.set(s.usable(a), nil)
+	return nil
+}
+
+// Attr returns the owner, group and permission bits of name.
+func (s *Server) Attr(name string) (Attr, error) {
+	n, ok := s.node(name)
+	if !ok {
+		return Attr{}, ErrNotExist
+	}
+	return n.f.get(), nil
 }
 
 // CachedName is the name under which Cached exports the disk name.
@@ -112,20 +211,15 @@ func CachedName(name string) string { return "." + name + ".cached" }
 // host's page cache and write-back, and returns the new file's path (an
 // existing one is reused). Data written through it reaches the disk at
 // fsync, at the last close, at sync(2), or by the kernel's write-back.
+// It has the disk's owner, group and permission bits.
 func (s *Server) Cached(name string) (string, error) {
-	ch := s.root.GetChild(name)
-	if ch == nil {
-		return "", ErrNotExist
-	}
-	n, ok := ch.Operations().(*diskNode)
-	if !ok || n.cached {
+	n, ok := s.node(name)
+	if !ok {
 		return "", ErrNotExist
 	}
 	alias := CachedName(name)
 	if s.root.GetChild(alias) == nil {
-		cn := &diskNode{d: n.d, opens: n.opens, cached: true}
-		cch := s.root.NewPersistentInode(context.Background(), cn, fs.StableAttr{Mode: syscall.S_IFREG})
-		if !s.root.AddChild(alias, cch, false) {
+		if !s.root.AddChild(alias, s.newInode(context.Background(), n.f, true), false) {
 			return "", fmt.Errorf("%s is already exported", alias)
 		}
 		s.root.NotifyEntry(alias)
@@ -140,7 +234,7 @@ func (s *Server) Remove(name string) error {
 	if ch == nil {
 		return ErrNotExist
 	}
-	if n, ok := ch.Operations().(*diskNode); ok && n.opens.Load() > 0 {
+	if n, ok := ch.Operations().(*diskNode); ok && n.f.opens.Load() > 0 {
 		return ErrBusy
 	}
 	s.root.RmChild(name)
@@ -160,14 +254,54 @@ func (s *Server) Close() error {
 	return err
 }
 
-type diskNode struct {
-	fs.Inode
-	d      Disk
-	opens  *atomic.Int32 // open file handles of the disk's names, for Remove
-	cached bool          // the page-cached name (Server.Cached)
+// dirNode is the export's directory: root's, 0755 (what a caller may open
+// is each file's business).
+type dirNode struct{ fs.Inode }
+
+var _ fs.NodeGetattrer = (*dirNode)(nil)
+
+func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o755
+	out.Nlink = 2
+	return 0
 }
 
-func newDiskNode(d Disk) *diskNode { return &diskNode{d: d, opens: new(atomic.Int32)} }
+// file is what a disk's names (the direct one and its Cached one) share.
+type file struct {
+	d     Disk
+	opens atomic.Int32 // open file handles of the disk's names, for Remove
+
+	mu    sync.Mutex  // guards attr, nodes
+	attr  Attr        // owner, group, permission bits
+	nodes []*diskNode // the disk's names
+}
+
+func (f *file) get() Attr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attr
+}
+
+// set changes the attributes and makes the kernel forget those it holds
+// for the disk's other names than from (a Cached name keeps them an hour).
+func (f *file) set(a Attr, from *diskNode) {
+	f.mu.Lock()
+	f.attr = a
+	nodes := f.nodes
+	f.mu.Unlock()
+	for _, n := range nodes {
+		if n != from {
+			n.NotifyContent(-1, 0) // a negative offset: attributes only
+		}
+	}
+}
+
+type diskNode struct {
+	fs.Inode
+	s      *Server
+	f      *file
+	cached bool // the page-cached name (Server.Cached)
+}
 
 var (
 	_ fs.NodeGetattrer = (*diskNode)(nil)
@@ -182,11 +316,10 @@ var (
 )
 
 func (n *diskNode) attr(out *fuse.Attr) {
-	out.Mode = syscall.S_IFREG | 0o660
-	if n.d.ReadOnly() {
-		out.Mode = syscall.S_IFREG | 0o440
-	}
-	out.Size = uint64(n.d.Size())
+	a := n.f.get()
+	out.Mode = syscall.S_IFREG | a.Mode
+	out.Uid, out.Gid = a.Uid, a.Gid
+	out.Size = uint64(n.f.d.Size())
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 4096
 	out.Nlink = 1
@@ -207,18 +340,69 @@ func (n *diskNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 }
 
 func (n *diskNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if sz, ok := in.GetSize(); ok && int64(sz) != n.d.Size() {
+	if sz, ok := in.GetSize(); ok && int64(sz) != n.f.d.Size() {
 		return syscall.EPERM // a disk's size is fixed
 	}
+	_, chown := in.GetUID()
+	_, chgrp := in.GetGID()
+	_, chmod := in.GetMode()
+	if chown || chgrp || chmod {
+		c, ok := n.s.caller(ctx, true)
+		if !ok {
+			return syscall.EPERM
+		}
+		n.f.mu.Lock()
+		a := n.f.attr
+		n.f.mu.Unlock()
+		if !mayChange(a, c, in) {
+			return syscall.EPERM
+		}
+		if uid, ok := in.GetUID(); ok {
+			a.Uid = uid
+		}
+		if gid, ok := in.GetGID(); ok {
+			a.Gid = gid
+		}
+		if mode, ok := in.GetMode(); ok {
+			a.Mode = mode & 0o7777
+		}
+		n.f.set(a, n)
+	}
 	n.attr(&out.Attr)
+	if n.cached {
+		out.SetTimeout(cachedAttrTimeout)
+	}
 	return 0
 }
 
+// access checks an open for want with the caller's credentials: the ids
+// of the request alone when the owner's bits decide, the supplementary
+// groups and capabilities too otherwise.
+func (n *diskNode) access(ctx context.Context, want uint32) bool {
+	a := n.f.get()
+	c, ok := n.s.caller(ctx, false)
+	if !ok {
+		return false
+	}
+	if c.uid == a.Uid || c.gid == a.Gid {
+		if permits(a, c, want) {
+			return true
+		}
+	}
+	if c, ok = n.s.caller(ctx, true); !ok {
+		return false
+	}
+	return permits(a, c, want)
+}
+
 func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	if n.d.ReadOnly() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+	if !n.access(ctx, openWant(flags)) {
+		return nil, 0, syscall.EACCES
+	}
+	if n.f.d.ReadOnly() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	n.opens.Add(1)
+	n.f.opens.Add(1)
 	// A handle (even an empty one) makes go-fuse deliver Release.
 	if n.cached {
 		// Page-cached; each open starts afresh (no FOPEN_KEEP_CACHE),
@@ -232,36 +416,36 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 type diskHandle struct{}
 
 func (n *diskNode) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
-	n.opens.Add(-1)
+	n.f.opens.Add(-1)
 	return 0
 }
 
 func (n *diskNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	size := n.d.Size()
+	size := n.f.d.Size()
 	if off >= size {
 		return fuse.ReadResultData(nil), 0
 	}
 	if int64(len(dest)) > size-off {
 		dest = dest[:size-off]
 	}
-	if _, err := n.d.ReadAt(dest, off); err != nil && err != io.EOF {
+	if _, err := n.f.d.ReadAt(dest, off); err != nil && err != io.EOF {
 		return nil, errno(err)
 	}
 	return fuse.ReadResultData(dest), 0
 }
 
 func (n *diskNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
-	if n.d.ReadOnly() {
+	if n.f.d.ReadOnly() {
 		return 0, syscall.EROFS
 	}
-	size := n.d.Size()
+	size := n.f.d.Size()
 	if off >= size {
 		return 0, syscall.ENOSPC
 	}
 	if int64(len(data)) > size-off {
 		data = data[:size-off]
 	}
-	w, err := n.d.WriteAt(data, off)
+	w, err := n.f.d.WriteAt(data, off)
 	if err != nil {
 		return uint32(w), errno(err)
 	}
@@ -269,7 +453,7 @@ func (n *diskNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off 
 }
 
 func (n *diskNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
-	return errno(n.d.Flush())
+	return errno(n.f.d.Flush())
 }
 
 func (n *diskNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno { return 0 }
@@ -278,7 +462,7 @@ const fallocPunchHole = 0x02
 
 func (n *diskNode) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
 	if mode&fallocPunchHole != 0 {
-		return errno(n.d.Discard(int64(off), int64(size)))
+		return errno(n.f.d.Discard(int64(off), int64(size)))
 	}
 	return 0 // space is the driver's business
 }

@@ -8,13 +8,17 @@ import (
 // LoopFile is the content of an emulated /dev/loopN for a file export
 // (it has the methods of blockfuse.Disk): the window of the bound backing
 // file, or nothing when the device is free, so that dd, blkid and fsck on
-// the guest's /dev/loopN see what a real loop device would show.
+// the guest's /dev/loopN see what a real loop device would show. Who may
+// open it is the export's business (blockfuse: root:disk 0660, checked
+// with the caller's guest credentials on every open).
 type LoopFile struct {
 	s *Server
 	i int
 }
 
-// ControlFile is the (empty) content of the emulated /dev/loop-control.
+// ControlFile is the (empty) content of the emulated /dev/loop-control;
+// like the loop files it is exported root:disk 0660, so only a caller that
+// may open it gets to send the loop-control ioctls K emulates.
 type ControlFile struct{}
 
 // LoopFile returns loop device i's content.

@@ -60,8 +60,12 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
-	if f := files[MountEmuFD]; f != nil {
-		unix.CloseOnExec(int(f.Fd())) // not for the guard
+	// Nothing of K's or of whoever started linux reaches a guest process:
+	// every fd above stdio closes at the next exec, the guard's included
+	// (it gets "alive" explicitly, through ExtraFiles).
+	if err := sealFDs(); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
 	}
 	// The parent-death signal does not survive the execs into the guest's
 	// init here, so a guard process watches K instead (see guard.go).
@@ -74,6 +78,10 @@ func run() int {
 		os.WriteFile(filepath.Join(p.Cgroup, "cgroup.procs"), []byte("0"), 0o644)
 	}
 	if err := setup(&p); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
+	if err := dropBounding(); err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
@@ -119,6 +127,9 @@ func setup(p *Plan) error {
 	if err := mount("sysfs", filepath.Join(r, "sys"), "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, ""); err != nil {
 		// sysfs needs a fully visible /sys; carry on without it rather than fail the boot.
 		fmt.Fprintf(os.Stderr, "guest init: %v (continuing without /sys)\n", err)
+	}
+	if err := maskPaths(r); err != nil {
+		return err
 	}
 	dev := filepath.Join(r, "dev")
 	if err := mount("devtmpfs", dev, "tmpfs", unix.MS_NOSUID, "mode=0755,size=4m"); err != nil {

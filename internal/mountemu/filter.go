@@ -80,11 +80,13 @@ type sysnums struct {
 	arch                  uint32
 	mount, umount2, ioctl uint32
 	newAPI                []uint32 // return ENOSYS
+	denied                []uint32 // return EPERM (see Denied)
 }
 
 // program builds the filter: on the other architecture everything is
 // allowed; mount and umount2 go to the listener; ioctl goes there only for
-// loop requests; the new mount API fails with ENOSYS.
+// loop requests; the new mount API fails with ENOSYS; the denied calls
+// fail with EPERM.
 func program(s sysnums) ([]unix.SockFilter, error) {
 	p := []insn{
 		ld(offDataArch),
@@ -97,6 +99,9 @@ func program(s sysnums) ([]unix.SockFilter, error) {
 	for _, nr := range s.newAPI {
 		p = append(p, jeq(nr, "enosys", ""))
 	}
+	for _, nr := range s.denied {
+		p = append(p, jeq(nr, "eperm", ""))
+	}
 	p = append(p,
 		ret(unix.SECCOMP_RET_ALLOW, "allow"),
 		labeled(ld(offDataArg1Low), "ioctl"),
@@ -107,6 +112,20 @@ func program(s sysnums) ([]unix.SockFilter, error) {
 		ret(unix.SECCOMP_RET_ALLOW, "allow2"),
 		ret(unix.SECCOMP_RET_USER_NOTIF, "notify"),
 		ret(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS), "enosys"),
+		ret(unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM), "eperm"),
 	)
 	return assemble(p)
+}
+
+// Denied names the system calls the guest's filter refuses with EPERM (the
+// security section of docs/linux.md compares the list with the default
+// profiles of container runtimes): the kernel keyring, kexec, modules,
+// open_by_handle_at, perf, bpf, userfaultfd, accounting, swap, quotas, the
+// kernel log, port I/O and the clock. None has a UML guest equivalent that
+// reaches the host. Nil where the filter is not supported.
+func Denied() []uint32 {
+	if hostSysnums == nil {
+		return nil
+	}
+	return append([]uint32(nil), hostSysnums.denied...)
 }

@@ -79,7 +79,11 @@ func (m *guestMem) write(addr uint64, b []byte) error {
 // goroutines, and one that exits would fire the parent-death signal of every
 // child forked from it (the guest's init among them), so the usual
 // throwaway thread is not an option here. Calls are serialised.
-func inGuest(pid uint32, fn func() error) error {
+func inGuest(pid uint32, fn func() error) error { return inGuestAs(pid, nil, fn) }
+
+// inGuestAs is inGuest with fn running under the caller's credentials c
+// (asCaller) when c is not nil.
+func inGuestAs(pid uint32, c *creds, fn func() error) error {
 	open := func(name string, flags int) (int, error) {
 		fd, err := unix.Open(fmt.Sprintf("/proc/%d/%s", pid, name), flags|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -123,6 +127,10 @@ func inGuest(pid uint32, fn func() error) error {
 		}
 		if err := unix.Fchdir(cwd); err != nil {
 			done <- os.NewSyscallError("fchdir cwd", err)
+			return
+		}
+		if c != nil {
+			done <- asCaller(*c, fn)
 			return
 		}
 		done <- fn()

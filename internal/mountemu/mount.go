@@ -2,7 +2,6 @@ package mountemu
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"time"
 
@@ -36,7 +35,7 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 			return errno(err)
 		}
 	}
-	admin := capSysAdmin(n.Pid)
+	c, admin := s.caller(n.Pid)
 	if !valid() {
 		return Reply{Errno: int32(unix.EINTR)}
 	}
@@ -44,23 +43,12 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 		if !admin {
 			return Reply{Errno: int32(unix.EPERM)}
 		}
-		return s.mountHostfs(n.Pid, target, data, flags)
+		return s.mountHostfs(n.Pid, &c, target, data, flags)
 	}
 	if src == "" || target == "" || !admin {
 		return Reply{Continue: true} // the kernel refuses it (EPERM) as it would anyway
 	}
-	return s.mountImage(n.Pid, src, target, fstype, flags)
-}
-
-// capSysAdmin reports whether process pid has CAP_SYS_ADMIN in its
-// effective set (in its user namespace, the guest's): what mount(2) asks of
-// a caller, and what K checks before mounting on its behalf.
-func capSysAdmin(pid uint32) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	return HasCap(string(b), unix.CAP_SYS_ADMIN)
+	return s.mountImage(n.Pid, &c, src, target, fstype, flags)
 }
 
 // mountAttrs maps mount(2) flags to mount_setattr attributes.
@@ -79,7 +67,7 @@ func mountAttrs(flags uint64) uint64 {
 
 // attach moves the detached tree onto target as the guest process pid
 // sees it, and returns the new mount's id.
-func attach(pid uint32, tree *os.File, target string, flags uint64) (uint64, error) {
+func attach(pid uint32, c *creds, tree *os.File, target string, flags uint64) (uint64, error) {
 	if a := mountAttrs(flags); a != 0 {
 		attr := unix.MountAttr{Attr_set: a}
 		if err := unix.MountSetattr(int(tree.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
@@ -87,12 +75,20 @@ func attach(pid uint32, tree *os.File, target string, flags uint64) (uint64, err
 		}
 	}
 	var id uint64
-	err := inGuest(pid, func() error {
-		tfd, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+	var tfd int
+	err := inGuestAs(pid, c, func() error { // the target resolves as the caller's
+		var err error
+		tfd, err = unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(tfd)
+	err = inGuest(pid, func() error {
 		if err != nil {
 			return err
 		}
-		defer unix.Close(tfd)
 		if err := unix.MoveMount(int(tree.Fd()), "", tfd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return err
 		}
@@ -106,13 +102,22 @@ func attach(pid uint32, tree *os.File, target string, flags uint64) (uint64, err
 	return id, err
 }
 
-func (s *Server) mountHostfs(pid uint32, target, data string, flags uint64) Reply {
+func (s *Server) mountHostfs(pid uint32, c *creds, target, data string, flags uint64) Reply {
 	o, err := ParseHostfsData(data)
 	if err != nil {
 		return Reply{Errno: int32(unix.EINVAL)}
 	}
 	if o.ReadOnly {
 		flags |= unix.MS_RDONLY
+	}
+	if s.cfg.OpenHostfs != nil {
+		tree, err := s.cfg.OpenHostfs(o.Path, flags&unix.MS_RDONLY != 0)
+		if err != nil {
+			s.logf("hostfs: %s: %v", o.Path, err)
+			return errno(err)
+		}
+		defer tree.Close()
+		return s.attachHostfs(pid, c, tree, target, flags)
 	}
 	root := s.cfg.HostfsRoot
 	if root == "" {
@@ -140,12 +145,16 @@ func (s *Server) mountHostfs(pid uint32, target, data string, flags uint64) Repl
 	}
 	tree := os.NewFile(uintptr(tfd), "hostfs-tree")
 	defer tree.Close()
-	id, err := attach(pid, tree, target, flags)
+	return s.attachHostfs(pid, c, tree, target, flags)
+}
+
+func (s *Server) attachHostfs(pid uint32, c *creds, tree *os.File, target string, flags uint64) Reply {
+	id, err := attach(pid, c, tree, target, flags)
 	if err != nil {
 		return errno(err)
 	}
 	s.mu.Lock()
-	s.mounts[id] = &mountRec{loop: -1, hostfs: true}
+	s.mounts[id] = &mountRec{disk: -1, loop: -1, hostfs: true}
 	s.mu.Unlock()
 	return Reply{}
 }
@@ -159,8 +168,8 @@ const (
 
 // classify opens src as pid sees it: an emulated loop device (its index),
 // or a regular file (opened for the mount), or something else.
-func (s *Server) classify(pid uint32, src string, ro bool) (kind, idx int, f *os.File, err error) {
-	err = inGuest(pid, func() error {
+func (s *Server) classify(pid uint32, c *creds, src string, ro bool) (kind, idx int, f *os.File, err error) {
+	err = inGuestAs(pid, c, func() error {
 		fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -191,7 +200,7 @@ func (s *Server) classify(pid uint32, src string, ro bool) (kind, idx int, f *os
 	return
 }
 
-func (s *Server) mountImage(pid uint32, src, target, fstype string, flags uint64) Reply {
+func (s *Server) mountImage(pid uint32, c *creds, src, target, fstype string, flags uint64) Reply {
 	ro := flags&unix.MS_RDONLY != 0
 	if !IsExtType(fstype) {
 		// Only our loop devices need an answer here (EINVAL makes mount
@@ -200,7 +209,7 @@ func (s *Server) mountImage(pid uint32, src, target, fstype string, flags uint64
 			return Reply{Continue: true}
 		}
 	}
-	kind, idx, f, err := s.classify(pid, src, ro)
+	kind, idx, f, err := s.classify(pid, c, src, ro)
 	if err != nil {
 		return Reply{Continue: true}
 	}
@@ -230,22 +239,38 @@ func (s *Server) mountImage(pid uint32, src, target, fstype string, flags uint64
 		s.mu.Unlock()
 		loop = idx
 	}
-	id, img, err := s.mountExt(pid, req, target, flags)
-	if err != nil {
-		if loop >= 0 {
-			s.mu.Lock()
-			s.loops[loop].mounts--
-			s.mu.Unlock()
+	disk := -1
+	if !req.ReadOnly {
+		var busy string
+		if disk, busy = s.claimDisk(req.File); busy != "" {
+			s.logf("mount %s: %s is already mounted read-write", target, busy)
+			if loop >= 0 {
+				s.mu.Lock()
+				s.loops[loop].mounts--
+				s.mu.Unlock()
+			}
+			return Reply{Errno: int32(unix.EBUSY)}
 		}
+	}
+	id, img, err := s.mountExt(pid, c, req, target, flags)
+	if err != nil {
+		s.mu.Lock()
+		if loop >= 0 {
+			s.loops[loop].mounts--
+		}
+		if disk >= 0 {
+			s.rw[disk]--
+		}
+		s.mu.Unlock()
 		return errno(err)
 	}
 	s.mu.Lock()
-	s.mounts[id] = &mountRec{loop: loop, image: img}
+	s.mounts[id] = &mountRec{disk: disk, loop: loop, image: img}
 	s.mu.Unlock()
 	return Reply{}
 }
 
-func (s *Server) mountExt(pid uint32, req ImageRequest, target string, flags uint64) (uint64, *Image, error) {
+func (s *Server) mountExt(pid uint32, c *creds, req ImageRequest, target string, flags uint64) (uint64, *Image, error) {
 	sb := make([]byte, 2048)
 	if _, err := req.File.ReadAt(sb, int64(req.Offset)); err != nil || !HasExtMagic(sb) {
 		return 0, nil, unix.EINVAL
@@ -261,7 +286,7 @@ func (s *Server) mountExt(pid uint32, req ImageRequest, target string, flags uin
 		s.logf("mount %s: %v", target, err)
 		return 0, nil, unix.EINVAL
 	}
-	id, err := attach(pid, img.Tree, target, flags)
+	id, err := attach(pid, c, img.Tree, target, flags)
 	img.Tree.Close()
 	img.Tree = nil
 	if err != nil {
@@ -285,7 +310,7 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 		return Reply{Continue: true}
 	}
 	flags := int(n.Args[1])
-	if !capSysAdmin(n.Pid) {
+	if _, ok := s.caller(n.Pid); !ok {
 		return Reply{Continue: true} // the kernel refuses it
 	}
 	var rec *mountRec
@@ -319,6 +344,9 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 	}
 	s.mu.Lock()
 	delete(s.mounts, id)
+	if rec.disk >= 0 {
+		s.rw[rec.disk]--
+	}
 	s.mu.Unlock()
 	if rec.image != nil && flags&unix.MNT_DETACH == 0 {
 		if !rec.image.Wait(30 * time.Second) {
@@ -336,4 +364,34 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 		s.mu.Unlock()
 	}
 	return Reply{}
+}
+
+// claimDisk counts a read-write mount of f's disk (Config.Disks) and
+// returns its index, or -1 when f is none of them; busy names the disk
+// when it is mounted read-write already.
+func (s *Server) claimDisk(f *os.File) (idx int, busy string) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return -1, ""
+	}
+	id := FileID{st.Dev, st.Ino}
+	if s.cfg.Disks == nil {
+		return -1, ""
+	}
+	for _, d := range s.cfg.Disks() {
+		i := d.Index
+		for _, x := range d.IDs {
+			if x != id {
+				continue
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if d.Busy || s.rw[i] > 0 {
+				return -1, d.Name
+			}
+			s.rw[i]++
+			return i, ""
+		}
+	}
+	return -1, ""
 }

@@ -45,6 +45,29 @@ type Config struct {
 	MountImage func(ImageRequest) (*Image, error)
 	// Logf writes a boot-log line.
 	Logf func(format string, args ...any)
+	// Disks are the machine's ubd disks, each by every identity its data
+	// can be reached under (the guest's /dev/ubdX export, the host image
+	// behind it, a COW disk's backing file): a read-write mount of a disk
+	// that is mounted read-write already (Busy: the root) is refused with
+	// EBUSY, since two file system servers writing one disk corrupt it.
+	// Called at each read-write mount (disks come and go with hot-plug).
+	Disks func() []DiskIDs
+	// OpenHostfs, when set, makes the detached tree of a hostfs mount of
+	// path (relative to HostfsRoot, resolved inside it) instead of K: used
+	// when linux runs as root, whose host side must make the tree
+	// (idmapped). K itself is then an unprivileged host uid.
+	OpenHostfs func(path string, readOnly bool) (*os.File, error)
+}
+
+// FileID names a file by device and inode.
+type FileID struct{ Dev, Ino uint64 }
+
+// DiskIDs is one disk for Config.Disks.
+type DiskIDs struct {
+	Index int      // stable key (the ubd unit)
+	Name  string   // "ubda", for the log
+	IDs  []FileID // every identity of the disk's data
+	Busy bool     // mounted read-write by K (the root file system)
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -56,6 +79,7 @@ type loopDev struct {
 }
 
 type mountRec struct {
+	disk   int // Config.Disks index mounted read-write, or -1
 	loop   int // -1 when not on a loop device
 	image  *Image
 	hostfs bool
@@ -63,15 +87,17 @@ type mountRec struct {
 
 // Server answers the guest's trapped calls.
 type Server struct {
-	cfg   Config
-	nums  sysnums
-	ids   map[fileID]int // loop file -> index, control = -1
-	wg    sync.WaitGroup
-	close sync.Once
+	cfg    Config
+	nums   sysnums
+	userNS nsID           // the guest's user namespace (K's own)
+	ids    map[fileID]int // loop file -> index, control = -1
+	wg     sync.WaitGroup
+	close  sync.Once
 
 	mu     sync.Mutex // guards loops, mounts
 	loops  []loopDev
 	mounts map[uint64]*mountRec // by guest mount id
+	rw     map[int]int          // read-write mounts per DiskIDs.Index
 }
 
 // NewServer prepares a server. The loop files must exist when Serve starts
@@ -83,7 +109,11 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &Server{cfg: cfg, nums: *hostSysnums, ids: map[fileID]int{}, loops: make([]loopDev, len(cfg.Loops)), mounts: map[uint64]*mountRec{}}, nil
+	userNS, err := statNS("/proc/self/ns/user")
+	if err != nil {
+		return nil, fmt.Errorf("mount emulation: own user namespace: %w", err)
+	}
+	return &Server{cfg: cfg, nums: *hostSysnums, userNS: userNS, ids: map[fileID]int{}, loops: make([]loopDev, len(cfg.Loops)), mounts: map[uint64]*mountRec{}, rw: map[int]int{}}, nil
 }
 
 // identify records the loop files' identities (before serving: ids is

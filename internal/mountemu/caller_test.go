@@ -1,0 +1,111 @@
+package mountemu
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+const sampleStatus = "Name:\tsh\nUid:\t1000\t1000\t1000\t1001\nGid:\t100\t100\t100\t101\nGroups:\t6 27 100 \nCapEff:\t00000000002000ff\n"
+
+func TestParseCreds(t *testing.T) {
+	c, ok := parseCreds(sampleStatus)
+	if !ok || c.fsuid != 1001 || c.fsgid != 101 || len(c.groups) != 3 || c.groups[0] != 6 || c.capEff != 0x2000ff {
+		t.Fatalf("parseCreds = %+v, %v", c, ok)
+	}
+	if c.capEff&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		t.Error("CAP_SYS_ADMIN not seen")
+	}
+	for _, bad := range []string{"", "Uid:\t1\t2\nGid:\t1\t1\t1\t1\nCapEff:\t0\n", "Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\n", "Uid:\t1\t1\t1\t-1\nGid:\t1\t1\t1\t1\nCapEff:\t0\n", "Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\nGroups:\tx\nCapEff:\t0\n", "Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\nCapEff:\tzz\n"} {
+		if _, ok := parseCreds(bad); ok {
+			t.Errorf("parseCreds(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseCreds(f *testing.F) {
+	f.Add(sampleStatus)
+	f.Add("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapEff:\t000001ffffffffff\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, ok := parseCreds(s)
+		if ok && (c.fsuid < 0 || c.fsgid < 0) {
+			t.Fatalf("negative id accepted: %+v", c)
+		}
+	})
+}
+
+// TestClaimDisk: a disk mounted read-write (the root, or by an earlier
+// guest mount) refuses a second read-write mount by any of its names.
+func TestClaimDisk(t *testing.T) {
+	dir := t.TempDir()
+	id := func(p string) FileID {
+		os.WriteFile(p, []byte("x"), 0o644)
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return FileID{st.Dev, st.Ino}
+	}
+	root, export, other := filepath.Join(dir, "root.img"), filepath.Join(dir, "ubdb"), filepath.Join(dir, "other.img")
+	disks := []DiskIDs{
+		{Index: 0, Name: "ubda", IDs: []FileID{id(root)}, Busy: true},
+		{Index: 1, Name: "ubdb", IDs: []FileID{id(export)}},
+	}
+	id(other)
+	s := &Server{cfg: Config{Disks: func() []DiskIDs { return disks }}, rw: map[int]int{}}
+	open := func(p string) *os.File {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	if _, busy := s.claimDisk(open(root)); busy != "ubda" {
+		t.Errorf("root disk: busy = %q; want ubda", busy)
+	}
+	if i, busy := s.claimDisk(open(export)); i != 1 || busy != "" {
+		t.Errorf("first mount of ubdb: %d %q", i, busy)
+	}
+	if _, busy := s.claimDisk(open(export)); busy != "ubdb" {
+		t.Errorf("second mount of ubdb: busy = %q", busy)
+	}
+	if i, busy := s.claimDisk(open(other)); i != -1 || busy != "" {
+		t.Errorf("a file that is no disk: %d %q", i, busy)
+	}
+}
+
+func TestFilterDenies(t *testing.T) {
+	if hostSysnums == nil {
+		t.Skip("no filter on this architecture")
+	}
+	prog, err := program(*hostSysnums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eperm := unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+	for _, nr := range []uint32{unix.SYS_KEYCTL, unix.SYS_ADD_KEY, unix.SYS_KEXEC_LOAD, unix.SYS_INIT_MODULE, unix.SYS_FINIT_MODULE,
+		unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_BPF, unix.SYS_PERF_EVENT_OPEN, unix.SYS_USERFAULTFD, unix.SYS_SYSLOG} {
+		b := make([]byte, 64)
+		putNr(b, nr, hostSysnums.arch)
+		if got := runBPF(t, prog, b); got != eperm {
+			t.Errorf("syscall %d: filter returns %#x; want EPERM", nr, got)
+		}
+	}
+	for _, nr := range []uint32{unix.SYS_READ, unix.SYS_REBOOT, unix.SYS_VHANGUP, unix.SYS_UNSHARE, unix.SYS_SETNS, unix.SYS_PIVOT_ROOT} {
+		b := make([]byte, 64)
+		putNr(b, nr, hostSysnums.arch)
+		if got := runBPF(t, prog, b); got != unix.SECCOMP_RET_ALLOW {
+			t.Errorf("syscall %d: filter returns %#x; want ALLOW", nr, got)
+		}
+	}
+}
+
+// putNr writes a seccomp_data's nr and arch fields.
+func putNr(b []byte, nr, arch uint32) {
+	binary.NativeEndian.PutUint32(b[0:], nr)
+	binary.NativeEndian.PutUint32(b[4:], arch)
+}

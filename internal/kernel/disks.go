@@ -16,6 +16,7 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 	k.cow = map[int]bool{}
 	k.diskDir = dir
 	k.ubd = map[int]*ubd.Disk{}
+	k.idents = map[int][]FileIdent{}
 	closeAll := func() {
 		k.ubdMu.Lock()
 		defer k.ubdMu.Unlock()
@@ -29,16 +30,13 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 		if d.IsDir {
 			continue
 		}
-		disk, err := ubd.Open(ubd.Options{
-			File: d.File, Backing: d.Backing,
-			ReadOnly: d.ReadOnly, Sync: d.Sync, NoCOW: d.NoCOW, Shared: d.Shared, NoTrim: d.NoTrim,
-			Log: func(line string) { k.logf("%s", line) },
-		})
+		disk, err := ubd.Open(k.ubdOptions(d))
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("Failed to initialize ubd device %d :%v", d.Unit, err)
 		}
 		k.ubd[d.Unit] = disk
+		k.idents[d.Unit] = d.IDs
 		if disk.Header() != nil {
 			k.cow[d.Unit] = true
 		}
@@ -71,4 +69,18 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 		k.ubdMu.Unlock()
 		closeAll()
 	}, nil
+}
+
+// ubdOptions are the driver's options for d; a root-run K has P open the
+// host files (hostside.go).
+func (k *kernel) ubdOptions(d Disk) ubd.Options {
+	o := ubd.Options{
+		File: d.File, Backing: d.Backing,
+		ReadOnly: d.ReadOnly, Sync: d.Sync, NoCOW: d.NoCOW, Shared: d.Shared, NoTrim: d.NoTrim,
+		Log: func(line string) { k.logf("%s", line) },
+	}
+	if k.plan.Shifted && k.helper != nil {
+		o.Open = k.helper.open
+	}
+	return o
 }

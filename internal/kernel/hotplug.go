@@ -68,6 +68,12 @@ func (m *machine) ubdConfig(spec string) mcserver.Reply {
 		m.cfg.Ubd[u.Unit] = nil
 		return mcserver.Errno(syscall.EISDIR, "Couldn't determine size of device's file")
 	}
+	if m.ids != nil {
+		if err := m.allowDisk(&d, true); err != nil {
+			m.cfg.Ubd[u.Unit] = nil
+			return mcserver.Error(err.Error())
+		}
+	}
 	b, _ := json.Marshal(d)
 	if _, err := m.ask("ubd-add " + string(b)); err != nil {
 		m.cfg.Ubd[u.Unit] = nil
@@ -127,11 +133,7 @@ func (k *kernel) ubdAdd(d Disk, init int) error {
 	if k.ubd[d.Unit] != nil {
 		return errors.New("Device is already configured")
 	}
-	disk, err := ubd.Open(ubd.Options{
-		File: d.File, Backing: d.Backing,
-		ReadOnly: d.ReadOnly, Sync: d.Sync, NoCOW: d.NoCOW, Shared: d.Shared, NoTrim: d.NoTrim,
-		Log: func(line string) { k.logf("%s", line) },
-	})
+	disk, err := ubd.Open(k.ubdOptions(d))
 	if err != nil {
 		return err
 	}
@@ -157,6 +159,7 @@ func (k *kernel) ubdAdd(d Disk, init int) error {
 		return fmt.Errorf("ubd%c: %v", 'a'+d.Unit, err)
 	}
 	k.ubd[d.Unit] = disk
+	k.idents[d.Unit] = d.IDs
 	return nil
 }
 
@@ -181,6 +184,7 @@ func (k *kernel) ubdRemove(unit, init int) error {
 	}
 	unbindFromGuest(init, []string{"/dev/" + name, fmt.Sprintf("/dev/ubd/%d", unit)})
 	delete(k.ubd, unit)
+	delete(k.idents, unit)
 	if err := disk.Flush(); err != nil {
 		k.logf("ubd: flush: %v", err)
 	}

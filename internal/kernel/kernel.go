@@ -62,6 +62,9 @@ func Main(args []string, stdio Stdio) int {
 		fmt.Fprint(stdio.Out, showConfig())
 		return 0
 	}
+	// fds left open by whoever started linux reach no helper, K or guest:
+	// the ones a channel names (conN=fd:N) are handed on explicitly.
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	m := &machine{cfg: c, stdio: stdio}
 	return m.boot()
 }
@@ -73,9 +76,13 @@ type machine struct {
 	work  string
 	plan  *Plan
 
-	mapper *idMapper     // subordinate id mapping for an ordinary user, or nil
-	net    *hostNet      // host sides of the eth devices (net.go)
-	cons   *hostConsoles // host sides of the consoles and serial lines (console.go)
+	mapper *idMapper       // subordinate id mapping for an ordinary user, or nil
+	ids    *idBlock        // the host id block when run as root (hostids.go), or nil
+	userns *os.File        // K's user namespace while K runs (shifted: idmapped mounts)
+	hostMu sync.Mutex      // guards allowed
+	allow  map[string]bool // host files K may have P open (shifted)
+	net    *hostNet        // host sides of the eth devices (net.go)
+	cons   *hostConsoles   // host sides of the consoles and serial lines (console.go)
 
 	cfgMu  sync.Mutex    // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
 	hotEth map[int]bool  // eth units added by the mconsole
@@ -163,13 +170,29 @@ func (m *machine) boot() int {
 
 	// K's mount point lives in the umid dir (an empty directory on the
 	// host: K mounts a private tmpfs over it), so a kill -9 leaves nothing
-	// that the next claim of the umid does not clean.
+	// that the next claim of the umid does not clean. As root, K is an
+	// unprivileged host uid and works in its id block's directory.
 	work := d.File(".kernel")
-	if err := os.Mkdir(work, 0o700); err != nil {
-		return m.fail("create work directory: %v", err)
+	if os.Geteuid() == 0 {
+		b, source, err := allocIDs()
+		if err != nil {
+			return m.fail("guest id map: %v", err)
+		}
+		defer b.Close()
+		m.ids = b
+		work = b.work
+		plan.Shifted, plan.DevDir = true, b.dev
+		_ = source
+		if err := m.prepareShifted(); err != nil {
+			return m.fail("%v", err)
+		}
+	} else {
+		if err := os.Mkdir(work, 0o700); err != nil {
+			return m.fail("create work directory: %v", err)
+		}
+		defer os.Remove(work)
 	}
 	m.work = work
-	defer os.Remove(work)
 	plan.WorkDir = work
 	plan.Hostname = "(none)"
 
@@ -214,6 +237,14 @@ func (m *machine) boot() int {
 		defer fc.Close()
 		m.cg = fc
 		m.plan.GuestCgroup = fc.guest
+		if m.ids != nil {
+			if err := m.ids.delegateCgroup(fc); err != nil {
+				m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
+			}
+		}
+	}
+	if m.ids != nil {
+		m.logf("%s", m.ids)
 	}
 	if os.Geteuid() != 0 {
 		if mapper, why := subordinateMapper(); mapper != nil {
@@ -277,6 +308,12 @@ func diskFromUbd(u *cmdline.Ubd) (Disk, error) {
 		return Disk{}, &openError{fmt.Sprintf("ubd%c: Can't open \"%s\": errno = %d", 'a'+u.Unit, check, int(errno)), errno}
 	}
 	d.IsDir = st.IsDir() && u.Backing == ""
+	for _, f := range []string{d.File, d.Backing, cowBacking(d.File)} {
+		var st unix.Stat_t
+		if f != "" && unix.Stat(f, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			d.IDs = append(d.IDs, FileIdent{st.Dev, st.Ino})
+		}
+	}
 	return d, nil
 }
 
@@ -414,10 +451,38 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 		// K stays in P's process group: it reads the host terminal, which
 		// a background group could not (SIGTTIN).
 	}
-	if uid == 0 {
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
+	var nsReadyW *os.File
+	if m.ids != nil {
+		// Never an identity map: guest ids are the machine's id block.
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.ids.uid, Size: idBlockSize}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.ids.gid, Size: idBlockSize}}
 		attr.GidMappingsEnableSetgroups = true // login's initgroups needs setgroups
+		// P's uid (0) is not in the map: K becomes the namespace's root
+		// (host uid base) before it execs.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		// K may not be able to reach the binary's path (a 0700 home):
+		// it runs the open file instead.
+		exe, err := os.Open(self)
+		if err != nil {
+			return 0, err
+		}
+		defer exe.Close()
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", 3+len(extra))
+		extra = append(extra, exe)
+		// K waits until P has its user namespace and idmapped the root.
+		r, w, err := os.Pipe()
+		if err != nil {
+			return 0, err
+		}
+		defer r.Close()
+		defer w.Close()
+		nsReadyW = w
+		fdEnv += fmt.Sprintf(",nsready=%d", 3+len(extra))
+		extra = append(extra, r)
+		cmd.ExtraFiles = extra
+		cmd.Env = append(os.Environ(), childrole.EnvRole+"="+roleKernel, planEnv, fdEnv)
+	} else if uid == 0 {
+		return 0, errors.New("internal error: root without an id block")
 	} else if m.mapper == nil {
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
@@ -449,6 +514,16 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("start kernel process: %w", hostcheck.Explain(err))
 	}
 	ck.Close()
+	if nsReadyW != nil {
+		if err := m.kernelReady(cmd.Process.Pid, files["rootmount"]); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, err
+		}
+		nsReadyW.Write([]byte{1})
+		nsReadyW.Close()
+		defer m.dropUserNS()
+	}
 	if syncW != nil {
 		if err := m.mapper.apply(cmd.Process.Pid); err != nil {
 			cmd.Process.Kill()

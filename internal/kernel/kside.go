@@ -84,7 +84,23 @@ func kernelMain() int {
 		fmt.Fprintf(os.Stderr, "linux: %v\n", err)
 		return kFailed
 	}
+	// Nothing K was given reaches its children unless donated by name
+	// (the binary's own fd, P's stray fds, K's /dev/fuse fds later on).
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if r := files["nsready"]; r != nil {
+		// Run as root: P idmaps the root mount with our user namespace
+		// before we may attach it.
+		b := make([]byte, 1)
+		n, _ := r.Read(b)
+		r.Close()
+		if n != 1 {
+			return kFailed // P gave up
+		}
+	}
 	k := &kernel{plan: plan, in: pollable(files["con-in"]), out: files["con-out"], rootMount: files["rootmount"], files: files}
+	if f := files["mounthelper"]; f != nil {
+		k.helper = newHelperClient(f)
+	}
 	if c := files["control"]; c != nil {
 		go k.serveControl(c)
 	}
@@ -109,14 +125,16 @@ type kernel struct {
 	guestPid  atomic.Int64 // host pid of the guest's init, 0 before it starts
 	crash     atomic.Bool  // sysrq c: the halt signal that follows is a panic
 
-	ubdMu   sync.Mutex        // guards ubd and blocks (mconsole hot-plug)
-	ubd     map[int]*ubd.Disk // open disks by unit
-	blocks  *blockfuse.Server // the export of ubd as files in diskDir, nil while none
+	ubdMu   sync.Mutex          // guards ubd and blocks (mconsole hot-plug)
+	ubd     map[int]*ubd.Disk   // open disks by unit
+	idents  map[int][]FileIdent // host identities of each open disk's files
+	blocks  *blockfuse.Server   // the export of ubd as files in diskDir, nil while none
 	diskDir string
 
 	ethMu  sync.Mutex            // guards relays (mconsole hot-plug)
 	relays map[int]*netdev.Relay // running eth devices by unit
 	files  map[string]*os.File   // donated by P (ethN: net.go)
+	helper *helperClient         // P's host work (mounts.go, hostside.go), or nil
 	cons   *consoles             // lines other than the default console (console.go)
 }
 
@@ -137,6 +155,9 @@ func (k *kernel) run() (int, error) {
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return 0, fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := bindPrivateNodes(k.plan.DevDir); err != nil {
+		return 0, err
 	}
 	w := k.plan.WorkDir
 	if err := unix.Mount("umlkit", w, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
@@ -324,8 +345,10 @@ func (k *kernel) mountRoot(dir string) error {
 			defer k.rootMount.Close()
 			return attachMount(k.rootMount, dir)
 		}
-		if k.cow[r.Unit] {
-			// A COW disk: fuse2fs reads and writes through the ubd driver.
+		if k.cow[r.Unit] || k.plan.Shifted {
+			// A COW disk: fuse2fs reads and writes through the ubd driver
+			// (so does any disk of a root-run linux: K cannot open the
+			// image itself).
 			r.Path = filepath.Join(k.plan.WorkDir, "disks", diskName(r.Unit))
 		}
 		return k.startFuse2fs(r, dir)
@@ -344,7 +367,7 @@ func (k *kernel) startFuse2fs(r RootPlan, dir string) error {
 	// The guest is the only writer and every change goes through this
 	// mount; fuse2fs.go says what the kernel may cache.
 	m := fuse2fsMount{Image: r.Path, Dir: dir, ReadOnly: r.ReadOnly}
-	if k.cow[r.Unit] {
+	if k.cow[r.Unit] || k.plan.Shifted {
 		// fuse2fs reads and writes one block at a time: give it the
 		// disk's page-cached name, so the kernel gathers those into
 		// large requests to the driver (fuse2fs is its only user).

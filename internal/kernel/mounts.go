@@ -81,7 +81,10 @@ func (k *kernel) prepareMounts(w string, gp *guestinit.Plan) *mountEmu {
 	}
 	os.Mkdir(m.stage, 0o700)
 	cfg := mountemu.Config{HostfsRoot: root, LoopControl: filepath.Join(loops, "loop-control"), MountImage: m.mountImage,
-		Logf: func(format string, args ...any) { k.logf(format, args...) }}
+		Logf: func(format string, args ...any) { k.logf(format, args...) }, Disks: k.diskIDs}
+	if k.plan.Shifted && k.helper != nil {
+		cfg.OpenHostfs = k.helper.hostfs
+	}
 	for i := 0; i < numLoops; i++ {
 		cfg.Loops = append(cfg.Loops, filepath.Join(loops, fmt.Sprintf("loop%d", i)))
 	}
@@ -113,9 +116,7 @@ func (k *kernel) prepareMounts(w string, gp *guestinit.Plan) *mountEmu {
 	for i, p := range cfg.Loops {
 		gp.Devices[fmt.Sprintf("loop%d", i)] = p
 	}
-	if f := k.files["mounthelper"]; f != nil {
-		m.helper = newHelperClient(f)
-	}
+	m.helper = k.helper
 	if m.fuse2fs = k.plan.Root.FUSE2FS; m.fuse2fs == "" {
 		if p, err := exec.LookPath("fuse2fs"); err == nil {
 			m.fuse2fs = p
@@ -271,7 +272,8 @@ func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error
 // P's server, or nil when P is not root (or UMLKIT_MOUNT_FUSE=1 asks for
 // fuse2fs).
 func (m *machine) mountHelper() (*os.File, func()) {
-	if os.Geteuid() != 0 || os.Getenv("UMLKIT_MOUNT_FUSE") != "" {
+	native := os.Getenv("UMLKIT_MOUNT_FUSE") == ""
+	if os.Geteuid() != 0 || (!native && m.ids == nil) {
 		return nil, nil
 	}
 	pf, kf, err := filePair(unix.SOCK_SEQPACKET, "mounthelper-p", "mounthelper")
@@ -289,7 +291,7 @@ func (m *machine) mountHelper() (*os.File, func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		serveMountHelper(conn)
+		m.serveMountHelper(conn, native)
 	}()
 	return kf, func() {
 		kf.Close()
@@ -298,14 +300,25 @@ func (m *machine) mountHelper() (*os.File, func()) {
 	}
 }
 
-func serveMountHelper(conn *net.UnixConn) {
+func (m *machine) serveMountHelper(conn *net.UnixConn, native bool) {
 	for {
-		msg, files, _, err := fdpass.Recv(conn, 256, 1)
+		msg, files, _, err := fdpass.Recv(conn, 4352, 1)
 		if err != nil && !errors.Is(err, fdpass.ErrNoFD) {
 			return
 		}
+		if m.ids != nil && len(files) == 0 {
+			if reply, f, ok := m.serveHostRequest(string(msg)); ok {
+				if f != nil {
+					fdpass.Send(conn, []byte(reply), f)
+					f.Close()
+				} else {
+					fdpass.Send(conn, []byte(reply))
+				}
+				continue
+			}
+		}
 		req, path, _ := strings.Cut(string(msg), " path=")
-		if len(files) != 0 || !strings.HasPrefix(req, "mount ") || !filepath.IsAbs(path) {
+		if len(files) != 0 || !native || !strings.HasPrefix(req, "mount ") || !filepath.IsAbs(path) {
 			for _, f := range files {
 				f.Close()
 			}
@@ -317,13 +330,23 @@ func serveMountHelper(conn *net.UnixConn) {
 		if ro {
 			flags = os.O_RDONLY
 		}
-		img, err := os.OpenFile(path, flags|unix.O_CLOEXEC, 0)
+		var img *os.File
+		if m.ids != nil {
+			img, err = m.openForKernel(path, flags) // only this machine's disks
+		} else {
+			img, err = os.OpenFile(path, flags|unix.O_CLOEXEC, 0)
+		}
 		if err != nil {
 			fdpass.Send(conn, []byte("err "+err.Error()))
 			continue
 		}
 		mfd, loop, err := loopMountFile(img, ro)
 		img.Close()
+		if err == nil && m.ids != nil {
+			if err = m.idmap(mfd, false); err != nil {
+				mfd.Close()
+			}
+		}
 		if err != nil {
 			fdpass.Send(conn, []byte("err "+err.Error()))
 			continue
@@ -375,6 +398,60 @@ func (h *helperClient) mount(path string, ro bool) (*mountemu.Image, error) {
 	}, nil
 }
 
+// ask sends one request and returns the reply and the fd that came with
+// it (nil if none).
+func (h *helperClient) ask(req string) (string, *os.File, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := fdpass.Send(h.conn, []byte(req)); err != nil {
+		return "", nil, err
+	}
+	h.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	msg, files, _, err := fdpass.Recv(h.conn, 4096, 1)
+	if rest, ok := strings.CutPrefix(string(msg), "err "); ok {
+		return "", nil, helperError(rest)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("host helper: %w", err)
+	}
+	if len(files) == 0 {
+		return string(msg), nil, nil
+	}
+	return string(msg), files[0], nil
+}
+
+// open has P open a disk file of this machine (ubd.Options.Open).
+func (h *helperClient) open(name string, flags int) (*os.File, error) {
+	_, f, err := h.ask(fmt.Sprintf("open flags=%d path=%s", flags, name))
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	if f == nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: unix.EIO}
+	}
+	// Name the file by its path, for the driver's messages.
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// hostfs has P make the idmapped tree of a hostfs mount.
+func (h *helperClient) hostfs(path string, ro bool) (*os.File, error) {
+	r := "0"
+	if ro {
+		r = "1"
+	}
+	_, f, err := h.ask("hostfs ro=" + r + " path=" + path)
+	if err == nil && f == nil {
+		err = unix.EIO
+	}
+	return f, err
+}
+
 // cachedExport returns the page-cached name (blockfuse.Cached) of the ubd
 // disk whose export f is, or "" when f is not a disk's export.
 func (k *kernel) cachedExport(f *os.File) string {
@@ -415,4 +492,27 @@ func (k *kernel) plainImage(f *os.File) string {
 		}
 	}
 	return ""
+}
+
+// diskIDs lists the ubd disks for the mount emulator's busy check: each by
+// its export in the guest and its host files; the root disk is busy (K
+// mounted it) unless it is read-only.
+func (k *kernel) diskIDs() []mountemu.DiskIDs {
+	k.ubdMu.Lock()
+	defer k.ubdMu.Unlock()
+	var out []mountemu.DiskIDs
+	for unit := range k.ubd {
+		e := mountemu.DiskIDs{Index: unit, Name: diskName(unit)}
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join(k.diskDir, diskName(unit)), &st) == nil {
+			e.IDs = append(e.IDs, mountemu.FileID{Dev: st.Dev, Ino: st.Ino})
+		}
+		for _, id := range k.idents[unit] {
+			e.IDs = append(e.IDs, mountemu.FileID{Dev: id.Dev, Ino: id.Ino})
+		}
+		r := k.plan.Root
+		e.Busy = r.Kind == "image" && r.Unit == unit && !r.ReadOnly
+		out = append(out, e)
+	}
+	return out
 }

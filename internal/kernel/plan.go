@@ -22,7 +22,12 @@ type Plan struct {
 	Eth []EthPlan `json:"eth,omitempty"` // eth devices (net.go)
 
 	GuestCgroup string `json:"guest_cgroup,omitempty"` // cgroup G moves into (stop/go freezer), or ""
-	Notify      string `json:"notify,omitempty"`       // mconsole=notify: socket (notify.go)
+	// Shifted: linux runs as root and K's user namespace maps guest ids
+	// onto an unprivileged host id block (hostids.go): K opens host files
+	// and makes hostfs trees through P (the "mounthelper" channel).
+	Shifted bool   `json:"shifted,omitempty"`
+	DevDir  string `json:"dev_dir,omitempty"` // private /dev/fuse, /dev/net/tun nodes for K, or ""
+	Notify  string `json:"notify,omitempty"`  // mconsole=notify: socket (notify.go)
 
 	// Set by K for G:
 	RootMount string `json:"root_mount,omitempty"` // where the root fs is mounted in K's namespace
@@ -50,6 +55,15 @@ type Disk struct {
 	Shared   bool   `json:"shared"`
 	NoTrim   bool   `json:"no_trim"`
 	IsDir    bool   `json:"is_dir"`
+	// Host identities of File and Backing (the mount emulator refuses a
+	// second read-write mount of a disk by any of its names).
+	IDs []FileIdent `json:"ids,omitempty"`
+}
+
+// FileIdent is a host file's device and inode.
+type FileIdent struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
 }
 
 const envPlan = "_UMLKIT_PLAN"

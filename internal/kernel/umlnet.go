@@ -105,6 +105,14 @@ func (m *machine) tuntapUp(gate string) (*os.File, string, error) {
 
 // changeAddr runs the `uml_net 4 add|del DEV ADDR MASK` hook and logs its
 // output.
+//
+// The address policy (no host, gateway, LAN network/broadcast, in-use LAN or
+// remote address; proxy ARP only for addresses routed to the machine's own
+// tap) is not checked here: uml_net enforces it for every caller, root
+// included, so K relies on its refusal and prints the refusal line like any
+// other helper output, as UML prints the helper's text (docs/uml_net.md,
+// "Policy"). A pre-check here would be a second copy of the rules that
+// could only disagree with the helper's.
 func (m *machine) changeAddr(op, dev, addr, mask string) {
 	argv := helperproto.ChangeAddrArgv(op, dev, addr, mask)
 	path, err := lookHelper(argv[0])

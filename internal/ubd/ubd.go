@@ -68,6 +68,36 @@ type Options struct {
 
 	// Log receives the kernel's informational lines for this disk (nil: dropped).
 	Log func(line string)
+
+	// Open opens the host files (File, the backing file) with os.OpenFile's
+	// flags; nil means os.OpenFile. linux run as root sets it: its disk
+	// driver runs as an unprivileged uid and has the host side open them.
+	// A missing COW file is then created before Open is called.
+	Open func(name string, flag int) (*os.File, error)
+}
+
+func (o *Options) open(name string, flag int) (*os.File, error) {
+	if o.Open != nil {
+		return o.Open(name, flag)
+	}
+	return os.OpenFile(name, flag, 0)
+}
+
+// sameFile reports whether a and b name the same file.
+func (o *Options) sameFile(a, b string) bool {
+	fa, err := o.open(a, os.O_RDONLY)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := o.open(b, os.O_RDONLY)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	sa, err1 := fa.Stat()
+	sb, err2 := fb.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 // Disk is an open ubd disk. Its methods are safe for concurrent use.
@@ -99,7 +129,7 @@ func (o *Options) log(format string, args ...any) {
 
 // openRW opens name read-write (or read-only when ro), retrying read-only when
 // the file system or permissions refuse writing, as the kernel does.
-func openRW(name string, ro, sync bool) (*os.File, bool, error) {
+func (o *Options) openRW(name string, ro, sync bool) (*os.File, bool, error) {
 	flags := os.O_RDWR
 	if ro {
 		flags = os.O_RDONLY
@@ -107,9 +137,9 @@ func openRW(name string, ro, sync bool) (*os.File, bool, error) {
 	if sync && !ro {
 		flags |= os.O_SYNC
 	}
-	f, err := os.OpenFile(name, flags, 0)
+	f, err := o.open(name, flags)
 	if err != nil && !ro && (errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES)) {
-		f, err = os.OpenFile(name, os.O_RDONLY, 0)
+		f, err = o.open(name, os.O_RDONLY)
 		ro = true
 	}
 	return f, ro, err
@@ -120,13 +150,13 @@ func Open(o Options) (_ *Disk, err error) {
 	if o.NoCOW && o.Backing != "" {
 		return nil, ErrCOWAndNoCOW
 	}
-	f, ro, err := openRW(o.File, o.ReadOnly, o.Sync)
+	f, ro, err := o.openRW(o.File, o.ReadOnly, o.Sync)
 	if errors.Is(err, os.ErrNotExist) && o.Backing != "" {
 		o.log("Creating \"%s\" as COW file for \"%s\"", o.File, o.Backing)
 		if cerr := CreateCOW(o.File, o.Backing, CreateOptions{}); cerr != nil {
 			return nil, fmt.Errorf("create COW file %s: %w", o.File, cerr)
 		}
-		f, ro, err = openRW(o.File, o.ReadOnly, o.Sync)
+		f, ro, err = o.openRW(o.File, o.ReadOnly, o.Sync)
 	}
 	if err != nil {
 		return nil, err
@@ -220,16 +250,11 @@ func readHeader(f *os.File, h *cow.Header) error {
 func (d *Disk) openBacking(o *Options, h *cow.Header) error {
 	name := h.BackingFile
 	if o.Backing != "" && o.Backing != h.BackingFile {
-		same := false
-		if a, err := os.Stat(o.Backing); err == nil {
-			if b, err := os.Stat(h.BackingFile); err == nil && os.SameFile(a, b) {
-				same = true
-			}
-		}
+		same := o.sameFile(o.Backing, h.BackingFile)
 		name = o.Backing
 		if !same {
 			o.log("Backing file mismatch - \"%s\" requested, \"%s\" specified in COW header of \"%s\"", o.Backing, h.BackingFile, o.File)
-			if err := checkBacking(o.Backing, h); err != nil {
+			if err := checkBacking(o, o.Backing, h); err != nil {
 				o.log("Switch failed, errno = %d", syscall.EINVAL)
 				return err
 			}
@@ -251,7 +276,7 @@ func (d *Disk) openBacking(o *Options, h *cow.Header) error {
 			}
 		}
 	}
-	bf, err := os.Open(name)
+	bf, err := o.open(name, os.O_RDONLY)
 	if err != nil {
 		return err
 	}
@@ -296,8 +321,8 @@ func checkBackingFile(f *os.File, h *cow.Header) error {
 	return h.Validate(f.Name(), size, mtime)
 }
 
-func checkBacking(name string, h *cow.Header) error {
-	f, err := os.Open(name)
+func checkBacking(o *Options, name string, h *cow.Header) error {
+	f, err := o.open(name, os.O_RDONLY)
 	if err != nil {
 		return err
 	}

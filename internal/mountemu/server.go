@@ -66,8 +66,8 @@ type FileID struct{ Dev, Ino uint64 }
 type DiskIDs struct {
 	Index int      // stable key (the ubd unit)
 	Name  string   // "ubda", for the log
-	IDs  []FileID // every identity of the disk's data
-	Busy bool     // mounted read-write by K (the root file system)
+	IDs   []FileID // every identity of the disk's data
+	Busy  bool     // mounted read-write by K (the root file system)
 }
 
 type fileID struct{ dev, ino uint64 }

@@ -21,7 +21,10 @@ const usage = `Usage: uml_net version [tuntap|ethertap|slip|add|del] ARGS...
 `
 
 func main() {
-	umlnet.ReexecClean(os.Args)
+	if err := umlnet.ReexecClean(os.Args); err != nil {
+		os.Stderr.WriteString("uml_net : " + err.Error() + "\n")
+		os.Exit(1)
+	}
 	if ok, code := rawcli.Common("uml_net", usage, os.Args[1:], os.Stdout); ok {
 		os.Exit(code)
 	}

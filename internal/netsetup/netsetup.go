@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -296,4 +297,165 @@ func IsLocalAddr(addr netip.Addr) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// Snapshot reads the View of the calling thread's network namespace.
+func Snapshot() (View, error) {
+	var v View
+	links, err := netlink.LinkList()
+	if err != nil {
+		return v, fmt.Errorf("list links: %w", err)
+	}
+	names := map[int]string{}
+	for _, l := range links {
+		a := l.Attrs()
+		names[a.Index] = a.Name
+		arp := a.RawFlags&unix.IFF_BROADCAST != 0 && a.RawFlags&(unix.IFF_NOARP|unix.IFF_POINTOPOINT|unix.IFF_LOOPBACK) == 0
+		v.Links = append(v.Links, Link{Index: a.Index, Name: a.Name, Alias: a.Alias, ARP: arp})
+	}
+	addrs, err := netlink.AddrList(nil, unix.AF_INET)
+	if err != nil {
+		return v, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok || a.IPNet == nil {
+			continue
+		}
+		bits, _ := a.Mask.Size()
+		v.Addrs = append(v.Addrs, Addr{Prefix: netip.PrefixFrom(ip, bits), Dev: names[a.LinkIndex]})
+	}
+	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return v, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Dst != nil {
+			ip, ok := netip.AddrFromSlice(r.Dst.IP.To4())
+			if !ok {
+				continue
+			}
+			bits, _ := r.Dst.Mask.Size()
+			dst = netip.PrefixFrom(ip, bits)
+		}
+		kind := RouteUnicast
+		if r.Type != unix.RTN_UNICAST {
+			kind = RouteOther
+		}
+		hop := func(gw net.IP, index int) {
+			g, _ := netip.AddrFromSlice(gw.To4())
+			v.Routes = append(v.Routes, Route{Dst: dst, Gateway: g, Dev: names[index], Kind: kind})
+		}
+		if len(r.MultiPath) == 0 {
+			hop(r.Gw, r.LinkIndex)
+		}
+		for _, nh := range r.MultiPath {
+			hop(nh.Gw, nh.LinkIndex)
+		}
+	}
+	neighs, err := netlink.NeighList(0, unix.AF_INET)
+	if err != nil {
+		return v, fmt.Errorf("list neighbours: %w", err)
+	}
+	const inUse = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT
+	for _, n := range neighs {
+		ip, ok := netip.AddrFromSlice(n.IP.To4())
+		if !ok || n.Flags&netlink.NTF_PROXY != 0 {
+			continue
+		}
+		v.Neighs = append(v.Neighs, Neigh{Addr: ip, Dev: names[n.LinkIndex], InUse: n.State&inUse != 0})
+	}
+	return v, nil
+}
+
+// HasHostRoute reports whether the main table holds addr/32 on dev.
+func HasHostRoute(dev string, addr netip.Addr) (bool, error) {
+	l, err := link(dev)
+	if err != nil {
+		return false, err
+	}
+	routes, err := netlink.RouteListFiltered(unix.AF_INET,
+		&netlink.Route{Table: unix.RT_TABLE_MAIN, LinkIndex: l.Attrs().Index, Dst: prefix(addr, 32)},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF|netlink.RT_FILTER_DST)
+	if err != nil {
+		return false, fmt.Errorf("list routes: %w", err)
+	}
+	return len(routes) > 0, nil
+}
+
+// LinkIndex returns the interface index of dev.
+func LinkIndex(dev string) (int, error) {
+	l, err := link(dev)
+	if err != nil {
+		return 0, err
+	}
+	return l.Attrs().Index, nil
+}
+
+// LinkName returns the name of the interface with index, or ENODEV.
+func LinkName(index int) (string, error) {
+	l, err := netlink.LinkByIndex(index)
+	if err != nil {
+		var lnf netlink.LinkNotFoundError
+		if errors.As(err, &lnf) || errors.Is(err, unix.ENODEV) {
+			return "", fmt.Errorf("interface %d: %w", index, unix.ENODEV)
+		}
+		return "", fmt.Errorf("interface %d: %w", index, err)
+	}
+	return l.Attrs().Name, nil
+}
+
+// ReadSysctl returns the trimmed value of a sysctl (path relative to
+// ProcSys).
+func (h Host) ReadSysctl(rel string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(h.procSys(), rel))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// WriteSysctl writes v to a sysctl (path relative to ProcSys).
+func (h Host) WriteSysctl(rel, v string) error { return h.writeSysctl(rel, v) }
+
+// NetnsCookie returns the calling thread's network namespace cookie
+// (SO_NETNS_COOKIE): unique for the life of the system, never reused, unlike
+// the namespace's inode number.
+func NetnsCookie() (uint64, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil {
+		return 0, os.NewSyscallError("getsockopt SO_NETNS_COOKIE", err)
+	}
+	return c, nil
+}
+
+// LinkEvents returns a channel that receives the index of every link
+// removed from (or renamed in) the calling thread's network namespace until
+// done is closed; the channel is closed when the subscription ends.
+func LinkEvents(done <-chan struct{}) (<-chan int, error) {
+	ch := make(chan netlink.LinkUpdate, 16)
+	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{ErrorCallback: func(error) {}}); err != nil {
+		return nil, fmt.Errorf("subscribe to link changes: %w", err)
+	}
+	out := make(chan int, 16)
+	go func() {
+		defer close(out)
+		for u := range ch {
+			if u.Header.Type != unix.RTM_DELLINK && u.Header.Type != unix.RTM_NEWLINK {
+				continue
+			}
+			select {
+			case out <- int(u.Index):
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out, nil
 }

@@ -6,19 +6,31 @@
 // entries for the guest's addresses.
 //
 // Security model (beyond the real helper, which runs route/arp/ifconfig and
-// `bash -c` as root with the caller's environment):
+// `bash -c` as root with the caller's environment and takes any address):
 //   - the caller must be root or a member of the helper group (uml-net);
-//   - the environment is cleared before anything else and never consulted
-//     (the binary re-executes itself with an empty environment so that not
-//     even the Go runtime sees GODEBUG and friends);
-//     no program is ever executed (netlink and /proc/sys writes only);
+//   - the environment is never seen by privileged code of ours: a process
+//     started with a non-empty environment drops to the caller's ids and
+//     re-executes itself with an empty one (ReexecClean documents what the
+//     Go runtime reads before that); no program other than the helper
+//     itself (the watcher) is ever executed (netlink and /proc/sys writes
+//     only);
 //   - every argument is validated (helperproto) before any host change;
 //   - add/del/slip down only touch interfaces this helper created for the
 //     same real uid, recognised by their interface alias "uml_net uid=N";
+//   - the address policy (policy.go) refuses host, gateway, LAN
+//     network/broadcast, in-use LAN and remote addresses as tap or guest
+//     addresses, for every caller including root; proxy ARP only for
+//     addresses routed to the caller's own tap;
+//   - what it changes is recorded per network namespace under StateDir
+//     (state.go): ip_forward and each tap's proxy_arp go back to their old
+//     values with the last tap / last guest address, and the proxy ARP
+//     entries of a tap's guests go with the tap (the watcher, watch.go);
 //   - once the host work is done, all uids and gids are set to the caller's
-//     real ones (dropping root) before the reply is written.
+//     real ones (dropping root) before the reply is written; the state lock
+//     is never held while a reply may block.
 //
-// Spec: shared/spec/net.md §4.
+// Lock order: the StateDir flock, then a watcher's net-<cookie>.watch
+// flock. Spec: shared/spec/net.md §4.
 package umlnet
 
 import (
@@ -26,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -56,6 +69,8 @@ type Config struct {
 	Group string
 	// Stdin, Stdout, Stderr are fds 0, 1, 2.
 	Stdin, Stdout, Stderr *os.File
+	// StateDir overrides StateDir (tests).
+	StateDir string
 }
 
 // caller is who ran the helper.
@@ -71,7 +86,13 @@ func Main(cfg Config, args []string) int {
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = StateDir
+	}
 	c := caller{ruid: unix.Getuid(), rgid: unix.Getgid()}
+	if len(args) == 1 && args[0] == WatchRole && c.ruid == 0 && unix.Geteuid() == 0 {
+		return watch(cfg.StateDir, realOps{})
+	}
 	if err := authorize(c, cfg.Group); err != nil {
 		dropPrivileges(c)
 		fmt.Fprintf(cfg.Stderr, "uml_net : %v\n", err)
@@ -131,19 +152,39 @@ func ensureStdFDs() {
 }
 
 // ReexecClean replaces the process with a fresh copy of itself that has an
-// empty environment, unless the environment is already empty: the Go
-// runtime reads GODEBUG, GOGC, GOMAXPROCS, GOTRACEBACK... before main runs,
-// so clearing os.Environ afterwards is not enough for a setuid program. It
-// returns only if the environment was empty or the exec failed (then Main
-// still clears the environment).
-func ReexecClean(argv []string) {
+// empty environment, unless the environment is already empty. The Go
+// runtime reads GODEBUG (before anything else, straight from the process
+// stack, even in secure mode), GOGC, GOMEMLIMIT and GOMAXPROCS while it
+// starts, before any code of ours; in secure (setuid) mode it only forces
+// GOTRACEBACK=none and turns fatal errors into a silent exit(2). So the
+// process that saw the caller's environment does nothing but this: it first
+// sets every uid and gid to the caller's real ones (dropping root) and then
+// executes /proc/self/exe with an empty environment; the setuid bit makes
+// the new image root again, and that image's runtime sees no variable at
+// all. It returns nil without doing anything when the environment is empty,
+// and an error (with the process already unprivileged) when the exec fails.
+func ReexecClean(argv []string) error {
+	dirty := false
 	for _, kv := range os.Environ() {
 		// In secure (setuid) mode the runtime itself adds GOTRACEBACK=none.
 		if kv != "GOTRACEBACK=none" {
-			unix.Exec("/proc/self/exe", argv, []string{})
-			return
+			dirty = true
 		}
 	}
+	if !dirty {
+		return nil
+	}
+	if err := unix.Setresgid(unix.Getgid(), unix.Getgid(), unix.Getgid()); err != nil {
+		return fmt.Errorf("drop group privileges before clearing the environment: %s", strerror(err))
+	}
+	if err := unix.Setresuid(unix.Getuid(), unix.Getuid(), unix.Getuid()); err != nil {
+		return fmt.Errorf("drop user privileges before clearing the environment: %s", strerror(err))
+	}
+	// EACCES here: the caller may not execute the helper (04754 and not in
+	// its group); the first exec may have been made while the caller still
+	// had capabilities (setpriv does that).
+	err := unix.Exec("/proc/self/exe", argv, []string{})
+	return fmt.Errorf("re-execute with an empty environment: %s", strerror(err))
 }
 
 // ErrNotAllowed is returned when the caller is neither root nor in the group.
@@ -223,6 +264,20 @@ func (h *helper) tuntapUp(req helperproto.Request) int {
 		fmt.Fprintf(h.cfg.Stderr, "sendmsg: %s\n", strerror(err))
 		return 1
 	}
+	s, err := h.openStore()
+	if err != nil {
+		h.refuse(err)
+		dropPrivileges(h.c)
+		h.replyTuntap(nil)
+		return 1
+	}
+	defer s.close()
+	if err := h.checkTapAddr(req.Gate); err != nil {
+		h.refuse(err)
+		dropPrivileges(h.c)
+		h.replyTuntap(nil)
+		return 1
+	}
 	dev, err := tuntap.Open(tuntap.Config{})
 	if err != nil {
 		fmt.Fprintf(&h.out, "%s\n", errText(err))
@@ -244,12 +299,62 @@ func (h *helper) tuntapUp(req helperproto.Request) int {
 		dropPrivileges(h.c)
 		return h.replyTuntap(nil)
 	}
+	h.forward(s, name)
+	s.close() // never hold the lock while the reply may block
+	dropPrivileges(h.c)
+	return h.replyTuntap(dev)
+}
+
+// openStore locks the state of this network namespace and catches up with
+// the taps that went away since the last run.
+func (h *helper) openStore() (*store, error) {
+	s, err := openStore(h.cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if s.gc(h.ops()) {
+		if err := s.save(); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (h *helper) ops() realOps { return realOps{} }
+
+// checkTapAddr applies the policy to a tap's host-side address.
+func (h *helper) checkTapAddr(a netip.Addr) error {
+	v, err := netsetup.Snapshot()
+	if err != nil {
+		return err
+	}
+	return CheckTapAddr(v, h.alias(), a)
+}
+
+// refuse writes a refusal as the helper's one-line error.
+func (h *helper) refuse(err error) {
+	fmt.Fprintf(&h.out, "uml_net : %s\n", errText(err))
+}
+
+// forward records the new interface dev (and ip_forward's value before the
+// first one), sets ip_forward and makes sure a watcher will undo both.
+func (h *helper) forward(s *store, dev string) {
+	idx, err := netsetup.LinkIndex(dev)
+	if err == nil {
+		s.addTap(h.ops(), tapState{Index: idx, Name: dev, UID: h.c.ruid})
+		err = s.save()
+	}
+	if err != nil {
+		h.logErr(fmt.Errorf("record %s: %w", dev, err))
+	}
 	h.logCmd("bash", "-c", helperproto.IPForwardCmd)
 	if err := (netsetup.Host{}).SetIPForward(true); err != nil {
 		h.logErr(err)
 	}
-	dropPrivileges(h.c)
-	return h.replyTuntap(dev)
+	if err := spawnWatcher(); err != nil {
+		h.logErr(err)
+	}
 }
 
 func (h *helper) replyTuntap(dev *tuntap.Device) int {
@@ -330,34 +435,76 @@ func (h *helper) changeAddr(req helperproto.Request) int {
 
 func (h *helper) doChangeAddr(req helperproto.Request) int {
 	if err := h.owned(req.Dev); err != nil {
-		fmt.Fprintf(&h.out, "uml_net : %s\n", errText(err))
+		h.refuse(err)
 		return 1
 	}
-	if local, err := netsetup.IsLocalAddr(req.Addr); err != nil || local {
-		fmt.Fprintf(&h.out, "uml_net : refusing %s: it is an address of this host\n", req.Addr)
+	s, err := h.openStore()
+	if err != nil {
+		h.refuse(err)
 		return 1
 	}
-	addr, dev := req.Addr.String(), req.Dev
-	host := netsetup.Host{}
+	defer s.close()
+	v, err := netsetup.Snapshot()
+	if err != nil {
+		h.refuse(err)
+		return 1
+	}
 	add := req.Op == "add"
 	if add {
-		h.logCmd("route", "add", "-host", addr, "dev", dev)
-		if err := netsetup.AddHostRoute(dev, req.Addr); err != nil {
-			h.logErr(err)
-		}
-		h.logCmd("bash", "-c", "echo 1 > /proc/sys/"+netsetup.ProxyARPPath(dev))
-		if err := host.SetProxyARP(dev, true); err != nil {
-			h.logErr(err)
-		}
+		err = CheckGuestAddr(v, h.alias(), req.Dev, req.Addr)
 	} else {
-		h.logCmd("route", "del", "-host", addr, "dev", dev)
-		if err := netsetup.DelHostRoute(dev, req.Addr); err != nil {
+		err = CheckDelAddr(v, h.alias(), req.Dev, req.Addr)
+	}
+	if err != nil {
+		h.refuse(err)
+		return 1
+	}
+	idx, err := netsetup.LinkIndex(req.Dev)
+	if err != nil {
+		h.refuse(err)
+		return 1
+	}
+	t := s.tap(idx)
+	if t == nil { // made before the state existed (or it was lost)
+		s.addTap(h.ops(), tapState{Index: idx, Name: req.Dev, UID: h.c.ruid})
+		t = s.tap(idx)
+	}
+	defer func() {
+		if err := s.save(); err != nil {
 			h.logErr(err)
 		}
-		h.logCmd("bash", "-c", "echo 0 > /proc/sys/"+netsetup.ProxyARPPath(dev))
-		if err := host.SetProxyARP(dev, false); err != nil {
-			h.logErr(err)
+	}()
+	if add {
+		return h.addAddr(t, req)
+	}
+	return h.delAddr(t, req)
+}
+
+func (h *helper) addAddr(t *tapState, req helperproto.Request) int {
+	addr, dev := req.Addr.String(), req.Dev
+	host := netsetup.Host{}
+	h.logCmd("route", "add", "-host", addr, "dev", dev)
+	if err := netsetup.AddHostRoute(dev, req.Addr); err != nil {
+		h.logErr(err)
+	}
+	// Proxy ARP only for an address that is now routed to this tap.
+	if ok, err := netsetup.HasHostRoute(dev, req.Addr); err != nil || !ok {
+		h.refuse(&PolicyError{req.Addr, "guest address", "it is not routed to " + dev})
+		return 1
+	}
+	if t.ProxyARP == "" {
+		if v, err := host.ReadSysctl(netsetup.ProxyARPPath(dev)); err == nil {
+			t.ProxyARP = v
 		}
+	}
+	ga := t.addr(req.Addr)
+	if ga == nil {
+		t.Addrs = append(t.Addrs, guestAddr{Addr: req.Addr})
+		ga = &t.Addrs[len(t.Addrs)-1]
+	}
+	h.logCmd("bash", "-c", "echo 1 > /proc/sys/"+netsetup.ProxyARPPath(dev))
+	if err := host.SetProxyARP(dev, true); err != nil {
+		h.logErr(err)
 	}
 	ifaces, err := netsetup.MatchingRoutes(req.Addr, req.Mask, dev)
 	if err != nil {
@@ -365,19 +512,81 @@ func (h *helper) doChangeAddr(req helperproto.Request) int {
 		return 0
 	}
 	for _, ifc := range ifaces {
-		if add {
-			h.logCmd("arp", "-Ds", addr, ifc, "pub")
-			if err := netsetup.PublishARP(ifc, req.Addr); err != nil {
-				h.logErr(err)
-			}
-		} else {
-			h.logCmd("arp", "-i", ifc, "-d", addr, "pub")
-			if err := netsetup.UnpublishARP(ifc, req.Addr); err != nil {
-				h.logErr(err)
-			}
+		h.logCmd("arp", "-Ds", addr, ifc, "pub")
+		if err := netsetup.PublishARP(ifc, req.Addr); err != nil {
+			h.logErr(err)
+			continue
+		}
+		if idx, err := netsetup.LinkIndex(ifc); err == nil && !hasPub(ga.Pub, ifc) {
+			ga.Pub = append(ga.Pub, pubEntry{Dev: ifc, Index: idx})
 		}
 	}
 	return 0
+}
+
+func hasPub(pubs []pubEntry, dev string) bool {
+	for _, p := range pubs {
+		if p.Dev == dev {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *helper) delAddr(t *tapState, req helperproto.Request) int {
+	addr, dev := req.Addr.String(), req.Dev
+	host := netsetup.Host{}
+	h.logCmd("route", "del", "-host", addr, "dev", dev)
+	if err := netsetup.DelHostRoute(dev, req.Addr); err != nil {
+		h.logErr(err)
+	}
+	var recorded []pubEntry
+	kept := t.Addrs[:0]
+	for _, ga := range t.Addrs {
+		if ga.Addr == req.Addr {
+			recorded = ga.Pub
+			continue
+		}
+		kept = append(kept, ga)
+	}
+	t.Addrs = kept
+	// proxy_arp goes back to its old value with the tap's last address.
+	if len(t.Addrs) == 0 {
+		prior := t.ProxyARP
+		if prior == "" {
+			prior = "0"
+		}
+		h.logCmd("bash", "-c", "echo "+prior+" > /proc/sys/"+netsetup.ProxyARPPath(dev))
+		if err := host.WriteSysctl(netsetup.ProxyARPPath(dev), prior); err != nil {
+			h.logErr(err)
+		}
+		t.ProxyARP = ""
+	}
+	ifaces, err := netsetup.MatchingRoutes(req.Addr, req.Mask, dev)
+	if err != nil {
+		h.logErr(err)
+	}
+	for _, p := range recorded {
+		if !contains(ifaces, p.Dev) {
+			ifaces = append(ifaces, p.Dev)
+		}
+	}
+	for _, ifc := range ifaces {
+		h.logCmd("arp", "-i", ifc, "-d", addr, "pub")
+		if err := netsetup.UnpublishARP(ifc, req.Addr); err != nil {
+			h.logErr(err)
+		}
+	}
+	return 0
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // ethertap answers like the real helper on hosts without ethertap (every
@@ -411,7 +620,7 @@ func (h *helper) doSlip(req helperproto.Request) int {
 			return 1
 		}
 		if err := h.owned(name); err != nil {
-			fmt.Fprintf(&h.out, "uml_net : %s\n", errText(err))
+			h.refuse(err)
 			return 1
 		}
 		h.logCmd("ifconfig", name, "0.0.0.0", "down")
@@ -421,6 +630,16 @@ func (h *helper) doSlip(req helperproto.Request) int {
 			return 1
 		}
 		return 0
+	}
+	s, err := h.openStore()
+	if err != nil {
+		h.refuse(err)
+		return 1
+	}
+	defer s.close()
+	if err := h.checkTapAddr(req.Gate); err != nil {
+		h.refuse(err)
+		return 1
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSETD, nSLIP); err != nil {
 		fmt.Fprintf(&h.out, "Setting slip line discipline: %s\n", strerror(err))
@@ -446,10 +665,7 @@ func (h *helper) doSlip(req helperproto.Request) int {
 		h.out.WriteString(helperproto.FailedStatus("ifconfig"))
 		return 1
 	}
-	h.logCmd("bash", "-c", helperproto.IPForwardCmd)
-	if err := (netsetup.Host{}).SetIPForward(true); err != nil {
-		h.logErr(err)
-	}
+	h.forward(s, name)
 	return 0
 }
 

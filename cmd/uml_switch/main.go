@@ -24,10 +24,18 @@ func main() {
 	root := cli.New("uml_switch [ -unix control-socket ] [ -hub ] [ -tap tap-device ]",
 		"virtual switch/hub daemon for UML's daemon transport")
 	root.Long = "uml_switch connects UML guests (eth0=daemon,<mac>,unix,<control-socket>) and optionally a host tap\n" +
-		"device.\n\n" + uswitch.Usage("uml_switch") + "\nAlso: -daemon, -pidfile FILE, -logfile FILE. Default control socket " +
+		"device.\n\n" + uswitch.Usage("uml_switch") + "\nAlso: -daemon, and the options below (one or two dashes). Default control socket " +
 		uswitch.DefaultCtlPath + " (Debian's service uses " + uswitch.DebianCtlPath + ").\n" +
 		"SIGINT/SIGTERM remove the sockets and exit; SIGUSR1 logs per-port counters."
 	root.DisableFlagParsing = true
+	// Documentation only (--help, man page, completions): uswitch.ParseArgs
+	// parses every word, these included, in the real one's left-to-right way.
+	f := root.Flags()
+	f.Duration("idle-timeout", uswitch.DefaultIdleTimeout, "close a control connection that sends no request within this time (0: never)")
+	f.Int("max-conns", uswitch.DefaultMaxPorts, "most control connections in all")
+	f.Int("max-conns-per-uid", uswitch.DefaultMaxPortsPerUID, "most control connections of one user; root is not limited (0: no limit)")
+	f.String("pidfile", "", "write the pid to `FILE` and remove it at exit")
+	f.String("logfile", "", "append the log lines to `FILE`")
 	root.RunE = run
 	os.Exit(cli.Run(root, os.Args[1:]))
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Default socket paths of the real binary (upstream defaults; Debian's init
@@ -37,11 +39,20 @@ type Options struct {
 	Version bool // --version
 }
 
+// inlineOK are the options that also take "--name=value" (umlkit's own,
+// single-argument ones).
+var inlineOK = map[string]bool{
+	"-pidfile": true, "-logfile": true,
+	"-idle-timeout": true, "-max-conns": true, "-max-conns-per-uid": true,
+}
+
 // ParseArgs parses uml_switch's argv left to right like the real binary:
 // -unix CTL (with -compat-v0 given earlier, -unix CTL DATA), -hub, -tap DEV,
-// -compat-v0, -daemon; and umlkit's additions -pidfile FILE, -logfile FILE
-// and the HOWTO's -unix CTL DATA form without -compat-v0 (DATA becomes a
-// named data socket). Every option may also be written with two dashes.
+// -compat-v0, -daemon; and umlkit's additions -pidfile FILE, -logfile FILE,
+// the limits -idle-timeout DURATION (0: none), -max-conns N and
+// -max-conns-per-uid N (0: none), and the HOWTO's -unix CTL DATA form
+// without -compat-v0 (DATA becomes a named data socket). Every option may
+// also be written with two dashes, umlkit's own also as --name=value.
 // -hub and -compat-v0 print their notices on stdout as they are met, as the
 // real one does.
 func ParseArgs(argv0 string, args []string, stdout io.Writer) (Options, error) {
@@ -52,13 +63,29 @@ func ParseArgs(argv0 string, args []string, stdout io.Writer) (Options, error) {
 		if strings.HasPrefix(a, "--") && len(a) > 2 {
 			name = a[1:]
 		}
+		// umlkit's own options also take "--name=value".
+		inline, hasInline := "", false
+		if strings.HasPrefix(a, "--") {
+			if k := strings.IndexByte(name, '='); k > 0 {
+				name, inline, hasInline = name[:k], name[k+1:], true
+			}
+		}
 		need := func(n int) ([]string, error) {
+			if hasInline {
+				if n != 1 || !inlineOK[name] {
+					return nil, fmt.Errorf("%w: %s does not take =value", ErrUsage, a)
+				}
+				return []string{inline}, nil
+			}
 			if i+n >= len(args) {
 				return nil, fmt.Errorf("%w: %s needs %d argument(s)", ErrUsage, a, n)
 			}
 			v := args[i+1 : i+1+n]
 			i += n
 			return v, nil
+		}
+		if hasInline && !inlineOK[name] {
+			return o, fmt.Errorf("%w: unknown argument %q", ErrUsage, a)
 		}
 		switch name {
 		case "-unix":
@@ -108,6 +135,45 @@ func ParseArgs(argv0 string, args []string, stdout io.Writer) (Options, error) {
 				return o, err
 			}
 			o.LogFile = v[0]
+		case "-idle-timeout":
+			v, err := need(1)
+			if err != nil {
+				return o, err
+			}
+			d, err := time.ParseDuration(v[0])
+			if v[0] == "0" {
+				d, err = 0, nil
+			}
+			if err != nil || d < 0 {
+				return o, fmt.Errorf("%w: bad -idle-timeout %q", ErrUsage, v[0])
+			}
+			o.IdleTimeout = d
+			if d == 0 {
+				o.IdleTimeout = -1 // never
+			}
+		case "-max-conns":
+			v, err := need(1)
+			if err != nil {
+				return o, err
+			}
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 1 {
+				return o, fmt.Errorf("%w: bad -max-conns %q", ErrUsage, v[0])
+			}
+			o.MaxPorts = n
+		case "-max-conns-per-uid":
+			v, err := need(1)
+			if err != nil {
+				return o, err
+			}
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 0 {
+				return o, fmt.Errorf("%w: bad -max-conns-per-uid %q", ErrUsage, v[0])
+			}
+			o.MaxPortsPerUID = n
+			if n == 0 {
+				o.MaxPortsPerUID = -1 // no limit
+			}
 		default:
 			switch a {
 			case "--help":

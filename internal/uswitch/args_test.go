@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -31,6 +32,13 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-hub", "-bogus"}, Options{}, "sw will be a hub instead of a switch\n", true},
 		{[]string{"-h"}, Options{}, "", true},
 		{[]string{"--help"}, Options{Config: Config{CtlPath: DefaultCtlPath}, Help: true}, "", false},
+		{[]string{"-idle-timeout", "2s", "--max-conns=100", "--max-conns-per-uid", "8"}, Options{Config: Config{CtlPath: DefaultCtlPath, IdleTimeout: 2 * time.Second, MaxPorts: 100, MaxPortsPerUID: 8}}, "", false},
+		{[]string{"--idle-timeout=0", "-max-conns-per-uid", "0", "--pidfile=p"}, Options{Config: Config{CtlPath: DefaultCtlPath, IdleTimeout: -1, MaxPortsPerUID: -1}, PIDFile: "p"}, "", false},
+		{[]string{"-idle-timeout", "soon"}, Options{}, "", true},
+		{[]string{"--max-conns=0"}, Options{}, "", true},
+		{[]string{"--max-conns-per-uid=-1"}, Options{}, "", true},
+		{[]string{"--hub=1"}, Options{}, "", true},
+		{[]string{"--unix=c"}, Options{}, "", true},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer

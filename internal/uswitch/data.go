@@ -122,9 +122,6 @@ func (s *Switch) dataLoop() error {
 				continue
 			}
 			last = p
-			if namelen < switchproto.SockaddrSize && p.sendAddr.IsAbstract() && int(p.sendLen.Load()) != namelen {
-				p.sendLen.Store(int32(namelen))
-			}
 			if tx.n+len(ps.list) > txBatchSize {
 				// Send what is queued without holding the table lock
 				// (a send may wait for a busy port).
@@ -307,18 +304,10 @@ func (s *Switch) flush(tx *txBatch) {
 				continue
 			}
 			tx.done[j] = true
-			if p.sock != nil {
-				tx.mm.set(k, tx.frames[j], nil, 0)
-			} else {
-				tx.mm.set(k, tx.frames[j], &p.sendAddr, int(p.sendLen.Load()))
-			}
+			tx.mm.set(k, tx.frames[j], nil, 0)
 			k++
 		}
-		if p.sock != nil {
-			s.sendConnected(tx, p, k)
-		} else {
-			s.sendShared(tx, p, k)
-		}
+		s.sendConnected(tx, p, k)
 	}
 	for k := 0; k < tx.n; k++ {
 		tx.ports[k], tx.frames[k], tx.done[k] = nil, nil, false
@@ -376,51 +365,4 @@ func (s *Switch) sendConnected(tx *txBatch, p *port, k int) {
 	if deadline {
 		p.sock.SetWriteDeadline(time.Time{})
 	}
-}
-
-// sendShared sends messages [0,k) to p through the shared data socket:
-// sendmmsg without blocking; a message the peer has no room for is retried
-// once with a blocking send bounded by SO_SNDTIMEO (an unconnected socket
-// cannot poll for a peer's room), unless p timed out recently.
-func (s *Switch) sendShared(tx *txBatch, p *port, k int) {
-	i := 0
-	for i < k {
-		sent, err := tx.mm.sendmmsg(s.dataFD, i, k-i)
-		s.countSent(tx, p, i, sent)
-		i += sent
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, unix.EAGAIN) {
-			err = s.slowSend(tx, i, p)
-		}
-		if err != nil {
-			p.drops.Add(1)
-			if !errors.Is(err, unix.EAGAIN) {
-				s.limited(&s.limSend, s.err, "send_sock sending to fd %d %s\n", p.id, strerror(err))
-			}
-		} else {
-			s.countSent(tx, p, i, 1)
-		}
-		i++
-	}
-}
-
-func (s *Switch) slowSend(tx *txBatch, i int, p *port) error {
-	now := time.Since(s.start)
-	if time.Duration(p.slowUntil.Load()) > now || p.dead.Load() {
-		return unix.EAGAIN
-	}
-	s.blockMu.Lock()
-	var err error
-	if err = unix.SetNonblock(s.dataFD, false); err == nil {
-		err = tx.mm.sendtoBlocking(s.dataFD, i)
-		unix.SetNonblock(s.dataFD, true)
-	}
-	s.blockMu.Unlock()
-	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EWOULDBLOCK) {
-		p.slowUntil.Store(int64(time.Since(s.start) + slowHold))
-		return unix.EAGAIN
-	}
-	return err
 }

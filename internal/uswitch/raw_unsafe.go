@@ -101,20 +101,3 @@ func (m *mmsgBatch) sendmmsg(fd int, from, n int) (int, error) {
 		return int(r), nil
 	}
 }
-
-// sendtoBlocking sends message i with a blocking sendto (the caller has
-// cleared O_NONBLOCK; SO_SNDTIMEO bounds the wait).
-func (m *mmsgBatch) sendtoBlocking(fd int, i int) error {
-	h := &m.hdrs[i].Hdr
-	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(m.iovs[i].Base)), uintptr(m.iovs[i].Len),
-			unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return e
-		}
-		return nil
-	}
-}

@@ -75,7 +75,7 @@ func (s *Switch) bindCtl() error {
 		return s.reportSock("control", s.cfg.CtlPath, err)
 	}
 	s.ctlPath = absPath(s.cfg.CtlPath)
-	if err := unix.Listen(fd, 15); err != nil {
+	if err := unix.Listen(fd, listenBacklog); err != nil {
 		unix.Close(fd)
 		os.Remove(s.ctlPath)
 		return os.NewSyscallError("listen", err)
@@ -124,17 +124,11 @@ func (s *Switch) bindData() error {
 			time.Sleep(time.Microsecond)
 		}
 	}
-	// Big socket buffers: frames in flight to all ports are charged to our
-	// send buffer. FORCE needs CAP_NET_ADMIN; fall back silently.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBufSize) != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sockBufSize)
-	}
+	// The shared socket only receives (every port is sent to on a socket
+	// of its own). FORCE needs CAP_NET_ADMIN; fall back silently.
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sockBufSize) != nil {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sockBufSize)
 	}
-	tv := unix.NsecToTimeval(sndTimeout.Nanoseconds())
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	s.dataFD = fd
 	s.dataFile = os.NewFile(uintptr(fd), "uml_switch data socket")
 	rc, err := s.dataFile.SyscallConn()
 	if err != nil {

@@ -9,8 +9,13 @@
 // handling, abstract data sockets named like the real one's. Differences, all
 // deliberate (docs/uml_switch.md): each v1/v3 client is answered with a data
 // socket of its own, connected to it (vde_switch style; v0 clients and named
-// data sockets use one shared socket where ports are identified by the
-// sender's full address); frames up to 65535 bytes pass unchanged (the real
+// data sockets send to one shared socket where ports are identified by the
+// sender's full address); every port is sent to only on a socket connected
+// once to the client's data socket, and only after the kernel confirmed
+// (unix_diag, owner.go) that the client's uid created that socket, so a
+// client cannot make the switch write to somebody else's socket; control
+// connections are limited in all, per peer uid and in time to send their
+// request (ctl.go); frames up to 65535 bytes pass unchanged (the real
 // one truncates to 1514); short frames, oversized datagrams and frames from
 // unknown senders are dropped (logged, rate-limited); a busy port is waited
 // for briefly instead of dropped at once; a port that disconnects forgets
@@ -20,8 +25,10 @@
 // # Concurrency
 //
 // One goroutine runs the shared data socket and one each port's own socket
-// (recvmmsg batch → forward → sendmmsg per destination); one accepts control
-// connections and one per connection waits for its request and EOF; one
+// (recvmmsg batch → forward → sendmmsg per destination; that loop closes the
+// socket, while a send-only port socket is closed by its connection's
+// goroutine); one accepts control connections (and counts them per uid
+// under portsMu) and one per connection waits for its request and EOF; one
 // reads the tap. The MAC table is guarded by macMu (held per receive batch by
 // the data loops, per frame by the tap reader; never across a send that may
 // wait).
@@ -43,6 +50,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/ether"
 	"github.com/umlkit/umlkit/internal/switchproto"
@@ -82,9 +91,28 @@ type Config struct {
 	AgeLimit time.Duration
 	// MaxMACs bounds the MAC table (default 16384).
 	MaxMACs int
-	// MaxPorts bounds control connections (default 1024).
+	// MaxPorts bounds control connections (default DefaultMaxPorts; lowered
+	// at Listen to what RLIMIT_NOFILE allows, two descriptors per port).
 	MaxPorts int
+	// MaxPortsPerUID bounds the control connections of one peer uid
+	// (SO_PEERCRED), so one user cannot take every port; root's are not
+	// counted against it (default DefaultMaxPortsPerUID; negative: no limit).
+	MaxPortsPerUID int
+	// IdleTimeout closes a control connection that has not sent its
+	// request within it (default DefaultIdleTimeout; negative: never).
+	IdleTimeout time.Duration
+
+	// peerUID returns a control connection's peer uid (tests fake it;
+	// default SO_PEERCRED).
+	peerUID func(*net.UnixConn) (uint32, error)
 }
+
+// Defaults of the connection limits (docs/uml_switch.md, "Limits").
+const (
+	DefaultMaxPorts       = 4096
+	DefaultMaxPortsPerUID = 256
+	DefaultIdleTimeout    = 10 * time.Second
+)
 
 // SignalError is returned by Run after a terminating signal was handled;
 // the caller re-raises it so the process dies by the signal like the real one.
@@ -112,7 +140,7 @@ const (
 	portBatch      = 16 // a port's own socket queues at most net.unix.max_dgram_qlen (10)
 	sweepEvery     = 2 * time.Second
 	slowHold       = 250 * time.Millisecond
-	sndTimeout     = 10 * time.Millisecond // shared socket: a wait stalls every port
+	listenBacklog  = 128                   // the real one's 15 is easily kept full by a flood
 	portSndTimeout = 50 * time.Millisecond // own socket: a wait stalls one sender
 	sockBufSize    = 4 << 20
 )
@@ -121,16 +149,20 @@ const (
 type port struct {
 	id       int                  // control connection fd (as the real one prints), or tap fd
 	key      switchproto.Sockaddr // canonical data address (identity)
-	sendAddr switchproto.Sockaddr // address frames are sent to
-	sendLen  atomic.Int32         // its length (110 unless the client bound a shorter abstract name)
+	sendAddr switchproto.Sockaddr // the data address the client registered
+	uid      uint32               // the client's uid (SO_PEERCRED)
 	conn     *net.UnixConn        // nil for the tap
 	tap      *tuntap.Device       // nil for clients
 	tapRC    syscall.RawConn      // tap's raw conn (data loop writes)
 
-	// sock is the port's own data socket (bound to local, connected to
-	// the client) when it has one; nil means the shared data socket.
+	// sock is the port's own data socket, connected to the client's: every
+	// frame for the port is sent on it. When own is set it is also bound
+	// to local (the address replied to the client) and portLoop receives
+	// on it; otherwise it is unbound, send-only, and the client sends to
+	// the shared data socket.
 	sock   *os.File
 	sockRC syscall.RawConn
+	own    bool
 	local  switchproto.Sockaddr
 	dead   atomic.Bool
 	descr  string
@@ -172,14 +204,14 @@ type Switch struct {
 	ctlLn    *net.UnixListener
 	dataFile *os.File
 	dataRC   syscall.RawConn
-	dataFD   int
 	dataAddr switchproto.Sockaddr
 	ctlPath  string // absolute, for removal after a chdir
 	dataPath string // absolute; "" when abstract
 
-	portsMu sync.Mutex // guards ports writes, conns
+	portsMu sync.Mutex // guards ports writes, conns, perUID, closing
 	ports   atomic.Pointer[portSet]
-	conns   map[*net.UnixConn]struct{}
+	conns   map[*net.UnixConn]uint32 // control connection → peer uid
+	perUID  map[uint32]int           // open control connections per peer uid
 	closing bool
 
 	macMu     sync.Mutex // guards macs, lastSweep, logBuf
@@ -187,14 +219,14 @@ type Switch struct {
 	lastSweep time.Duration
 	logBuf    []byte
 
-	blockMu sync.Mutex // serialises the blocking-send slow path
-
 	tapPort *port
 
 	unknownSenders, badFrames atomic.Uint64
 	limUnknown, limBad        limiter
 	limSend, limUnknownAddr   limiter
 	limFull                   limiter
+	limConn, limIdle, limRef  limiter
+	diagOnce                  sync.Once
 
 	wg       sync.WaitGroup // accept loop, conn handlers
 	tapWG    sync.WaitGroup
@@ -218,17 +250,28 @@ func Listen(cfg Config) (*Switch, error) {
 		cfg.MaxMACs = 16384
 	}
 	if cfg.MaxPorts == 0 {
-		cfg.MaxPorts = 1024
+		cfg.MaxPorts = DefaultMaxPorts
+	}
+	if cfg.MaxPortsPerUID == 0 {
+		cfg.MaxPortsPerUID = DefaultMaxPortsPerUID
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.peerUID == nil {
+		cfg.peerUID = peerCredUID
 	}
 	s := &Switch{
-		cfg:   cfg,
-		start: time.Now(),
-		out:   lineWriter{w: cfg.Stdout},
-		err:   lineWriter{w: cfg.Stderr},
-		conns: map[*net.UnixConn]struct{}{},
-		macs:  map[ether.MAC]*macEntry{},
+		cfg:    cfg,
+		start:  time.Now(),
+		out:    lineWriter{w: cfg.Stdout},
+		err:    lineWriter{w: cfg.Stderr},
+		conns:  map[*net.UnixConn]uint32{},
+		perUID: map[uint32]int{},
+		macs:   map[ether.MAC]*macEntry{},
 	}
 	s.ports.Store(&portSet{byKey: map[switchproto.Sockaddr]*port{}})
+	s.fitFDLimit()
 	if cfg.CtlFile != nil {
 		if err := s.inheritCtl(); err != nil {
 			return nil, err
@@ -254,6 +297,25 @@ func Listen(cfg Config) (*Switch, error) {
 	}
 	s.out.printf("%s\n", msg)
 	return s, nil
+}
+
+// fdReserve is what the switch keeps of RLIMIT_NOFILE for itself
+// (listeners, tap, log and pid files, the runtime); each port takes two.
+const fdReserve = 64
+
+// fitFDLimit lowers MaxPorts to what the open file limit allows, so the
+// limit is met by refusing connections one at a time rather than by accept
+// failing for everyone (the runtime has already raised the soft limit to
+// the hard one).
+func (s *Switch) fitFDLimit() {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > 1<<30 {
+		return
+	}
+	if n := max(1, (int(rl.Cur)-fdReserve)/2); n < s.cfg.MaxPorts {
+		s.err.printf("Limiting connections to %d (open file limit %d)\n", n, rl.Cur)
+		s.cfg.MaxPorts = n
+	}
 }
 
 // DataAddr returns the data socket address replied to clients.

@@ -561,7 +561,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 // testInitScript runs /etc/init.d/uml-utilities start, status and stop in the
 // chroot, inside fresh pid, mount and network namespaces (so the switch and
 // its abstract data socket cannot outlive the test or touch the host), and
-// checks the control socket (mode 0777, owned by uml-net), the account the
+// checks the control socket (mode 0660, uml-net:uml-switch), the account the
 // switch runs as, and the clean-up.
 func testInitScript(t *testing.T, root string) {
 	lookTool(t, "unshare", "util-linux")
@@ -569,7 +569,7 @@ func testInitScript(t *testing.T, root string) {
 mount -t proc proc "$R/proc" || exit 1
 run() { chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /etc/init.d/uml-utilities "$1" >/dev/null 2>&1; echo "$1=$?"; }
 run start
-stat -c 'socket=%A %u' "$R/run/uml-utilities/uml_switch.ctl"
+stat -c 'socket=%A %u %g' "$R/run/uml-utilities/uml_switch.ctl"
 pid=$(cat "$R/run/uml-utilities/uml_switch.pid")
 awk '/^Uid:/ {print "uid=" $2}' "$R/proc/$pid/status"
 run status
@@ -582,7 +582,8 @@ umount "$R/proc"`
 		t.Fatalf("init script run: %v\n%s", err, out)
 	}
 	uid := lookupID(t, root, "passwd", "uml-net")
-	want := fmt.Sprintf("start=0\nsocket=srwxrwxrwx %d\nuid=%d\nstatus=0\nstop=0\nstatus=3\n", uid, uid)
+	gid := lookupID(t, root, "group", "uml-switch")
+	want := fmt.Sprintf("start=0\nsocket=srw-rw---- %d %d\nuid=%d\nstatus=0\nstop=0\nstatus=3\n", uid, gid, uid)
 	if string(out) != want {
 		t.Errorf("init script start/status/stop:\n%s\nwant:\n%s", out, want)
 	}

@@ -127,6 +127,9 @@ func TestIntegrationRPM(t *testing.T) {
 		if !strings.Contains(pre, "groupadd -r uml-net") {
 			t.Errorf("%%pre does not create the uml-net group:\n%s", pre)
 		}
+		if !strings.Contains(pre, "groupadd -r uml-switch") {
+			t.Errorf("%%pre does not create the uml-switch group:\n%s", pre)
+		}
 		if post := rpmQuery(t, pk.LinuxRPM, "--qf", "%{POSTIN}"); !strings.Contains(post, "update-alternatives") {
 			t.Errorf("umlkit-linux %%post does not register the linux alternative:\n%s", post)
 		}

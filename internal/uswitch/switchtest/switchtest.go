@@ -133,6 +133,10 @@ func (c *Client) Close() error {
 	return c.f.Close()
 }
 
+// CloseData closes only the data socket; the port stays registered until
+// the control connection closes.
+func (c *Client) CloseData() error { return c.f.Close() }
+
 // Send sends one frame to the switch (110-byte destination, as UML does).
 func (c *Client) Send(frame []byte) error {
 	return c.SendTo(frame, &c.Switch, switchproto.SockaddrSize)

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,7 +42,8 @@ func readSysctls(t *testing.T) map[string]string {
 // the same through a fresh procfs, and what a guest must still be able to
 // do (its own network namespace's sysctls).
 func sysctlProbe(tag string) string {
-	return `printf '#!/bin/sh\nid > /tmp/` + tag + `\n' > /tmp/h.sh; chmod 755 /tmp/h.sh
+	return `mount -o remount,rw / 2>/dev/null
+printf '#!/bin/sh\nid > /tmp/` + tag + `\n' > /tmp/h.sh; chmod 755 /tmp/h.sh
 echo '|/proc/%P/root/tmp/h.sh' > /proc/sys/kernel/core_pattern 2>/dev/null && echo CORE-PATTERN-WRITTEN || echo CORE-PATTERN-REFUSED
 sh -c 'kill -SEGV $$'
 for s in vm/swappiness fs/file-max kernel/panic; do v=$(cat /proc/sys/$s); echo $v > /proc/sys/$s 2>/dev/null && echo WRITTEN-$s || echo REFUSED-$s; done
@@ -100,6 +100,44 @@ func TestIntegrationIsolationSysctlUML(t *testing.T) {
 	}
 }
 
+// mountProbe is the guest side of the mount attacks; share is a host
+// directory the guest may mount with hostfs.
+func mountProbe(share string) string {
+	return `mount -o remount,rw / 2>/dev/null
+echo 'guest:x:1000:1000::/:/bin/sh' >> /etc/passwd; mkdir -p /mnt/h /mnt/r /mnt/q; chmod 777 /mnt/h
+su guest -c 'unshare -Urm sh -c "mount -t hostfs none /mnt/h -o ` + share + ` && echo pwned > /mnt/h/BYPASS"' 2>&1 && echo BYPASS-MOUNTED || echo BYPASS-REFUSED
+mount /dev/ubda /mnt/r 2>&1 && echo LIVE-ROOT-MOUNTED || echo LIVE-ROOT-REFUSED
+mount -o ro /dev/ubda /mnt/q 2>&1 && { ls /mnt/q/init && echo LIVE-ROOT-RO-OK; umount /mnt/q; }
+mount -t hostfs none /mnt/h -o ` + share + ` && cat /mnt/h/keep.txt | sed s/host/ROOT-HOSTFS-OK/`
+}
+
+// TestIntegrationIsolationMountUML runs the mount probe on linux.uml.
+func TestIntegrationIsolationMountUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	share := filepath.Join(dir, "share")
+	os.MkdirAll(share, 0o755)
+	os.WriteFile(filepath.Join(share, "keep.txt"), []byte("host\n"), 0o644)
+	img := harness.BusyboxImage(t, dir, harness.Image{Init: mountProbe(share) + "\npoweroff -f\n"})
+	g := harness.BootRealUML(t, img)
+	if _, err := g.Wait(bootTimeout); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	var seen []string
+	for _, w := range []string{"BYPASS-MOUNTED", "BYPASS-REFUSED", "LIVE-ROOT-MOUNTED", "LIVE-ROOT-REFUSED", "LIVE-ROOT-RO-OK", "ROOT-HOSTFS-OK"} {
+		if strings.Contains(g.Output(), w) {
+			seen = append(seen, w)
+		}
+	}
+	t.Logf("linux.uml: %s", strings.Join(seen, " "))
+	if testing.Verbose() {
+		t.Logf("linux.uml console:\n%s", g.Output())
+	}
+	if _, err := os.Stat(filepath.Join(share, "BYPASS")); err == nil {
+		t.Errorf("a linux.uml guest user wrote to the host through hostfs")
+	}
+}
+
 // TestIntegrationIsolationMount: a guest user who makes a user namespace of
 // its own is not privileged over the guest, so the mount emulator does not
 // act for it (the review's hostfs write); and no second read-write mount of
@@ -108,11 +146,7 @@ func TestIntegrationIsolationMount(t *testing.T) {
 	forBoth(t, func(t *testing.T, r *mountRun) {
 		r.file("share/keep.txt", "host\n")
 		share := filepath.Join(r.dir, "share")
-		out := r.boot(`echo 'guest:x:1000:1000::/:/bin/sh' >> /etc/passwd; mkdir -p /mnt/h /mnt/r /mnt/q; chmod 777 /mnt/h
-su guest -c 'unshare -Urm sh -c "mount -t hostfs none /mnt/h -o ` + share + ` && echo pwned > /mnt/h/BYPASS"' 2>&1 && echo BYPASS-MOUNTED || echo BYPASS-REFUSED
-mount /dev/ubda /mnt/r 2>&1 && echo LIVE-ROOT-MOUNTED || echo LIVE-ROOT-REFUSED
-mount -o ro /dev/ubda /mnt/q 2>&1 && { ls /mnt/q/init && echo LIVE-ROOT-RO-OK; umount /mnt/q; }
-mount -t hostfs none /mnt/h -o ` + share + ` && cat /mnt/h/keep.txt | sed s/host/ROOT-HOSTFS-OK/`)
+		out := r.boot(mountProbe(share))
 		expect(t, out, "BYPASS-REFUSED", "LIVE-ROOT-REFUSED", "ROOT-HOSTFS-OK")
 		if _, err := os.Stat(filepath.Join(share, "BYPASS")); err == nil {
 			t.Errorf("a guest user's nested user namespace wrote to the host through hostfs")
@@ -221,4 +255,3 @@ func comm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-var _ = syscall.Getpid

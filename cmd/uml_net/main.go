@@ -21,12 +21,15 @@ const usage = `Usage: uml_net version [tuntap|ethertap|slip|add|del] ARGS...
 `
 
 func main() {
-	if err := umlnet.ReexecClean(os.Args); err != nil {
-		os.Stderr.WriteString("uml_net : " + err.Error() + "\n")
-		os.Exit(1)
-	}
+	// A failed re-exec (no /proc in a chroot) leaves the process with the
+	// caller's ids only: --help and --version still answer, nothing else.
+	reexecErr := umlnet.ReexecClean(os.Args)
 	if ok, code := rawcli.Common("uml_net", usage, os.Args[1:], os.Stdout); ok {
 		os.Exit(code)
+	}
+	if reexecErr != nil {
+		os.Stderr.WriteString("uml_net : " + reexecErr.Error() + "\n")
+		os.Exit(1)
 	}
 	os.Exit(umlnet.Main(umlnet.Config{Group: group, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[1:]))
 }

@@ -70,21 +70,66 @@ func RequireUserNS(t testing.TB) {
 	}
 }
 
-func requireDev(t testing.TB, path, what string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		Skip(t, "%s not usable: %v", what, err)
-		return
+// DevProblem returns "" when path (a device node such as /dev/fuse) opens
+// read-write for cred, or a sentence saying why it does not. A nil cred
+// probes this process. The probe for another user runs a child with that
+// user's credentials (no supplementary groups, as TestUser commands run):
+// root opens a 0600 node whatever its mode, so a root test process probing
+// for itself says nothing about the ordinary user it runs binaries as.
+func DevProblem(path string, cred *syscall.Credential) string {
+	if cred == nil {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Sprintf("%s not usable: %v", path, err)
+		}
+		f.Close()
+		return ""
 	}
-	f.Close()
+	cmd := exec.Command("/bin/sh", "-c", `exec 3<>"$1"`, "sh", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		st, _ := os.Stat(path)
+		mode := "missing"
+		if st != nil {
+			mode = fmt.Sprintf("mode %04o", st.Mode().Perm())
+		}
+		return fmt.Sprintf("%s (%s) not usable by uid %d: %s (make it 0666 as distributions ship it: chmod 0666 %s)",
+			path, mode, cred.Uid, bytes.TrimSpace(out), path)
+	}
+	return ""
+}
+
+func requireDev(t testing.TB, path string, cred *syscall.Credential) {
+	t.Helper()
+	if p := DevProblem(path, cred); p != "" {
+		Skip(t, "%s", p)
+	}
+}
+
+func userCred(uid, gid uint32) *syscall.Credential {
+	return &syscall.Credential{Uid: uid, Gid: gid}
 }
 
 // RequireTUN skips unless /dev/net/tun opens read-write.
-func RequireTUN(t testing.TB) { t.Helper(); requireDev(t, "/dev/net/tun", "/dev/net/tun") }
+func RequireTUN(t testing.TB) { t.Helper(); requireDev(t, "/dev/net/tun", nil) }
 
 // RequireFUSE skips unless /dev/fuse opens read-write.
-func RequireFUSE(t testing.TB) { t.Helper(); requireDev(t, "/dev/fuse", "/dev/fuse") }
+func RequireFUSE(t testing.TB) { t.Helper(); requireDev(t, "/dev/fuse", nil) }
+
+// RequireTUNAs skips unless /dev/net/tun opens read-write for uid:gid, the
+// user a test runs binaries as.
+func RequireTUNAs(t testing.TB, uid, gid uint32) {
+	t.Helper()
+	requireDev(t, "/dev/net/tun", userCred(uid, gid))
+}
+
+// RequireFUSEAs skips unless /dev/fuse opens read-write for uid:gid, the
+// user a test runs binaries as (an ordinary user's linux mounts its root
+// image with fuse2fs).
+func RequireFUSEAs(t testing.TB, uid, gid uint32) {
+	t.Helper()
+	requireDev(t, "/dev/fuse", userCred(uid, gid))
+}
 
 // Peer locates an installed Debian peer binary by name (searching PATH and
 // /usr/lib/uml) and returns its path, or skips naming the package to install.

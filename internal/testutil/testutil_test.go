@@ -2,7 +2,12 @@ package testutil
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestStrictSkipFails(t *testing.T) {
@@ -52,5 +57,42 @@ func TestUserNSProblemIsASentence(t *testing.T) {
 	}
 	if p != "" && len(p) < 10 {
 		t.Errorf("UserNSProblem() = %q; want a sentence naming the knob", p)
+	}
+}
+
+// TestDevProblemAsUser: a node only root may open is usable for this
+// process when it is root but not for an ordinary uid, and the reason names
+// the node, its mode and the fix.
+func TestDevProblemAsUser(t *testing.T) {
+	RequireRoot(t)
+	dir, err := os.MkdirTemp("", "devprobe-") // t.TempDir's parent is 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	node := filepath.Join(dir, "null")
+	if err := unix.Mknod(node, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(node, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p := DevProblem(node, nil); p != "" {
+		t.Errorf("DevProblem(%s, root) = %q; want usable", node, p)
+	}
+	p := DevProblem(node, &syscall.Credential{Uid: 65534, Gid: 65534})
+	for _, want := range []string{node, "mode 0600", "uid 65534", "chmod 0666 " + node} {
+		if !strings.Contains(p, want) {
+			t.Errorf("DevProblem(%s, uid 65534) = %q; want it to name %q", node, p, want)
+		}
+	}
+	if err := os.Chmod(node, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if p := DevProblem(node, &syscall.Credential{Uid: 65534, Gid: 65534}); p != "" {
+		t.Errorf("DevProblem(%s 0666, uid 65534) = %q; want usable", node, p)
 	}
 }

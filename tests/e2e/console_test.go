@@ -149,6 +149,7 @@ func TestIntegrationLinuxConsolePts(t *testing.T) {
 	})
 	t.Run("user", func(t *testing.T) {
 		u := harness.UnprivilegedUser(t)
+		requireLinuxHostAs(t, u)
 		home := u.Dir(t)
 		img := harness.BusyboxImage(t, home, harness.Image{Init: shellOn("tty1", "ttyS0")})
 		u.Chown(t, img)
@@ -438,7 +439,7 @@ while :; do sleep 1; done
 // namespace).
 func TestIntegrationLinuxConsolePortUnprivileged(t *testing.T) {
 	u := harness.UnprivilegedUser(t)
-	requireLinuxHost(t)
+	requireLinuxHostAs(t, u)
 	if _, err := os.Stat(realPortHelper); err != nil {
 		testutil.Skip(t, "%s not installed (uml-utilities)", realPortHelper)
 	}

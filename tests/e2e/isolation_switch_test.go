@@ -375,7 +375,7 @@ func probeSwap(t *testing.T, sw *switchUnderTest, u *harness.TestUser, dir strin
 func TestIntegrationSwitchIsolationUserGuests(t *testing.T) {
 	u := harness.UnprivilegedUser(t)
 	uml := harness.RealUML(t)
-	testutil.RequireUserNS(t)
+	requireLinuxHostAs(t, u)
 	home := u.Dir(t)
 	ctl := filepath.Join(home, "sw.ctl")
 	sw := harness.StartSwitch(t, harness.Bin(t, "uml_switch"), "", ctl, "--max-conns-per-uid", "4", "--idle-timeout", "2s")

@@ -67,7 +67,7 @@ func checkFuse2fsRoot(t *testing.T, g *harness.Guest, image string) {
 // fuse2fs on the image file.
 func TestIntegrationLinuxFuse2fsRootUnprivileged(t *testing.T) {
 	u := harness.UnprivilegedUser(t)
-	requireLinuxHost(t)
+	requireLinuxHostAs(t, u)
 	home := u.Dir(t)
 	img := harness.BusyboxImage(t, home, harness.Image{Init: fuse2fsRootScript, SizeMB: 64})
 	u.Chown(t, img)

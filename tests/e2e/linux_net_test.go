@@ -212,8 +212,8 @@ fi
 // guest pings the namespace: K creates eth0 in its own user namespace.
 func TestIntegrationLinuxNetTuntapUnprivileged(t *testing.T) {
 	u := harness.UnprivilegedUser(t)
-	requireLinuxHost(t)
-	testutil.RequireTUN(t)
+	requireLinuxHostAs(t, u)
+	testutil.RequireTUNAs(t, u.UID, u.GID)
 	ns := testutil.NetNS(t)
 	for _, argv := range [][]string{
 		{"ip", "tuntap", "add", "dev", "umltap7", "mode", "tap", "user", u.Name},

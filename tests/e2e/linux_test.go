@@ -34,6 +34,14 @@ func requireLinuxHost(t *testing.T) {
 	testutil.Peer(t, "fuse2fs", "fuse2fs")
 }
 
+// requireLinuxHostAs is requireLinuxHost for a linux run as u: the user, not
+// the (root) test process, must be able to open /dev/fuse.
+func requireLinuxHostAs(t *testing.T, u *harness.TestUser) {
+	t.Helper()
+	requireLinuxHost(t)
+	testutil.RequireFUSEAs(t, u.UID, u.GID)
+}
+
 func checkProbe(t *testing.T, g *harness.Guest) {
 	t.Helper()
 	if err := g.WaitOutput("BOOT-MARKER", bootTimeout); err != nil {
@@ -71,7 +79,7 @@ func TestIntegrationLinuxBootAsRoot(t *testing.T) {
 
 func TestIntegrationLinuxBootUnprivileged(t *testing.T) {
 	u := harness.UnprivilegedUser(t)
-	requireLinuxHost(t)
+	requireLinuxHostAs(t, u)
 	home := u.Dir(t)
 	img := harness.BusyboxImage(t, home, harness.Image{Init: probeScript})
 	u.Chown(t, img)

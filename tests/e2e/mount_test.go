@@ -28,6 +28,7 @@ func newMountRun(t *testing.T, unprivileged bool) *mountRun {
 	r := &mountRun{t: t}
 	if unprivileged {
 		r.user = harness.UnprivilegedUser(t)
+		requireLinuxHostAs(t, r.user)
 		r.dir = r.user.Dir(t)
 	} else {
 		r.dir = t.TempDir()

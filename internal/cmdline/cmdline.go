@@ -5,6 +5,10 @@
 // appended when absent; words the "kernel" does not know become init's
 // arguments (plain words) or environment (key=value), as Linux does.
 //
+// One difference from UML 6.1 on purpose: mem= is a kernel option here
+// (UML's guest kernel lists it as unknown and hands it to init, although its
+// host side has already used it).
+//
 // Pure: no I/O. Facts: shared/spec/cmdline.md §1–§3, channels.md §1–§2.
 package cmdline
 
@@ -176,7 +180,10 @@ func (c *Config) guestParam(w string) (bool, error) {
 			return false, fmt.Errorf("%w: mem=%s: %v", ErrUsage, val, err)
 		}
 		c.Mem, c.MemText = n, val
-		return false, nil // passed to user space, as UML does
+		// UML's guest kernel lists mem= as unknown and puts it in init's
+		// environment; it is a kernel option, so it stays in the command
+		// line (GuestLine) but goes no further.
+		return true, nil
 	case hasEq && key == "uml_dir":
 		if val == "" {
 			return false, fmt.Errorf("%w: uml_dir can't be an empty string", ErrUsage)

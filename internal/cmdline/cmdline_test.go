@@ -20,7 +20,8 @@ func TestParseSpecExample(t *testing.T) {
 	if c.Umid != "t1" || c.UmlDir != "/x" || c.Mem != 64<<20 || c.Root != "/dev/ubda" {
 		t.Errorf("Parse = umid %q dir %q mem %d root %q", c.Umid, c.UmlDir, c.Mem, c.Root)
 	}
-	if diff := cmp.Diff([]string{"mem=64M", "uml_dir=/x"}, c.InitEnv); diff != "" {
+	// linux.uml passes mem=64M on too; here it is a kernel option (package doc).
+	if diff := cmp.Diff([]string{"uml_dir=/x"}, c.InitEnv); diff != "" {
 		t.Errorf("InitEnv (-want +got):\n%s", diff)
 	}
 	if s, ok := c.ConsoleSpec(0); !ok || s != "fd:0,fd:1" {
@@ -118,4 +119,28 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("GuestLine %q lacks root= or console=", c.GuestLine)
 		}
 	})
+}
+
+// TestMemIsKernelOption: mem= stays in the kernel command line (scripts read
+// "Kernel command line:") but is neither unknown nor init's environment.
+func TestMemIsKernelOption(t *testing.T) {
+	c, err := Parse(strings.Fields("mem=64M init=/init foo=bar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "mem=64M init=/init foo=bar root=98:0 console=tty0"; c.GuestLine != want {
+		t.Errorf("GuestLine = %q; want %q", c.GuestLine, want)
+	}
+	if c.Mem != 64<<20 || c.MemText != "64M" {
+		t.Errorf("Mem = %d (%q); want 64 MiB", c.Mem, c.MemText)
+	}
+	if diff := cmp.Diff([]string{"foo=bar"}, c.Unknown); diff != "" {
+		t.Errorf("Unknown (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"foo=bar"}, c.InitEnv); diff != "" {
+		t.Errorf("InitEnv (-want +got):\n%s", diff)
+	}
+	if _, err := Parse([]string{"mem=lots"}); err == nil {
+		t.Errorf("Parse(mem=lots) = nil error; want a usage error")
+	}
 }

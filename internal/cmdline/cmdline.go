@@ -5,9 +5,11 @@
 // appended when absent; words the "kernel" does not know become init's
 // arguments (plain words) or environment (key=value), as Linux does.
 //
-// One difference from UML 6.1 on purpose: mem= is a kernel option here
+// Two differences from UML 6.1 on purpose: mem= is a kernel option here
 // (UML's guest kernel lists it as unknown and hands it to init, although its
-// host side has already used it).
+// host side has already used it), and vecN: words are parsed into Vec with
+// UML's vector_setup messages rather than reaching init (UML's vector
+// driver consumes them too).
 //
 // Pure: no I/O. Facts: shared/spec/cmdline.md §1–§3, channels.md §1–§2.
 package cmdline
@@ -52,10 +54,11 @@ type Config struct {
 	Ssl        map[int]string
 	SslAll     string
 	Eth        map[int]string
-	Init       string // init=
-	Root       string // root= (always set: root=98:0 default)
-	ReadWrite  bool   // "rw" given (we mount read-write anyway, see docs)
-	ReadOnly   bool   // "ro"
+	Vec        map[int]string // vecN: device -> the text after "vecN:"
+	Init       string         // init=
+	Root       string         // root= (always set: root=98:0 default)
+	ReadWrite  bool           // "rw" given (we mount read-write anyway, see docs)
+	ReadOnly   bool           // "ro"
 	Quiet      bool
 	NoReboot   bool
 	HostfsRoot string
@@ -83,7 +86,7 @@ var ErrUsage = errors.New("command line")
 
 // Parse parses argv[1:] of linux.
 func Parse(args []string) (*Config, error) {
-	c := &Config{Con: map[int]string{}, Ssl: map[int]string{}, Eth: map[int]string{}}
+	c := &Config{Con: map[int]string{}, Ssl: map[int]string{}, Eth: map[int]string{}, Vec: map[int]string{}}
 	var guest []string
 	haveRoot, haveConsole := false, false
 	for i, w := range args {
@@ -245,6 +248,11 @@ func (c *Config) guestParam(w string) (bool, error) {
 		return true, setLine(c.Con, &c.ConAll, key[3:], val, 16, "console")
 	case hasEq && strings.HasPrefix(key, "ssl"):
 		return true, setLine(c.Ssl, &c.SslAll, key[3:], val, 64, "serial line")
+	case strings.HasPrefix(w, "vec"):
+		// UML's __setup("vec", vector_setup) takes every word starting
+		// with "vec" and never hands it on.
+		c.parseVec(w)
+		return true, nil
 	case hasEq && strings.HasPrefix(key, "eth"):
 		n, err := strconv.Atoi(key[3:])
 		if err != nil || n < 0 {
@@ -271,6 +279,29 @@ func setLine(m map[int]string, all *string, num, val string, max int, what strin
 	}
 	m[int(n)] = val
 	return nil
+}
+
+// parseVec parses vecN:key=value,... the way UML's vector_parse does:
+// the device number (base 0) runs to the first ':'. Errors become UML's
+// boot-log line and drop the device. The key=value list itself is not
+// checked here: UML reads it only when it sets the device up.
+func (c *Config) parseVec(w string) {
+	arg := w[len("vec"):]
+	num, rest, ok := strings.Cut(arg, ":")
+	if !ok {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("vector_setup - Couldn't parse '%s' : Expected ':' after device number", arg))
+		return
+	}
+	n, err := strconv.ParseUint(num, 0, 31)
+	if err != nil || strings.Contains(num, "_") { // kstrtouint: no Go digit separators
+		c.Warnings = append(c.Warnings, fmt.Sprintf("vector_setup - Couldn't parse '%s' : Bad device number", num))
+		return
+	}
+	if _, dup := c.Vec[int(n)]; dup {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("vector_setup - Couldn't parse '%s' : Device already configured", num))
+		return
+	}
+	c.Vec[int(n)] = rest
 }
 
 // parseUbd parses ubd<unit><flags>=<file>[(,|:)<file2>][(,|:)<serial>].

@@ -144,3 +144,31 @@ func TestMemIsKernelOption(t *testing.T) {
 		t.Errorf("Parse(mem=lots) = nil error; want a usage error")
 	}
 }
+
+// TestVec: vecN: words are the vector driver's (UML's vector_setup): never
+// unknown, never init's, parse errors in UML's words (verified on
+// linux.uml 6.1: vec2=x, vecx:foo).
+func TestVec(t *testing.T) {
+	c, err := Parse(strings.Fields("vec0:transport=tap,ifname=t0 vec0x5:transport=raw,ifname=e0 vec2=x vecx:foo vec0:transport=gre vec1_0:x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[int]string{0: "transport=tap,ifname=t0", 5: "transport=raw,ifname=e0"}, c.Vec); diff != "" {
+		t.Errorf("Vec (-want +got):\n%s", diff)
+	}
+	want := []string{
+		"vector_setup - Couldn't parse '2=x' : Expected ':' after device number",
+		"vector_setup - Couldn't parse 'x' : Bad device number",
+		"vector_setup - Couldn't parse '0' : Device already configured",
+		"vector_setup - Couldn't parse '1_0' : Bad device number",
+	}
+	if diff := cmp.Diff(want, c.Warnings); diff != "" {
+		t.Errorf("Warnings (-want +got):\n%s", diff)
+	}
+	if len(c.Unknown) != 0 || len(c.InitEnv) != 0 || len(c.InitArgs) != 0 {
+		t.Errorf("Unknown %q, InitEnv %q, InitArgs %q; want vec words kept from init", c.Unknown, c.InitEnv, c.InitArgs)
+	}
+	if !strings.HasPrefix(c.GuestLine, "vec0:transport=tap,ifname=t0 vec0x5:") {
+		t.Errorf("GuestLine = %q; want the vec words kept", c.GuestLine)
+	}
+}

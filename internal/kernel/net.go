@@ -98,7 +98,28 @@ func (m *machine) setupNet() *hostNet {
 			m.plan.Eth = append(m.plan.Eth, *e)
 		}
 	}
+	vecs := make([]int, 0, len(m.cfg.Vec))
+	for n := range m.cfg.Vec {
+		vecs = append(vecs, n)
+	}
+	sort.Ints(vecs)
+	for _, n := range vecs {
+		m.logf("%s", vecUnsupported(n, m.cfg.Vec[n]))
+	}
 	return h
+}
+
+// vecUnsupported is the boot-log line for a vecN: device, which this build
+// cannot set up: UML's vector_setup prefix, the device and what works instead.
+func vecUnsupported(n int, spec string) string {
+	transport := "(none)"
+	for _, kv := range strings.Split(spec, ",") {
+		if v, ok := strings.CutPrefix(kv, "transport="); ok {
+			transport = v
+		}
+	}
+	return fmt.Sprintf("vector_setup - vec%d: the vector transports (transport=%s) are not supported by this build; "+
+		"the device is absent (ethN= daemon, tuntap, mcast, ucast, vde and slirp are)", n, transport)
 }
 
 func (m *machine) openEth(h *hostNet, n int, spec string) (*EthPlan, error) {

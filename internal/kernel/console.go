@@ -34,6 +34,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -88,6 +89,31 @@ type hostConsoles struct {
 	plan      consolePlan
 	files     map[string]*os.File
 	listeners []*net.TCPListener
+
+	mu      sync.Mutex // guards setSpecs
+	setSpec []string   // specs given by mconsole config since boot
+}
+
+// ttyDevices lists the host tty devices the lines name (at boot or by
+// mconsole config): the only ones P opens for a root-run K.
+func (h *hostConsoles) ttyDevices() []string {
+	h.mu.Lock()
+	specs := append([]string(nil), h.setSpec...)
+	h.mu.Unlock()
+	for _, l := range h.plan.Lines {
+		specs = append(specs, l.Spec)
+	}
+	var out []string
+	for _, spec := range specs {
+		if p, err := chanspec.Parse(spec); err == nil {
+			for _, c := range []chanspec.Chan{p.In, p.Out} {
+				if c.Kind == chanspec.Tty {
+					out = append(out, c.Dev)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // lineSpec is the spec of a line by UML's precedence: conN= beats con=
@@ -316,6 +342,11 @@ func (m *machine) lineRemove(arg string) mcserver.Reply {
 }
 
 func (m *machine) askLineSet(name, spec, busy string) mcserver.Reply {
+	if m.cons != nil {
+		m.cons.mu.Lock()
+		m.cons.setSpec = append(m.cons.setSpec, spec)
+		m.cons.mu.Unlock()
+	}
 	ans, err := m.ask("lineset " + name + " " + spec)
 	if err != nil {
 		return mcserver.Error(err.Error())

@@ -500,7 +500,7 @@ func (cs *consoles) openChan(ctx context.Context, lp linePlan, c chanspec.Chan, 
 		e.desc = c.String()
 		return e, nil
 	case chanspec.Tty:
-		f, err := os.OpenFile(c.Dev, mode|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+		f, err := cs.openTTY(c.Dev, mode|unix.O_NOCTTY|unix.O_NONBLOCK)
 		if err != nil {
 			var errno syscall.Errno
 			errors.As(err, &errno)
@@ -551,6 +551,15 @@ func (cs *consoles) openChan(ctx context.Context, lp linePlan, c chanspec.Chan, 
 		t.MakeRaw()
 		return &endpoint{r: t.File, w: t.File, desc: c.String(), close: func() { t.Close() }}, nil
 	case chanspec.Xterm:
+		if k := cs.k; k != nil && k.plan.Shifted && k.helper != nil {
+			// Run as root: the emulator must run as the user who started
+			// linux (its display, its X authority), so P runs it.
+			f, done, err := k.helper.xterm(ctx, lp.Serial, lp.N)
+			if err != nil {
+				return nil, err
+			}
+			return &endpoint{r: f, w: f, desc: "xterm", close: func() { f.Close(); done.Close() }}, nil
+		}
 		t, err := portchan.OpenXterm(ctx, portchan.XtermConfig{
 			Emulator: cs.plan.Xterm[0], TitleSwitch: cs.plan.Xterm[1], ExecSwitch: cs.plan.Xterm[2],
 			Title: portchan.Title(lp.Serial, lp.N, cs.plan.Umid),
@@ -764,4 +773,22 @@ func (k *kernel) lineSet(arg string) string {
 	}
 	l.plan.Spec, l.pair = spec, pair
 	return ""
+}
+
+// openTTY opens a tty: channel's host device; a root-run K (an
+// unprivileged id block) has P open it (hostside.go), and P opens only the
+// devices the machine's lines name.
+func (cs *consoles) openTTY(dev string, flags int) (*os.File, error) {
+	k := cs.k
+	if k == nil || !k.plan.Shifted || k.helper == nil {
+		return os.OpenFile(dev, flags, 0)
+	}
+	_, f, err := k.helper.ask(fmt.Sprintf("tty flags=%d path=%s", flags, dev))
+	if err == nil && f == nil {
+		err = unix.EIO
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dev, Err: err}
+	}
+	return f, nil
 }

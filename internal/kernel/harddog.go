@@ -126,13 +126,28 @@ func (h *harddog) session() {
 // startHelper runs uml_watchdog and waits for its ready byte; it returns
 // the process and the helper's input (nil and UML's message on failure).
 func (h *harddog) startHelper() (*exec.Cmd, *os.File, error) {
+	if h.k.plan.Shifted && h.k.helper != nil {
+		// Run as root, K is an id block that could neither signal P nor
+		// reach the notify socket: P runs the helper (hostside.go).
+		_, f, err := h.k.helper.ask("watchdog")
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, f, nil
+	}
+	return runWatchdog(os.Getppid(), h.k.plan.Notify)
+}
+
+// runWatchdog starts uml_watchdog for the machine whose P is pid (or
+// notifying the socket notify) and waits for its ready byte.
+func runWatchdog(pid int, notify string) (*exec.Cmd, *os.File, error) {
 	path := defaultWatchdog
 	if p := os.Getenv(envWatchdog); p != "" {
 		path = p
 	}
-	args := []string{path, "-pid", strconv.Itoa(os.Getppid())}
-	if n := h.k.plan.Notify; n != "" {
-		args = []string{path, "-mconsole", n}
+	args := []string{path, "-pid", strconv.Itoa(pid)}
+	if notify != "" {
+		args = []string{path, "-mconsole", notify}
 	}
 	in, inHelper, err := filePair(unix.SOCK_STREAM, "harddog", "uml_watchdog stdin")
 	if err != nil {
@@ -146,7 +161,7 @@ func (h *harddog) startHelper() (*exec.Cmd, *os.File, error) {
 	}
 	out = pollable(out) // for the ready byte's deadline
 	cmd := &exec.Cmd{Path: path, Args: args, Stdin: inHelper, Stdout: outHelper, Stderr: outHelper,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
 	err = cmd.Start()
 	inHelper.Close()
 	outHelper.Close()

@@ -1,9 +1,11 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/cow"
+	"github.com/umlkit/umlkit/internal/fdpass"
+	"github.com/umlkit/umlkit/internal/portchan"
 	"github.com/umlkit/umlkit/internal/ubd"
 )
 
@@ -209,10 +213,22 @@ func (m *machine) hostfsTree(rel string, ro bool) (*os.File, error) {
 	return nil, unix.EINVAL
 }
 
-// serveHostRequest answers the shifted K's "open" and "hostfs" requests;
-// ok is false for other requests.
-func (m *machine) serveHostRequest(req string) (reply string, f *os.File, ok bool) {
+// serveHostRequest answers the shifted K's "open", "hostfs", "tty",
+// "watchdog" and "xterm" requests; ok is false for other requests. in is
+// the fd that came with the request (xterm's private socket), or nil.
+func (m *machine) serveHostRequest(req string, in *os.File) (reply string, f *os.File, ok bool) {
 	switch {
+	case strings.HasPrefix(req, "xterm "):
+		if in == nil {
+			return "err bad request", nil, true
+		}
+		var serial, n int
+		if _, err := fmt.Sscanf(req, "xterm serial=%d n=%d", &serial, &n); err != nil {
+			in.Close()
+			return "err bad request", nil, true
+		}
+		go m.serveXterm(in, serial == 1, n)
+		return "ok", nil, true
 	case strings.HasPrefix(req, "open "):
 		fl, path, found := strings.Cut(strings.TrimPrefix(req, "open flags="), " path=")
 		flags, err := strconv.Atoi(fl)
@@ -220,6 +236,26 @@ func (m *machine) serveHostRequest(req string) (reply string, f *os.File, ok boo
 			return "err bad request", nil, true
 		}
 		f, err := m.openForKernel(path, flags)
+		if err != nil {
+			return "err " + errnoWord(err), nil, true
+		}
+		return "ok", f, true
+	case req == "watchdog":
+		cmd, in, err := runWatchdog(os.Getpid(), m.cfg.Notify)
+		if err != nil {
+			return "err " + err.Error(), nil, true
+		}
+		// The helper exits at EOF of its input (K closes its copy when the
+		// guest closes /dev/watchdog); reap it then.
+		go cmd.Wait()
+		return "ok", in, true
+	case strings.HasPrefix(req, "tty "):
+		fl, path, found := strings.Cut(strings.TrimPrefix(req, "tty flags="), " path=")
+		flags, err := strconv.Atoi(fl)
+		if !found || err != nil || !m.ttyAllowed(path) {
+			return "err " + errnoWord(&os.PathError{Op: "open", Path: path, Err: unix.EACCES}), nil, true
+		}
+		f, err := os.OpenFile(path, (flags&(unix.O_ACCMODE|unix.O_NONBLOCK))|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return "err " + errnoWord(err), nil, true
 		}
@@ -258,4 +294,90 @@ func helperError(rest string) error {
 		}
 	}
 	return errors.New(rest)
+}
+
+// dirTree is the detached tree of a directory root (its own file system:
+// idmapping a tree with proc or sysfs submounts fails).
+func dirTree(path string, ro bool) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, &os.PathError{Op: "open_tree", Path: path, Err: err}
+	}
+	if ro {
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+			unix.Close(fd)
+			return nil, os.NewSyscallError("mount_setattr", err)
+		}
+	}
+	return os.NewFile(uintptr(fd), "root-tree"), nil
+}
+
+// dialNotify connects a datagram socket to the notify socket at path.
+func dialNotify(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "notify"), nil
+}
+
+// ttyAllowed reports whether a line of this machine names tty device path
+// (tty:DEV channels are host devices K cannot open when run as root).
+func (m *machine) ttyAllowed(path string) bool {
+	if m.cons == nil {
+		return false
+	}
+	for _, d := range m.cons.ttyDevices() {
+		if d == path {
+			return true
+		}
+	}
+	return false
+}
+
+// serveXterm opens an xterm line's terminal for K: it runs the emulator as
+// the user who started linux (with its display and X authority), sends the
+// terminal over the private socket c, and closes the terminal (killing the
+// emulator) when K closes c — also while the emulator is still starting.
+func (m *machine) serveXterm(c *os.File, serial bool, n int) {
+	defer c.Close()
+	conn, err := net.FileConn(c)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	uc := conn.(*net.UnixConn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gone := make(chan struct{})
+	go func() { // K closed its end: the line's open was abandoned or closed
+		b := make([]byte, 1)
+		uc.Read(b)
+		close(gone)
+		cancel()
+	}()
+	umid := ""
+	if m.dir != nil {
+		umid = m.dir.Umid
+	}
+	xt := m.cons.plan.Xterm
+	t, err := portchan.OpenXterm(ctx, portchan.XtermConfig{
+		Emulator: xt[0], TitleSwitch: xt[1], ExecSwitch: xt[2],
+		Title: portchan.Title(serial, n, umid),
+	})
+	if err != nil {
+		fdpass.Send(uc, []byte("err "+err.Error()))
+		return
+	}
+	defer t.Close()
+	t.MakeRaw()
+	if err := fdpass.Send(uc, []byte("ok"), t.File); err != nil {
+		return
+	}
+	<-gone
 }

@@ -430,10 +430,28 @@ func (m *machine) runKernel(ctx context.Context) (int, error) {
 		defer mfd.Close()
 		files["rootmount"] = mfd
 	}
+	if m.ids != nil && m.plan.Root.Kind == "dir" {
+		// K cannot reach the host directory: P hands it the directory's
+		// tree, idmapped once K's user namespace exists (kernelReady).
+		tree, err := dirTree(m.plan.Root.Path, m.plan.Root.ReadOnly)
+		if err != nil {
+			return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", m.plan.Root.Path, err)
+		}
+		defer tree.Close()
+		files["rootmount"] = tree
+	}
+	if m.ids != nil && m.plan.Notify != "" {
+		// K cannot reach the notify socket's directory: it sends on a
+		// socket P connected (notify.go).
+		if c, err := dialNotify(m.plan.Notify); err == nil {
+			defer c.Close()
+			files["notify"] = c
+		}
+	}
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files["con-out"] = f
 	}
-	order, consEnv := m.cons.donate(files, []string{"con-in", "con-out", "control", "rootmount", "mounthelper"})
+	order, consEnv := m.cons.donate(files, []string{"con-in", "con-out", "control", "rootmount", "mounthelper", "notify"})
 	order = m.net.donate(files, order)
 	extra, fdEnv := childrole.Donate(files, order)
 	cmd := exec.Command(self)

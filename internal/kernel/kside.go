@@ -332,6 +332,10 @@ func (k *kernel) mountRoot(dir string) error {
 	r := k.plan.Root
 	switch r.Kind {
 	case "dir":
+		if k.rootMount != nil { // run as root: P's idmapped tree of the directory
+			defer k.rootMount.Close()
+			return attachMount(k.rootMount, dir)
+		}
 		flags := uintptr(unix.MS_BIND | unix.MS_REC)
 		if err := unix.Mount(r.Path, dir, "", flags, ""); err != nil {
 			return fmt.Errorf("bind %s: %w", r.Path, err)

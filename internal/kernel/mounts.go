@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -306,8 +307,12 @@ func (m *machine) serveMountHelper(conn *net.UnixConn, native bool) {
 		if err != nil && !errors.Is(err, fdpass.ErrNoFD) {
 			return
 		}
-		if m.ids != nil && len(files) == 0 {
-			if reply, f, ok := m.serveHostRequest(string(msg)); ok {
+		if m.ids != nil {
+			var in *os.File
+			if len(files) > 0 {
+				in = files[0]
+			}
+			if reply, f, ok := m.serveHostRequest(string(msg), in); ok {
 				if f != nil {
 					fdpass.Send(conn, []byte(reply), f)
 					f.Close()
@@ -418,6 +423,67 @@ func (h *helperClient) ask(req string) (string, *os.File, error) {
 		return string(msg), nil, nil
 	}
 	return string(msg), files[0], nil
+}
+
+// xterm has P open an xterm line's terminal (hostside.go serveXterm): the
+// reply comes on a private socket, so a slow emulator holds up no other
+// request; closing done (or ctx ending first) tells P to close the
+// terminal.
+func (h *helperClient) xterm(ctx context.Context, serial bool, n int) (term, done *os.File, err error) {
+	mine, theirs, err := filePair(unix.SOCK_SEQPACKET, "xterm", "xterm-p")
+	if err != nil {
+		return nil, nil, err
+	}
+	s := 0
+	if serial {
+		s = 1
+	}
+	h.mu.Lock()
+	err = fdpass.Send(h.conn, []byte(fmt.Sprintf("xterm serial=%d n=%d", s, n)), theirs)
+	if err == nil {
+		h.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		var msg []byte
+		msg, _, _, err = fdpass.Recv(h.conn, 4096, 1)
+		if errors.Is(err, fdpass.ErrNoFD) {
+			err = nil // the acceptance carries none
+		}
+		if err == nil && string(msg) != "ok" {
+			err = helperError(strings.TrimPrefix(string(msg), "err "))
+		}
+	}
+	h.mu.Unlock()
+	theirs.Close()
+	if err != nil {
+		mine.Close()
+		return nil, nil, err
+	}
+	c, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	uc := c.(*net.UnixConn)
+	stop := context.AfterFunc(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
+	msg, files, _, err := fdpass.Recv(uc, 4096, 1)
+	stop()
+	if rest, ok := strings.CutPrefix(string(msg), "err "); ok {
+		uc.Close()
+		return nil, nil, errors.New(rest)
+	}
+	if err != nil || len(files) == 0 {
+		uc.Close()
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("xterm_open : os_rcv_fd: %w", ctx.Err())
+		}
+		return nil, nil, fmt.Errorf("xterm_open : os_rcv_fd failed: %v", err)
+	}
+	df, err := uc.File()
+	uc.Close()
+	if err != nil {
+		files[0].Close()
+		return nil, nil, err
+	}
+	return files[0], df, nil
 }
 
 // open has P open a disk file of this machine (ubd.Options.Open).

@@ -34,5 +34,25 @@ func notify(logf func(string, ...any), path string, t mconsole.NotifyType, text 
 func (k *kernel) panicf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	k.logf("Kernel panic - not syncing: %s", msg)
+	if c := k.files["notify"]; c != nil {
+		// Run as root, K cannot reach the socket's directory: it sends on
+		// the socket P connected to it.
+		data := append([]byte(msg), 0)
+		if len(data) > mconsole.MaxData {
+			data = data[:mconsole.MaxData]
+		}
+		b, err := mconsole.Notify{Type: mconsole.NotifyPanic, Data: data}.MarshalBinary()
+		if err == nil {
+			_, err = unix.Write(int(c.Fd()), b)
+		}
+		if err != nil {
+			var errno unix.Errno
+			if !errors.As(err, &errno) {
+				errno = unix.EINVAL
+			}
+			k.logf("mconsole_notify - sendto failed, errno = %d", int(errno))
+		}
+		return
+	}
 	notify(k.logf, k.plan.Notify, mconsole.NotifyPanic, msg)
 }

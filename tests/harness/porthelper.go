@@ -174,7 +174,15 @@ const InTelnetdEnv = "UMLKIT_IN_TELNETD"
 // login program; it keeps fd 3 for the helper).
 func TelnetdDir(t testing.TB) (dir, label string) {
 	t.Helper()
-	dir = t.TempDir()
+	// linux run as root runs in.telnetd as the machine's unprivileged id
+	// block (docs/linux.md, "User ids"): the directory must be reachable
+	// by every user, unlike t.TempDir()'s.
+	dir, err := os.MkdirTemp("", "umlkit-telnetd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	real := os.Getenv(InTelnetdEnv)
 	if real == "" {
 		if p, err := exec.LookPath("in.telnetd"); err == nil {

@@ -4,6 +4,7 @@ package ubd
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/atomicfile"
 	"github.com/umlkit/umlkit/internal/cow"
@@ -97,7 +100,10 @@ func readBitmap(f *os.File, h *cow.Header) ([]byte, error) {
 // in-place merge a write lock on the backing file, so a disk in use by a
 // running UML is refused; whole runs of sectors move with copy_file_range,
 // holes stay holes; an in-place merge records a journal next to the backing
-// file so that a re-run after a crash resumes despite the changed mtime.
+// file so that a re-run after a crash resumes despite the changed mtime (a
+// new-file merge accepts it too: the journal says only COW sectors were
+// written). Temporary files a killed run left for the same output (or
+// journal) are removed first; a live run's are flock-held and kept.
 func Merge(ctx context.Context, o MergeOptions) (err error) {
 	cf, h, err := ReadHeader(o.COW, o.Notice)
 	if err != nil {
@@ -114,7 +120,9 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 	}
 	resume := false
 	if verr := h.Validate(backing, st.Size(), statMtime(st)); verr != nil {
-		if !o.InPlace || !errors.Is(verr, cow.ErrMtimeMismatch) || !journalMatches(backing, o.COW, h) {
+		// An interrupted -d changed the backing file only in sectors the
+		// COW file holds, so both modes can go on where the journal says so.
+		if !errors.Is(verr, cow.ErrMtimeMismatch) || !journalMatches(backing, o.COW, h) {
 			return verr
 		}
 		resume = true
@@ -135,6 +143,7 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 		if err := lockFile(bf, true); err != nil {
 			return fmt.Errorf("%w (is a UML still using the backing file?)", err)
 		}
+		removeStaleTemps(journalPath(backing))
 	}
 	var out *output
 	if !o.InPlace {
@@ -222,9 +231,10 @@ func Merge(ctx context.Context, o MergeOptions) (err error) {
 // existing device or FIFO is written in place, as the real tool does, with
 // zeros written explicitly since it holds old data.
 type output struct {
-	f      *os.File
-	af     *atomicfile.File // nil for a device
-	device bool
+	f       *os.File
+	af      *atomicfile.File // nil for a device
+	release func()           // drops the flock on af's temporary file
+	device  bool
 }
 
 func openOutput(name string) (*output, error) {
@@ -238,11 +248,12 @@ func openOutput(name string) (*output, error) {
 	if target, err := filepath.EvalSymlinks(name); err == nil {
 		name = target
 	}
-	af, err := atomicfile.New(name, 0o644)
+	removeStaleTemps(name)
+	af, release, err := newLockedTemp(name, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	return &output{f: af.File, af: af}, nil
+	return &output{f: af.File, af: af, release: release}, nil
 }
 
 func (o *output) truncate(n int64) error {
@@ -259,6 +270,7 @@ func (o *output) commit() error {
 		}
 		return o.f.Close()
 	}
+	defer o.release()
 	return o.af.Commit()
 }
 
@@ -268,6 +280,7 @@ func (o *output) cancel() {
 		return
 	}
 	o.af.Cancel()
+	o.release()
 }
 
 func statMtime(st os.FileInfo) int64 {
@@ -316,10 +329,11 @@ func journalMatches(backing, cowName string, h *cow.Header) bool {
 
 func writeJournal(backing, cowName string, h *cow.Header) error {
 	p := journalPath(backing)
-	af, err := atomicfile.New(p, 0o644)
+	af, release, err := newLockedTemp(p, 0o644)
 	if err != nil {
 		return fmt.Errorf("write merge journal: %w", err)
 	}
+	defer release()
 	defer af.Cancel()
 	if _, err := af.WriteString(journalText(cowName, h)); err != nil {
 		return fmt.Errorf("write merge journal: %w", err)
@@ -340,6 +354,88 @@ func removeJournal(backing string) error {
 		d.Close()
 	}
 	return nil
+}
+
+// Temporary files. atomicfile names the temporary file for path
+// ".<base>.tmp-<12 hex digits>" beside it. A run holds an flock on its
+// temporary file (through a second open file description, so the lock
+// outlives atomicfile's close before the rename) from just after creating
+// it until it is renamed or removed. A file of that name that nobody holds
+// locked was left by a killed run and is removed; one that is held belongs
+// to a live run and is kept.
+
+const tempHexLen = 12 // atomicfile: 6 random bytes in hex
+
+// isTempOf reports whether name (a directory entry) is a temporary file
+// for a file called base.
+func isTempOf(name, base string) bool {
+	rnd, ok := strings.CutPrefix(name, "."+base+".tmp-")
+	if !ok || len(rnd) != tempHexLen {
+		return false
+	}
+	_, err := hex.DecodeString(rnd)
+	return err == nil && strings.ToLower(rnd) == rnd
+}
+
+// removeStaleTemps removes the temporary files for path that no live run
+// holds. Errors are ignored: a leftover is no reason to fail a merge.
+func removeStaleTemps(path string) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && isTempOf(e.Name(), base) {
+			removeIfStale(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+func removeIfStale(p string) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return // a live run holds it
+	}
+	if sameFile(f, p) {
+		os.Remove(p)
+	}
+}
+
+// sameFile reports whether the name p still refers to the open file f.
+func sameFile(f *os.File, p string) bool {
+	fst, err1 := f.Stat()
+	pst, err2 := os.Lstat(p)
+	return err1 == nil && err2 == nil && os.SameFile(fst, pst)
+}
+
+// newLockedTemp creates the atomic file for path and flocks its temporary
+// file; release drops the lock (call it after Commit or Cancel). Should a
+// concurrent removeStaleTemps take the new file between its creation and the
+// lock, the name no longer refers to it and another one is made.
+func newLockedTemp(path string, perm os.FileMode) (*atomicfile.File, func(), error) {
+	for range 5 {
+		af, err := atomicfile.New(path, perm)
+		if err != nil {
+			return nil, nil, err
+		}
+		lk, err := os.Open(af.TempPath())
+		if err == nil {
+			if unix.Flock(int(lk.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && sameFile(af.File, af.TempPath()) && sameFile(lk, af.TempPath()) {
+				return af, func() { lk.Close() }, nil
+			}
+			lk.Close()
+		}
+		af.Cancel()
+	}
+	return nil, nil, fmt.Errorf("create temporary file for %s: removed while being created", path)
 }
 
 // Info describes a COW file (uml_moo --info).

@@ -296,3 +296,116 @@ func TestMergeOutputSymlinkAndDevice(t *testing.T) {
 		t.Fatal("the device node was replaced")
 	}
 }
+
+// TestMergeRemovesStaleTemps: a killed run's temporary files for the same
+// output (and, with -d, for the journal) are removed by the next run; a
+// live run's (flock held) and other names are kept.
+func TestMergeRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	c, back, want := dirtyCOW(t, dir, 1<<20)
+	out := filepath.Join(dir, "out")
+	mk := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("left over"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := mk(".out.tmp-0123456789ab")
+	live := mk(".out.tmp-abcdef012345")
+	lk, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	if err := syscall.Flock(int(lk.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	others := []string{mk(".out.tmp-notours"), mk(".other.tmp-0123456789ab"), mk(".out.tmp-0123456789AB"), mk("out.tmp-0123456789ab")}
+	if err := Merge(context.Background(), MergeOptions{COW: c, Output: out}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+		t.Error("merged image differs")
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary %s not removed (%v)", stale, err)
+	}
+	for _, p := range append(others, live) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed; want kept (%v)", p, err)
+		}
+	}
+
+	jstale := filepath.Join(dir, "."+filepath.Base(journalPath(back))+".tmp-00112233aabb") // ..backing.img.uml_moo-d.tmp-*
+	os.WriteFile(jstale, nil, 0o644)
+	if err := Merge(context.Background(), MergeOptions{COW: c, InPlace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(jstale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale journal temporary %s not removed (%v)", jstale, err)
+	}
+}
+
+// TestNewLockedTempIsHeld: while a run's temporary file exists it is
+// flock-held, so a concurrent run's cleanup keeps it.
+func TestNewLockedTempIsHeld(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "img")
+	af, release, err := newLockedTemp(p, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := af.TempPath()
+	removeStaleTemps(p)
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("live temporary removed: %v", err)
+	}
+	if err := af.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMergeNewAfterCrashedInPlace: after a -d run died part way (journal
+// present, backing mtime changed), a new-file merge of the same COW file
+// goes on instead of refusing the mtime: the backing file changed only in
+// sectors the COW file holds.
+func TestMergeNewAfterCrashedInPlace(t *testing.T) {
+	dir := t.TempDir()
+	c, back, want := dirtyCOW(t, dir, 1<<20)
+	if err := writeJournal(back, c, headerOf(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	// Part of the merge happened: the first dirty run is in the backing file.
+	cf, h, _ := ReadHeader(c, nil)
+	bm, _ := readBitmap(cf, h)
+	for s := int64(0); s < h.Sectors(); s++ {
+		if cow.Dirty(bm, s) {
+			b := make([]byte, 512)
+			cf.ReadAt(b, h.DataOffset()+s*512)
+			bf, _ := os.OpenFile(back, os.O_WRONLY, 0)
+			bf.WriteAt(b, s*512)
+			bf.Close()
+			break
+		}
+	}
+	cf.Close()
+	os.Chtimes(back, time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	out := filepath.Join(dir, "out")
+	if err := Merge(context.Background(), MergeOptions{COW: c, Output: out}); err != nil {
+		t.Fatalf("new-file merge after a crashed -d: %v", err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+		t.Error("merged image differs")
+	}
+	if err := Merge(context.Background(), MergeOptions{COW: c, InPlace: true}); err != nil {
+		t.Fatalf("resumed -d: %v", err)
+	}
+	if got, _ := os.ReadFile(back); !bytes.Equal(got, want) {
+		t.Error("in-place result differs")
+	}
+}

@@ -9,8 +9,13 @@ GOTEST_FLAGS ?= -race -timeout 40m -p 2
 
 .PHONY: build test check bench demo clean packages
 
+# uml_net (setuid root) starts at an entry point that drops the caller's
+# environment before the Go runtime reads it (cmd/uml_net/entry_amd64.s).
+UMLNET_LDFLAGS := $(if $(filter amd64,$(shell $(GO) env GOARCH 2>/dev/null)),-E=main.entry)
+
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) $(UMLNET_LDFLAGS)' -o $(BIN)/uml_net ./cmd/uml_net
 
 # check: formatting and vet (also covered by internal/repo_test.go).
 check:

@@ -59,6 +59,13 @@ echo "build.sh: building $VERSION for $ARCH" >&2
 CGO_ENABLED=0 GOARCH=$ARCH $GO build -trimpath \
 	-ldflags "-s -w -X github.com/umlkit/umlkit/internal/buildinfo.Version=$VERSION" \
 	-o "$STAGE/bin/" ./cmd/...
+# uml_net (setuid root) starts at an entry point that drops the caller's
+# environment before the Go runtime reads it (cmd/uml_net/entry_amd64.s).
+if [ "$ARCH" = amd64 ]; then
+	CGO_ENABLED=0 GOARCH=$ARCH $GO build -trimpath \
+		-ldflags "-s -w -X github.com/umlkit/umlkit/internal/buildinfo.Version=$VERSION -E=main.entry" \
+		-o "$STAGE/bin/uml_net" ./cmd/uml_net
+fi
 
 # 2. Man pages and completions: hand-written ones (docs/man/, and
 # packaging/completions/) for the programs that have them, generated from

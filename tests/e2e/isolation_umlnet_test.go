@@ -332,13 +332,10 @@ func TestIntegrationIsolationUMLNetRuntimeEnv(t *testing.T) {
 		t.Errorf("status %d", code)
 	}
 	stderr := r.stderr.String()
-	// inittrace prints one line per package init. The first image prints
-	// them (the runtime parses GODEBUG before any of our code); the second
-	// must print none.
-	inits := strings.Count(stderr, "init github.com/vishvananda/netlink/nl @")
-	if inits > 1 {
-		t.Errorf("inittrace ran in the re-executed image too (%d passes):\n%s", inits, stderr)
-	}
+	// inittrace prints one line per package init and gctrace one per
+	// collection: the Makefile's uml_net starts at an entry point that
+	// re-executes itself with an empty environment before the Go runtime
+	// reads it (cmd/uml_net/entry_amd64.s), so no image may print any.
 	var initLines []string
 	gcLines := 0
 	for _, l := range strings.Split(stderr, "\n") {
@@ -349,8 +346,9 @@ func TestIntegrationIsolationUMLNetRuntimeEnv(t *testing.T) {
 			gcLines++
 		}
 	}
-	t.Logf("the first image (root until its last init, then it drops and re-executes) honoured GODEBUG: "+
-		"%d gctrace lines (GOGC=1, GOMEMLIMIT=1, GOMAXPROCS=1 in effect) and these inits:\n%s", gcLines, strings.Join(initLines, "\n"))
+	if len(initLines) > 0 || gcLines > 0 {
+		t.Errorf("the setuid image's runtime honoured the caller's GODEBUG (%d init lines, %d gc lines):\n%s", len(initLines), gcLines, stderr)
+	}
 }
 
 // TestIntegrationIsolationUMLNetRealHelper sends the same out-of-policy

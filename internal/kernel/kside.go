@@ -361,6 +361,15 @@ func (k *kernel) mountRoot(dir string) error {
 }
 
 func (k *kernel) startFuse2fs(r RootPlan, dir string) error {
+	img, err := os.Open(r.Path)
+	if err != nil {
+		return err
+	}
+	err = checkExtImage(img)
+	img.Close()
+	if err != nil {
+		return err
+	}
 	if !r.ReadOnly {
 		k.replayJournal(r.Path)
 	}
@@ -405,7 +414,7 @@ func (k *kernel) startFuse2fs(r RootPlan, dir string) error {
 		}
 		select {
 		case <-k.rootDone:
-			return fmt.Errorf("fuse2fs %s exited before the mount appeared: %s", r.Path, strings.TrimSpace(msgs.String()))
+			return fmt.Errorf("fuse2fs %s exited before the mount appeared: %s", r.Path, oneLine(msgs.String()))
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -492,7 +501,7 @@ func (k *kernel) replayJournal(image string) {
 	out, err := exec.Command(e2fsck, "-p", "-E", "journal_only", image).CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() > 1 {
-		k.logf("e2fsck -E journal_only %s: exit %d: %s", image, ee.ExitCode(), strings.TrimSpace(string(out)))
+		k.logf("e2fsck -E journal_only %s: exit %d: %s", image, ee.ExitCode(), oneLine(string(out)))
 	}
 }
 

@@ -26,6 +26,9 @@ func loopMount(image string, ro bool) (*os.File, string, error) {
 		return nil, "", err
 	}
 	defer img.Close()
+	if err := checkExtImage(img); err != nil {
+		return nil, "", err
+	}
 	mnt, loop, err := loopMountFile(img, ro)
 	if err != nil {
 		return nil, "", fmt.Errorf("mount %s: %w", image, err)

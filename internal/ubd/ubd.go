@@ -227,7 +227,7 @@ func (o *Options) lock(f *os.File, write bool) error {
 	if err := lockFile(f, write); err != nil {
 		var le *LockError
 		if errors.As(err, &le) {
-			o.log("F_SETLK failed, file already locked by pid %d", le.Pid)
+			o.log("F_SETLK failed, file already locked by %s", le.Holder())
 			o.log("Failed to lock '%s', err = %d", f.Name(), syscall.EAGAIN)
 		}
 		return err

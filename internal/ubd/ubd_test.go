@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -410,4 +411,39 @@ func BenchmarkCOWSequential(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestLockErrorNamesHolder: another umlkit's lock is an OFD lock, for which
+// F_GETLK reports pid -1; the message names the holder from /proc/locks
+// (this process here), or says "another process" when none is found.
+func TestLockErrorNamesHolder(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := lockFile(holder, true); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = lockFile(f, false)
+	want := fmt.Sprintf("F_SETLK failed, file already locked by pid %d: failed to lock '%s'", os.Getpid(), p)
+	if err == nil || err.Error() != want || !errors.Is(err, ErrLocked) {
+		t.Errorf("lockFile on a held file = %v; want %q", err, want)
+	}
+	if pid := lockHolder(filepath.Join(t.TempDir(), "no-locks"), f, false); pid != 0 {
+		t.Errorf("lockHolder without /proc/locks = %d; want 0", pid)
+	}
+	le := &LockError{File: p}
+	if want := "F_SETLK failed, file already locked by another process: failed to lock '" + p + "'"; le.Error() != want {
+		t.Errorf("LockError{Pid: 0}.Error() = %q; want %q", le.Error(), want)
+	}
 }

@@ -2,6 +2,8 @@ package mountemu
 
 import (
 	"errors"
+	"fmt"
+	"sort"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +24,7 @@ type insn struct {
 	f      unix.SockFilter
 	label  string // this instruction's label
 	jt, jf string // jump targets ("" = next)
+	jaTo   string // BPF_JA target (K is the offset)
 }
 
 // assemble resolves labels into relative jump offsets.
@@ -35,6 +38,13 @@ func assemble(prog []insn) ([]unix.SockFilter, error) {
 	out := make([]unix.SockFilter, len(prog))
 	for i, in := range prog {
 		f := in.f
+		if in.jaTo != "" {
+			t, ok := at[in.jaTo]
+			if !ok || t <= i {
+				return nil, errors.New("bpf: bad jump to " + in.jaTo)
+			}
+			f.K = uint32(t - i - 1)
+		}
 		for _, j := range []struct {
 			name string
 			dst  *uint8
@@ -88,28 +98,25 @@ type sysnums struct {
 // loop requests; the new mount API fails with ENOSYS; the denied calls
 // fail with EPERM.
 func program(s sysnums) ([]unix.SockFilter, error) {
-	// Fast path: below the lowest number the filter looks at (ioctl
-	// aside), every call is allowed after four instructions — read, write,
-	// open, stat, mmap and the like never walk the lists.
-	low := ^uint32(0)
-	for _, nr := range append(append([]uint32{s.mount, s.umount2}, s.newAPI...), s.denied...) {
-		low = min(low, nr)
+	// Every listed call and its action, searched as a binary tree of
+	// jge tests (about six steps for every call, listed or not; a linear
+	// list would cost every openat, futex and exit_group forty).
+	var cases []filterCase
+	cases = append(cases, filterCase{s.ioctl, "ioctl"}, filterCase{s.mount, "notify"}, filterCase{s.umount2, "notify"})
+	for _, nr := range s.newAPI {
+		cases = append(cases, filterCase{nr, "enosys"})
 	}
+	for _, nr := range s.denied {
+		cases = append(cases, filterCase{nr, "eperm"})
+	}
+	sort.Slice(cases, func(i, j int) bool { return cases[i].nr < cases[j].nr })
 	p := []insn{
 		ld(offDataArch),
 		jeq(s.arch, "", "allow"),
 		ld(offDataNr),
-		jeq(s.ioctl, "ioctl", ""),
-		jge(low, "", "allow"),
-		jeq(s.mount, "notify", ""),
-		jeq(s.umount2, "notify", ""),
 	}
-	for _, nr := range s.newAPI {
-		p = append(p, jeq(nr, "enosys", ""))
-	}
-	for _, nr := range s.denied {
-		p = append(p, jeq(nr, "eperm", ""))
-	}
+	seq := 0
+	p = appendTree(p, cases, &seq)
 	p = append(p,
 		ret(unix.SECCOMP_RET_ALLOW, "allow"),
 		labeled(ld(offDataArg1Low), "ioctl"),
@@ -136,4 +143,32 @@ func Denied() []uint32 {
 		return nil
 	}
 	return append([]uint32(nil), hostSysnums.denied...)
+}
+
+// filterCase is one listed system call and the label of its action.
+type filterCase struct {
+	nr     uint32
+	action string
+}
+
+// appendTree emits the search over sorted cases: a short run is a chain of
+// jeq; a longer one splits at its middle with jge, the upper half under a
+// fresh label after the lower half (jumps only go forward). A call found
+// in no case reaches "allow".
+func appendTree(p []insn, cases []filterCase, seq *int) []insn {
+	if len(cases) <= 3 {
+		for _, c := range cases {
+			p = append(p, jeq(c.nr, c.action, ""))
+		}
+		return append(p, insn{f: unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA}, jaTo: "allow"})
+	}
+	mid := len(cases) / 2
+	*seq++
+	upper := fmt.Sprintf("t%d", *seq)
+	p = append(p, jge(cases[mid].nr, upper, ""))
+	p = appendTree(p, cases[:mid], seq)
+	at := len(p)
+	p = appendTree(p, cases[mid:], seq)
+	p[at].label = upper
+	return p
 }

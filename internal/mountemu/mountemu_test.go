@@ -175,6 +175,8 @@ func runBPF(t *testing.T, prog []unix.SockFilter, data []byte) uint32 {
 			} else {
 				pc += int(in.Jf)
 			}
+		case unix.BPF_JMP | unix.BPF_JA:
+			pc += int(in.K)
 		case unix.BPF_RET | unix.BPF_K:
 			return in.K
 		default:

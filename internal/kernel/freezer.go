@@ -89,8 +89,17 @@ func (c *freezeCgroup) Freeze(on bool) error {
 	return nil
 }
 
-// Close moves P back home and removes the cgroups (empty by then).
+// Close kills whatever is left in the guest's cgroup (a guest root can
+// kill the guard that would have powered it off), moves P back home and
+// removes the cgroups.
 func (c *freezeCgroup) Close() {
+	if os.WriteFile(filepath.Join(c.guest, "cgroup.kill"), []byte("1"), 0o644) == nil {
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if b, err := os.ReadFile(filepath.Join(c.guest, "cgroup.events")); err != nil || strings.Contains(string(b), "populated 0") {
+				break
+			}
+		}
+	}
 	os.WriteFile(filepath.Join(c.home, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644)
 	c.remove()
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,6 +81,10 @@ func allocIDs() (*idBlock, string, error) {
 			continue
 		}
 		b := &idBlock{uid: u.start + slot*idBlockSize, gid: g.start + slot*idBlockSize, slot: slot, lock: f}
+		// A machine whose linux was killed (kill -9 of P and K) may have
+		// left guest processes behind (a guest root can kill the guard):
+		// nothing of it may live on into the next machine with these ids.
+		b.killStrays()
 		if err := b.prepare(); err != nil {
 			b.Close()
 			return nil, "", err
@@ -128,7 +134,54 @@ var privateNodes = []struct {
 	{"tun", "/dev/net/tun", 10, 200},
 }
 
-// Close removes the block's directory and frees the block.
+// killStrays SIGKILLs every process running with a uid of the block and
+// waits (bounded) until none is left.
+func (b *idBlock) killStrays() {
+	for try := 0; try < 50; try++ {
+		if killUIDRange(b.uid, b.uid+idBlockSize) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killUIDRange SIGKILLs the processes whose real or effective uid is in
+// [lo, hi) and returns how many it found.
+func killUIDRange(lo, hi int) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f, ok := strings.CutPrefix(line, "Uid:"); ok {
+				ids := strings.Fields(f)
+				for _, s := range ids[:min(2, len(ids))] {
+					if id, err := strconv.Atoi(s); err == nil && id >= lo && id < hi {
+						unix.Kill(pid, unix.SIGKILL)
+						n++
+						break
+					}
+				}
+				break
+			}
+		}
+	}
+	return n
+}
+
+// Close removes the block's directory and frees the block. (What a guest
+// leaves behind is killed by the freezer cgroup's Close, and at the next
+// allocation of the block by killStrays.)
 func (b *idBlock) Close() {
 	if b.dir != "" {
 		os.RemoveAll(b.dir)

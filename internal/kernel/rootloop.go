@@ -84,6 +84,12 @@ func loopMountFile(img *os.File, ro bool) (*os.File, string, error) {
 	if err := unix.FsconfigSetString(fsfd, "source", loop.Name()); err != nil {
 		return nil, "", os.NewSyscallError("fsconfig source", err)
 	}
+	// The guest writes this image's superblock (dd to /dev/ubdX): its
+	// errors= default must not reach the host kernel — errors=panic would
+	// panic the host at the first error the guest provokes.
+	if err := unix.FsconfigSetString(fsfd, "errors", "remount-ro"); err != nil {
+		return nil, "", os.NewSyscallError("fsconfig errors=remount-ro", err)
+	}
 	if ro {
 		if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
 			return nil, "", os.NewSyscallError("fsconfig ro", err)

@@ -137,3 +137,41 @@ func contains(list []uint32, nr uint32) bool {
 	}
 	return false
 }
+
+// TestFilterOtherABIs: the i386 ABI (int 0x80) gets the same refusals by
+// its own numbers, x32 calls and unknown architectures fail.
+func TestFilterOtherABIs(t *testing.T) {
+	if hostSysnums == nil || hostSysnums.compat == nil {
+		t.Skip("no compat ABI on this architecture")
+	}
+	prog, err := program(*hostSysnums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eperm := unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+	i386 := hostSysnums.compat.arch
+	for _, tc := range []struct {
+		name     string
+		nr, arch uint32
+		want     uint32
+	}{
+		{"i386 keyctl", 288, i386, eperm},
+		{"i386 add_key", 286, i386, eperm},
+		{"i386 bpf", 357, i386, eperm},
+		{"i386 userfaultfd", 374, i386, eperm},
+		{"i386 perf_event_open", 336, i386, eperm},
+		{"i386 fsopen", 430, i386, enosys},
+		{"i386 read", 3, i386, unix.SECCOMP_RET_ALLOW},
+		{"i386 mount (native)", 21, i386, unix.SECCOMP_RET_ALLOW},
+		{"x32 keyctl", 0x40000000 + unix.SYS_KEYCTL, hostSysnums.arch, enosys},
+		{"x32 read", 0x40000000, hostSysnums.arch, enosys},
+		{"unknown arch", 0, 0x12345678, enosys},
+	} {
+		b := make([]byte, 64)
+		putNr(b, tc.nr, tc.arch)
+		if got := runBPF(t, prog, b); got != tc.want {
+			t.Errorf("%s: filter returns %#x; want %#x", tc.name, got, tc.want)
+		}
+	}
+}

@@ -91,6 +91,15 @@ type sysnums struct {
 	mount, umount2, ioctl uint32
 	newAPI                []uint32 // return ENOSYS
 	denied                []uint32 // return EPERM (see Denied)
+	// x32 is the bit that marks the x32 ABI's calls (on x86_64): they
+	// fail with ENOSYS. 0 when the architecture has none.
+	x32 uint32
+	// compat is the 32-bit ABI the same processes may use (i386 on
+	// x86_64): its denied and new-mount-API calls get the same answers;
+	// mount and the loop ioctls run natively there (the host kernel
+	// refuses what the user namespace may not do). Calls of any other
+	// architecture fail with ENOSYS; with no compat they are allowed.
+	compat *sysnums
 }
 
 // program builds the filter: on the other architecture everything is
@@ -110,13 +119,34 @@ func program(s sysnums) ([]unix.SockFilter, error) {
 		cases = append(cases, filterCase{nr, "eperm"})
 	}
 	sort.Slice(cases, func(i, j int) bool { return cases[i].nr < cases[j].nr })
-	p := []insn{
-		ld(offDataArch),
-		jeq(s.arch, "", "allow"),
-		ld(offDataNr),
+	other := "allow"
+	if s.compat != nil {
+		other = "enosys"
+	}
+	p := []insn{ld(offDataArch)}
+	if s.compat != nil {
+		p = append(p, jeq(s.compat.arch, "compat", ""))
+	}
+	p = append(p, jeq(s.arch, "", other), ld(offDataNr))
+	if s.x32 != 0 {
+		p = append(p, jge(s.x32, "enosys", ""))
 	}
 	seq := 0
 	p = appendTree(p, cases, &seq)
+	if c := s.compat; c != nil {
+		var cc []filterCase
+		for _, nr := range c.newAPI {
+			cc = append(cc, filterCase{nr, "enosys"})
+		}
+		for _, nr := range c.denied {
+			cc = append(cc, filterCase{nr, "eperm"})
+		}
+		sort.Slice(cc, func(i, j int) bool { return cc[i].nr < cc[j].nr })
+		at := len(p)
+		p = append(p, ld(offDataNr))
+		p[at].label = "compat"
+		p = appendTree(p, cc, &seq)
+	}
 	p = append(p,
 		ret(unix.SECCOMP_RET_ALLOW, "allow"),
 		labeled(ld(offDataArg1Low), "ioctl"),

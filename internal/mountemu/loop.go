@@ -143,6 +143,13 @@ func (s *Server) loopSetFD(n *Notif, idx, gfd int, info *LoopInfo, valid func() 
 		f.Close()
 		return Reply{Errno: int32(unix.EINVAL)}
 	}
+	if _, ours := s.ids[fileID{st.Dev, st.Ino}]; ours {
+		// An emulated loop device (or loop-control) as the backing file:
+		// K would serve its own reads in a cycle and hang. Linux refuses
+		// loop cycles with EINVAL too; we refuse every loop on a loop.
+		f.Close()
+		return Reply{Errno: int32(unix.EINVAL)}
+	}
 	fl, _ := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -29,14 +29,18 @@ var errUnbound = errors.New("loop device not bound")
 
 func (l *LoopFile) window() (f *os.File, off, size int64, ro bool) {
 	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
 	if l.i >= len(l.s.loops) {
+		l.s.mu.Unlock()
 		return nil, 0, 0, false
 	}
 	d := l.s.loops[l.i]
+	l.s.mu.Unlock()
 	if d.backing == nil {
 		return nil, 0, 0, false
 	}
+	// The stat runs without the server's lock: the backing file may be
+	// served by this process (a ubd export), whose answer must not wait
+	// for a lock held here.
 	off = int64(d.info.Offset)
 	if st, err := d.backing.Stat(); err == nil {
 		size = st.Size() - off

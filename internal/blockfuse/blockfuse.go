@@ -195,6 +195,22 @@ func (s *Server) SetAttr(name string, a Attr) error {
 	return nil
 }
 
+// SetMounted marks name as mounted by the host kernel (linux run as root
+// mounts plain images natively, on a loop device of the host file): while
+// it is, every write open of the disk's names, write and hole punch fails
+// with EBUSY, as Linux refuses writes to a mounted block device when
+// built without BLK_DEV_WRITE_MOUNTED. The host kernel's ext4 must never
+// see its metadata changed under it by a guest (a guest-chosen errors=
+// setting, or a crafted image, is the host's problem, unlike UML's).
+func (s *Server) SetMounted(name string, mounted bool) error {
+	n, ok := s.node(name)
+	if !ok {
+		return ErrNotExist
+	}
+	n.f.mounted.Store(mounted)
+	return nil
+}
+
 // Attr returns the owner, group and permission bits of name.
 func (s *Server) Attr(name string) (Attr, error) {
 	n, ok := s.node(name)
@@ -270,6 +286,9 @@ func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOu
 type file struct {
 	d     Disk
 	opens atomic.Int32 // open file handles of the disk's names, for Remove
+	// mounted: the host kernel has the disk's file system mounted (SetMounted):
+	// write opens and writes fail with EBUSY.
+	mounted atomic.Bool
 
 	mu    sync.Mutex  // guards attr, nodes
 	attr  Attr        // owner, group, permission bits
@@ -402,6 +421,9 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if n.f.d.ReadOnly() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	if n.f.mounted.Load() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		return nil, 0, syscall.EBUSY
+	}
 	n.f.opens.Add(1)
 	// A handle (even an empty one) makes go-fuse deliver Release.
 	if n.cached {
@@ -438,6 +460,9 @@ func (n *diskNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off 
 	if n.f.d.ReadOnly() {
 		return 0, syscall.EROFS
 	}
+	if n.f.mounted.Load() {
+		return 0, syscall.EBUSY // a handle opened before the mount
+	}
 	size := n.f.d.Size()
 	if off >= size {
 		return 0, syscall.ENOSPC
@@ -462,6 +487,9 @@ const fallocPunchHole = 0x02
 
 func (n *diskNode) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
 	if mode&fallocPunchHole != 0 {
+		if n.f.mounted.Load() {
+			return syscall.EBUSY
+		}
 		return errno(n.f.d.Discard(int64(off), int64(size)))
 	}
 	return 0 // space is the driver's business

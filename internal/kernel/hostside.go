@@ -122,7 +122,7 @@ func (m *machine) kernelReady(kpid int, rootMount *os.File) error {
 		return fmt.Errorf("kernel user namespace: %w", err)
 	}
 	m.hostMu.Lock()
-	m.userns = ns
+	m.userns, m.readyPid = ns, kpid
 	m.hostMu.Unlock()
 	if rootMount != nil {
 		if err := m.idmap(rootMount, false); err != nil {
@@ -139,6 +139,7 @@ func (m *machine) dropUserNS() {
 		m.userns.Close()
 		m.userns = nil
 	}
+	m.readyPid = 0
 }
 
 // idmap maps the detached mount tree through K's user namespace, so the
@@ -240,6 +241,15 @@ func (m *machine) serveHostRequest(req string, in *os.File) (reply string, f *os
 			return "err " + errnoWord(err), nil, true
 		}
 		return "ok", f, true
+	case strings.HasPrefix(req, "guard pid="):
+		pid, err := strconv.Atoi(strings.TrimPrefix(req, "guard pid="))
+		if err != nil || pid <= 0 {
+			return "err bad request", nil, true
+		}
+		if err := m.startHostGuard(pid); err != nil {
+			return "err " + err.Error(), nil, true
+		}
+		return "ok", nil, true
 	case req == "watchdog":
 		cmd, in, err := runWatchdog(os.Getpid(), m.cfg.Notify)
 		if err != nil {

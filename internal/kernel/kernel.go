@@ -76,13 +76,14 @@ type machine struct {
 	work  string
 	plan  *Plan
 
-	mapper *idMapper       // subordinate id mapping for an ordinary user, or nil
-	ids    *idBlock        // the host id block when run as root (hostids.go), or nil
-	userns *os.File        // K's user namespace while K runs (shifted: idmapped mounts)
-	hostMu sync.Mutex      // guards allowed
-	allow  map[string]bool // host files K may have P open (shifted)
-	net    *hostNet        // host sides of the eth devices (net.go)
-	cons   *hostConsoles   // host sides of the consoles and serial lines (console.go)
+	mapper   *idMapper       // subordinate id mapping for an ordinary user, or nil
+	ids      *idBlock        // the host id block when run as root (hostids.go), or nil
+	userns   *os.File        // K's user namespace while K runs (shifted: idmapped mounts)
+	readyPid int             // that K's pid (its guard watches it)
+	hostMu   sync.Mutex      // guards allowed
+	allow    map[string]bool // host files K may have P open (shifted)
+	net      *hostNet        // host sides of the eth devices (net.go)
+	cons     *hostConsoles   // host sides of the consoles and serial lines (console.go)
 
 	cfgMu  sync.Mutex    // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
 	hotEth map[int]bool  // eth units added by the mconsole

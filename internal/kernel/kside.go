@@ -230,7 +230,14 @@ func (k *kernel) run() (int, error) {
 		return 0, err
 	}
 	defer aliveW.Close()
-	extra, fdEnv := childrole.Donate(map[string]*os.File{"alive": aliveR, guestinit.MountEmuFD: mnt.guestFile()}, []string{"alive", guestinit.MountEmuFD})
+	donated := map[string]*os.File{"alive": aliveR, guestinit.MountEmuFD: mnt.guestFile()}
+	outerGuard := k.plan.Shifted && k.helper != nil
+	if outerGuard {
+		// Run as root, P starts the guard (hostguard.go), out of the
+		// guest's reach: G starts none.
+		delete(donated, "alive")
+	}
+	extra, fdEnv := childrole.Donate(donated, []string{"alive", guestinit.MountEmuFD})
 	g.ExtraFiles = extra
 	g.Env = append(os.Environ(), childrole.EnvRole+"="+guestinit.Role, guestinit.EnvPlan+"="+string(b), fdEnv)
 	g.Stdin, g.Stdout, g.Stderr = slave, slave, slave
@@ -248,6 +255,11 @@ func (k *kernel) run() (int, error) {
 		return 0, fmt.Errorf("start guest init: %w", err)
 	}
 	k.guestPid.Store(int64(g.Process.Pid))
+	if outerGuard {
+		if _, _, err := k.helper.ask(fmt.Sprintf("guard pid=%d", g.Process.Pid)); err != nil {
+			k.logf("guard: %v (the guest may outlive a killed linux until its id block is reused)", err)
+		}
+	}
 	startConsoles()
 	startWatchdog()
 	slave.Close()
@@ -347,7 +359,11 @@ func (k *kernel) mountRoot(dir string) error {
 	case "image":
 		if k.rootMount != nil {
 			defer k.rootMount.Close()
-			return attachMount(k.rootMount, dir)
+			if err := attachMount(k.rootMount, dir); err != nil {
+				return err
+			}
+			k.setNativeMounted(r.Unit, true)
+			return nil
 		}
 		if k.cow[r.Unit] || k.plan.Shifted {
 			// A COW disk: fuse2fs reads and writes through the ubd driver

@@ -183,8 +183,24 @@ func (m *mountEmu) Close() {
 // otherwise (or for a window of the file) with fuse2fs.
 func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error) {
 	if m.helper != nil && req.Offset == 0 && req.SizeLimit == 0 {
-		if path := m.k.plainImage(req.File); path != "" {
-			return m.helper.mount(path, req.ReadOnly)
+		if path, unit := m.k.plainImage(req.File); path != "" {
+			// The host kernel mounts the image: no guest write may reach
+			// the disk while it does (blockfuse SetMounted).
+			m.k.setNativeMounted(unit, true)
+			img, err := m.helper.mount(path, req.ReadOnly)
+			if err != nil {
+				m.k.setNativeMounted(unit, false)
+				return nil, err
+			}
+			wait := img.Wait
+			img.Wait = func(d time.Duration) bool {
+				if !wait(d) {
+					return false
+				}
+				m.k.setNativeMounted(unit, false)
+				return true
+			}
+			return img, nil
 		}
 	}
 	if m.fuse2fs == "" {
@@ -416,7 +432,7 @@ func (h *helperClient) ask(req string) (string, *os.File, error) {
 	if rest, ok := strings.CutPrefix(string(msg), "err "); ok {
 		return "", nil, helperError(rest)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fdpass.ErrNoFD) { // replies without an fd are fine
 		return "", nil, fmt.Errorf("host helper: %w", err)
 	}
 	if len(files) == 0 {
@@ -541,12 +557,13 @@ func (k *kernel) cachedExport(f *os.File) string {
 	return ""
 }
 
-// plainImage returns the host path of the image behind f when f is the
-// export of a ubd disk that is a plain image file (no COW), else "".
-func (k *kernel) plainImage(f *os.File) string {
+// plainImage returns the host path of the image behind f and its unit
+// when f is the export of a ubd disk that is a plain image file (no COW),
+// else "".
+func (k *kernel) plainImage(f *os.File) (string, int) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return ""
+		return "", 0
 	}
 	for _, d := range k.plan.Disks {
 		if d.IsDir || d.Backing != "" || k.cow[d.Unit] {
@@ -554,10 +571,22 @@ func (k *kernel) plainImage(f *os.File) string {
 		}
 		var ds unix.Stat_t
 		if unix.Stat(filepath.Join(k.plan.WorkDir, "disks", diskName(d.Unit)), &ds) == nil && ds.Dev == st.Dev && ds.Ino == st.Ino {
-			return d.File
+			return d.File, d.Unit
 		}
 	}
-	return ""
+	return "", 0
+}
+
+// setNativeMounted marks a disk as mounted by the host kernel (or no
+// longer): its export then refuses writes.
+func (k *kernel) setNativeMounted(unit int, on bool) {
+	k.ubdMu.Lock()
+	defer k.ubdMu.Unlock()
+	if k.blocks != nil {
+		if err := k.blocks.SetMounted(diskName(unit), on); err != nil {
+			k.logf("ubd%c: %v", 'a'+unit, err)
+		}
+	}
 }
 
 // diskIDs lists the ubd disks for the mount emulator's busy check: each by

@@ -242,7 +242,7 @@ func (s *Server) mountImage(pid uint32, c *creds, src, target, fstype string, fl
 	disk := -1
 	if !req.ReadOnly {
 		var busy string
-		if disk, busy = s.claimDisk(req.File); busy != "" {
+		if disk, busy = s.claimDisk(s.underlying(req.File)); busy != "" {
 			s.logf("mount %s: %s is already mounted read-write", target, busy)
 			if loop >= 0 {
 				s.mu.Lock()

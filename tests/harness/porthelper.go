@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -224,12 +225,23 @@ func (p Proc) String() string { return fmt.Sprintf("%d %s [%s]", p.Pid, p.Cmd, p
 // become our children and Children can find them. At cleanup every such
 // child still alive is killed and reaped, and the attribute is cleared.
 // Tests using it must not run in parallel with others.
+//
+// While the test runs, adopted zombies from another pid namespace (a
+// guest's, e.g. linux's guard, which P starts there with a double fork) are
+// reaped as soon as they die: the kernel's teardown of that namespace
+// (zap_pid_ns_processes, after the guest's init exits) waits until every
+// process born in it has been reaped, parent outside or not, so the guest
+// would never finish halting while we, its adoptive parent, hold the zombie.
+// Children of our own pid namespace (our exec.Cmds among them) are left to
+// their waiters.
 func Subreaper(t testing.TB, keep ...*Guest) {
 	t.Helper()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatalf("prctl PR_SET_CHILD_SUBREAPER: %v", err)
 	}
+	stopReaper := reapForeignZombies()
 	t.Cleanup(func() {
+		stopReaper()
 		// Killing an orphan orphans its children in turn (they come to us
 		// while we are still the subreaper): repeat until none is left.
 		for round := 0; round < 20; round++ {
@@ -246,6 +258,67 @@ func Subreaper(t testing.TB, keep ...*Guest) {
 		}
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	})
+}
+
+// reapForeignZombies reaps, on every SIGCHLD (and every second, signals
+// being coalesced), the zombie children of the test process whose pid
+// namespace is not the test's own; the returned func stops it.
+func reapForeignZombies() (stop func()) {
+	own, _ := os.Readlink("/proc/self/ns/pid")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGCHLD)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			for _, pid := range zombieChildren() {
+				if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err == nil && ns != own {
+					var ws unix.WaitStatus
+					unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-sig:
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+		<-finished
+	}
+}
+
+// zombieChildren lists the zombie children of the test process.
+func zombieChildren() []int {
+	self := strconv.Itoa(os.Getpid())
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) >= 2 && f[0] == "Z" && f[1] == self {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // Children lists the children of the test process other than the ones in

@@ -25,6 +25,10 @@ import (
 // Role is the childrole name of G.
 const Role = "guest-init"
 
+// GoFD names the pipe G waits on before it execs the guest's init, when
+// K donates one.
+const GoFD = "go"
+
 // EnvPlan carries the JSON Plan from K to G.
 const EnvPlan = "_UMLKIT_GUEST_PLAN"
 
@@ -87,6 +91,16 @@ func run() int {
 	}
 	if sock := files[MountEmuFD]; sock != nil {
 		installMountFilter(sock) // locks this thread: execInit must run on it
+	}
+	if g := files[GoFD]; g != nil {
+		// Run by root, P puts this process into the guest's cgroup and
+		// starts the guard; no guest code runs before it has.
+		b := make([]byte, 1)
+		if n, _ := g.Read(b); n != 1 {
+			fmt.Fprintln(os.Stderr, "guest init: the kernel gave up before the start")
+			return 1
+		}
+		g.Close()
 	}
 	err = execInit(&p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)

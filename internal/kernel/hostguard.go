@@ -3,9 +3,12 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -62,15 +65,38 @@ func (m *machine) startHostGuard(initPid int) error {
 	cmd.Env = []string{childrole.EnvRole + "=" + roleGuardOuter, fdEnv}
 	cmd.ExtraFiles = extra
 	cmd.Dir = "/"
-	out, err := cmd.CombinedOutput()
+	// The outer process stays the guard's parent and reaps it (a guard
+	// left to whatever subreaper adopts it would, as an unreaped zombie,
+	// hold the guest's pid namespace open at poweroff); P reaps the outer.
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return fmt.Errorf("start guard: %v: %s", err, out)
+		return err
+	}
+	var stderr syncBuf
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start guard: %w", err)
+	}
+	ready := make([]byte, 2)
+	n, _ := io.ReadFull(out, ready)
+	go cmd.Wait()
+	if n != 2 || string(ready) != "ok" {
+		return fmt.Errorf("start guard: %s", strings.TrimSpace(stderr.String()))
+	}
+	// G waits for this reply before it execs the guest's init: every
+	// guest process is born in the guest's cgroup, and the guest needs no
+	// write access to its parent's cgroup.procs (which would let it move
+	// itself out of the freezer).
+	if m.cg != nil {
+		if err := os.WriteFile(m.cg.guest+"/cgroup.procs", []byte(strconv.Itoa(initPid)), 0o644); err != nil {
+			return fmt.Errorf("move the guest into %s: %w", m.cg.guest, err)
+		}
 	}
 	return nil
 }
 
-// guardOuterMain joins the guest's pid namespace for its children and
-// starts the guard there; it returns once the guard runs.
+// guardOuterMain joins the guest's pid namespace for its children, starts
+// the guard there, says "ok" on stdout, and waits to reap the guard.
 func guardOuterMain() int {
 	files, err := childrole.Files()
 	if err != nil || files["pidns"] == nil || files["kernel"] == nil {
@@ -94,7 +120,9 @@ func guardOuterMain() int {
 		fmt.Fprintf(os.Stderr, "guard: %v\n", err)
 		return 1
 	}
-	cmd.Process.Release()
+	os.Stdout.WriteString("ok")
+	os.Stdout.Close()
+	cmd.Wait() // reap the guard when the guest's namespace ends
 	return 0
 }
 

@@ -211,10 +211,10 @@ func bindPrivateNodes(dir string) error {
 	return nil
 }
 
-// delegateCgroup gives the block's root the cgroup files a guest writes:
-// G moves itself into guest/ (the migration needs write access to the
-// common ancestor's cgroup.procs too), and a guest's own init (systemd)
-// makes its cgroups below guest/, as under a delegated unit.
+// delegateCgroup gives the block's root guest/ and the files a guest's own
+// init (systemd) writes to make and fill its cgroups below it, as under a
+// delegated unit. P moves G into guest/ (hostguard.go); the guest gets no
+// write access to the parent's cgroup.procs, so it cannot leave guest/.
 func (b *idBlock) delegateCgroup(c *freezeCgroup) error {
 	if c == nil {
 		return nil
@@ -225,7 +225,6 @@ func (b *idBlock) delegateCgroup(c *freezeCgroup) error {
 			errs = append(errs, err)
 		}
 	}
-	chown(filepath.Join(c.dir, "cgroup.procs"))
 	chown(c.guest)
 	for _, f := range []string{"cgroup.procs", "cgroup.threads", "cgroup.subtree_control"} {
 		chown(filepath.Join(c.guest, f))

@@ -199,6 +199,9 @@ func (k *kernel) run() (int, error) {
 		Devices:   map[string]string{},
 		Cgroup:    k.plan.GuestCgroup,
 	}
+	if k.plan.Shifted && k.helper != nil {
+		gp.Cgroup = "" // P moves G (hostguard.go)
+	}
 	for _, d := range k.plan.Disks {
 		if d.IsDir {
 			continue
@@ -232,12 +235,22 @@ func (k *kernel) run() (int, error) {
 	defer aliveW.Close()
 	donated := map[string]*os.File{"alive": aliveR, guestinit.MountEmuFD: mnt.guestFile()}
 	outerGuard := k.plan.Shifted && k.helper != nil
+	var goW *os.File
 	if outerGuard {
 		// Run as root, P starts the guard (hostguard.go), out of the
-		// guest's reach: G starts none.
+		// guest's reach, and moves G into the guest's cgroup; G starts
+		// no guard, does not move itself, and waits for both.
 		delete(donated, "alive")
+		goR, w, err := os.Pipe()
+		if err != nil {
+			return 0, err
+		}
+		defer goR.Close()
+		defer w.Close()
+		goW = w
+		donated[guestinit.GoFD] = goR
 	}
-	extra, fdEnv := childrole.Donate(donated, []string{"alive", guestinit.MountEmuFD})
+	extra, fdEnv := childrole.Donate(donated, []string{"alive", guestinit.MountEmuFD, guestinit.GoFD})
 	g.ExtraFiles = extra
 	g.Env = append(os.Environ(), childrole.EnvRole+"="+guestinit.Role, guestinit.EnvPlan+"="+string(b), fdEnv)
 	g.Stdin, g.Stdout, g.Stderr = slave, slave, slave
@@ -259,6 +272,8 @@ func (k *kernel) run() (int, error) {
 		if _, _, err := k.helper.ask(fmt.Sprintf("guard pid=%d", g.Process.Pid)); err != nil {
 			k.logf("guard: %v (the guest may outlive a killed linux until its id block is reused)", err)
 		}
+		goW.Write([]byte{1})
+		goW.Close()
 	}
 	startConsoles()
 	startWatchdog()

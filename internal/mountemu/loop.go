@@ -143,10 +143,11 @@ func (s *Server) loopSetFD(n *Notif, idx, gfd int, info *LoopInfo, valid func() 
 		f.Close()
 		return Reply{Errno: int32(unix.EINVAL)}
 	}
-	if j, ours := s.ids[fileID{st.Dev, st.Ino}]; ours && (j < 0 || s.loopCycle(idx, j)) {
-		// loop-control, or an emulated loop device whose chain of
-		// backing files leads back to this one: K would serve its own
-		// reads in a cycle. Linux refuses loop cycles with EINVAL too.
+	if _, ours := s.ids[fileID{st.Dev, st.Ino}]; ours {
+		// An emulated loop device (or loop-control) as the backing file:
+		// K would serve its own files to itself, and a stacked loop
+		// left the guest's opens waiting on K's server for good. Linux
+		// refuses loop cycles with EINVAL; we refuse every loop on a loop.
 		f.Close()
 		return Reply{Errno: int32(unix.EINVAL)}
 	}
@@ -158,7 +159,7 @@ func (s *Server) loopSetFD(n *Notif, idx, gfd int, info *LoopInfo, valid func() 
 		f.Close()
 		return Reply{Errno: int32(unix.EBUSY)}
 	}
-	*l = loopDev{backing: f}
+	*l = loopDev{backing: f, id: fileID{st.Dev, st.Ino}}
 	if info != nil {
 		l.setStatus(info)
 		l.info.Flags |= info.Flags & LoFlagsReadOnly
@@ -202,54 +203,23 @@ func (s *Server) loopControl(req uint32, arg uint64) Reply {
 	return Reply{Errno: int32(unix.EINVAL)}
 }
 
-// loopCycle reports whether binding loop idx to loop j would close a
-// cycle (j, or a loop in j's chain of backing files, is idx).
-func (s *Server) loopCycle(idx, j int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for hops := 0; hops <= len(s.loops); hops++ {
-		if j == idx {
-			return true
-		}
-		if j < 0 || j >= len(s.loops) || s.loops[j].backing == nil {
-			return false
-		}
-		var st unix.Stat_t
-		if unix.Fstat(int(s.loops[j].backing.Fd()), &st) != nil {
-			return false
-		}
-		next, ok := s.ids[fileID{st.Dev, st.Ino}]
-		if !ok {
-			return false
-		}
-		j = next
-	}
-	return true
-}
-
 // underlying follows a file that is an emulated loop device to the file
 // at the end of its chain of backing files (what a mount of it would
 // really write to); other files are returned as they are.
 func (s *Server) underlying(f *os.File) *os.File {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return f
+	}
+	id := fileID{st.Dev, st.Ino}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for hops := 0; hops <= len(s.loops); hops++ {
-		var st unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &st) != nil {
+		j, ok := s.ids[id]
+		if !ok || j < 0 || j >= len(s.loops) || s.loops[j].backing == nil {
 			return f
 		}
-		j, ok := s.ids[fileID{st.Dev, st.Ino}]
-		if !ok || j < 0 {
-			return f
-		}
-		s.mu.Lock()
-		var next *os.File
-		if j < len(s.loops) {
-			next = s.loops[j].backing
-		}
-		s.mu.Unlock()
-		if next == nil {
-			return f
-		}
-		f = next
+		f, id = s.loops[j].backing, s.loops[j].id
 	}
 	return f
 }

@@ -74,6 +74,7 @@ type fileID struct{ dev, ino uint64 }
 
 type loopDev struct {
 	backing *os.File // nil when free
+	id      fileID   // the backing file's identity (never stat'ed under mu: it may be ours)
 	info    LoopInfo
 	mounts  int // mounts of it in the guest
 }

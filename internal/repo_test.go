@@ -31,7 +31,7 @@ var layer = map[string]int{
 	"childrole": 0, "testutil": 0, "progress": 0, "hostcheck": 0,
 
 	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1, "slip": 1,
-	"watchdogproto": 1, "umlhelp": 1, "chanspec": 1,
+	"watchdogproto": 1, "umlhelp": 1, "chanspec": 1, "procstatus": 1,
 
 	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "console": 2,
 	"uswitch": 2, "mconsole/mcclient": 2, "mconsole/mcserver": 2, "mconsole/mconsoletest": 2,

@@ -3,8 +3,6 @@
 package blockfuse
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"os"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/umlkit/umlkit/internal/procstatus"
 )
 
 // Attr is the owner, group and permission bits an exported file shows, in
@@ -153,13 +153,13 @@ func (s *Server) caller(ctx context.Context, full bool) (*creds, bool) {
 	if err != nil {
 		return c, true
 	}
-	st, ok := parseStatus(b)
-	if !ok || st.fsuid != c.uid || st.fsgid != c.gid {
+	st, err := procstatus.Parse(string(b))
+	if err != nil || st.Uid[procstatus.FS] != c.uid || st.Gid[procstatus.FS] != c.gid {
 		return c, true
 	}
-	c.groups = st.groups
+	c.groups = st.Groups
 	if s.inUserNS("/proc/" + pid + "/ns/user") {
-		c.caps = st.capEff
+		c.caps = st.CapEff
 	}
 	return c, true
 }
@@ -172,63 +172,6 @@ func (s *Server) inUserNS(p string) bool {
 		return false
 	}
 	return st.Dev == s.userNS.Dev && st.Ino == s.userNS.Ino
-}
-
-// procStatus is what the checks read of /proc/PID/status.
-type procStatus struct {
-	fsuid, fsgid uint32
-	groups       []uint32
-	capEff       uint64
-}
-
-// parseStatus reads the Uid, Gid, Groups and CapEff lines of a
-// /proc/PID/status (ids as the reader's user namespace sees them).
-func parseStatus(b []byte) (procStatus, bool) {
-	var st procStatus
-	var seen int
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(val)
-		switch key {
-		case "Uid", "Gid":
-			if len(f) != 4 {
-				return st, false
-			}
-			id, err := strconv.ParseUint(f[3], 10, 32)
-			if err != nil {
-				return st, false
-			}
-			if key == "Uid" {
-				st.fsuid = uint32(id)
-			} else {
-				st.fsgid = uint32(id)
-			}
-			seen++
-		case "Groups":
-			for _, g := range f {
-				id, err := strconv.ParseUint(g, 10, 32)
-				if err != nil {
-					return st, false
-				}
-				st.groups = append(st.groups, uint32(id))
-			}
-		case "CapEff":
-			if len(f) != 1 {
-				return st, false
-			}
-			c, err := strconv.ParseUint(f[0], 16, 64)
-			if err != nil {
-				return st, false
-			}
-			st.capEff = c
-			seen++
-		}
-	}
-	return st, seen == 3
 }
 
 // idRange is one line of a uid_map or gid_map.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/umlkit/umlkit/internal/procstatus"
 )
 
 func TestPermits(t *testing.T) {
@@ -121,17 +123,16 @@ CapPrm:	0000000000000000
 CapEff:	00000000000000a3
 CapBnd:	000001ffffffffff
 `
-	st, ok := parseStatus([]byte(status))
-	want := procStatus{fsuid: 1003, fsgid: 103, groups: []uint32{6, 24, 1000}, capEff: 0xa3}
-	if !ok {
-		t.Fatal("parseStatus: not ok")
+	st, err := procstatus.Parse(status)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, st, cmp.AllowUnexported(procStatus{})); diff != "" {
-		t.Errorf("parseStatus (-want +got):\n%s", diff)
+	if st.Uid[procstatus.FS] != 1003 || st.Gid[procstatus.FS] != 103 || !cmp.Equal(st.Groups, []uint32{6, 24, 1000}) || st.CapEff != 0xa3 {
+		t.Errorf("the export reads %+v of the status", st)
 	}
 	for _, bad := range []string{"Uid:\t1\t2\nGid:\t1 1 1 1\nCapEff:\t0\n", "Uid:\t1 1 1 1\nGid:\t1 1 1 1\n", "Uid:\t1 1 1 x\nGid:\t1 1 1 1\nCapEff:\t0\n"} {
-		if _, ok := parseStatus([]byte(bad)); ok {
-			t.Errorf("parseStatus(%q) accepted", bad)
+		if _, err := procstatus.Parse(bad); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
 		}
 	}
 }

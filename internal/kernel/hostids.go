@@ -6,10 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/procstatus"
 )
 
 // Started by root, linux never lets guest root be host root (with an
@@ -162,16 +163,14 @@ func killUIDRange(lo, hi int) int {
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f, ok := strings.CutPrefix(line, "Uid:"); ok {
-				ids := strings.Fields(f)
-				for _, s := range ids[:min(2, len(ids))] {
-					if id, err := strconv.Atoi(s); err == nil && id >= lo && id < hi {
-						unix.Kill(pid, unix.SIGKILL)
-						n++
-						break
-					}
-				}
+		st, err := procstatus.Parse(string(b))
+		if err != nil {
+			continue
+		}
+		for _, id := range []uint32{st.Uid[procstatus.Real], st.Uid[procstatus.Effective]} {
+			if int(id) >= lo && int(id) < hi {
+				unix.Kill(pid, unix.SIGKILL)
+				n++
 				break
 			}
 		}

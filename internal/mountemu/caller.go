@@ -3,10 +3,10 @@ package mountemu
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/procstatus"
 )
 
 // Who may have K mount on its behalf (issue: a caller in a nested user
@@ -54,53 +54,13 @@ type creds struct {
 	capEff       uint64
 }
 
-// parseCreds reads the Uid, Gid, Groups and CapEff lines of a
-// /proc/PID/status text.
-func parseCreds(status string) (creds, bool) {
-	var c creds
-	seen := 0
-	for _, line := range strings.Split(status, "\n") {
-		key, val, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(val)
-		switch key {
-		case "Uid", "Gid":
-			if len(f) != 4 {
-				return creds{}, false
-			}
-			n, err := strconv.Atoi(f[3])
-			if err != nil || n < 0 {
-				return creds{}, false
-			}
-			if key == "Uid" {
-				c.fsuid = n
-			} else {
-				c.fsgid = n
-			}
-			seen++
-		case "Groups":
-			for _, g := range f {
-				n, err := strconv.Atoi(g)
-				if err != nil || n < 0 {
-					return creds{}, false
-				}
-				c.groups = append(c.groups, n)
-			}
-		case "CapEff":
-			if len(f) != 1 {
-				return creds{}, false
-			}
-			v, err := strconv.ParseUint(f[0], 16, 64)
-			if err != nil {
-				return creds{}, false
-			}
-			c.capEff = v
-			seen++
-		}
+// credsOf picks what asCaller needs from a parsed status.
+func credsOf(st procstatus.Status) creds {
+	c := creds{fsuid: int(st.Uid[procstatus.FS]), fsgid: int(st.Gid[procstatus.FS]), capEff: st.CapEff}
+	for _, g := range st.Groups {
+		c.groups = append(c.groups, int(g))
 	}
-	return c, seen == 3
+	return c
 }
 
 // caller checks that pid may have K mount for it and returns its
@@ -120,9 +80,9 @@ func (s *Server) caller(pid uint32) (c creds, ok bool) {
 	if err != nil {
 		return creds{}, false
 	}
-	c, ok = parseCreds(string(b))
-	if !ok || c.capEff&(1<<unix.CAP_SYS_ADMIN) == 0 {
+	st, err := procstatus.Parse(string(b))
+	if err != nil || !st.HasCap(unix.CAP_SYS_ADMIN) {
 		return creds{}, false
 	}
-	return c, true
+	return credsOf(st), true
 }

@@ -78,11 +78,3 @@ func FuzzParseHostfsData(f *testing.F) {
 		}
 	})
 }
-
-func FuzzHasCap(f *testing.F) {
-	f.Add("CapEff:\t000001ffffffffff\n", 21)
-	f.Add("Name:\tx\nCapEff:\t0\n", 0)
-	f.Fuzz(func(t *testing.T, status string, c int) {
-		HasCap(status, c) // must not panic
-	})
-}

@@ -236,16 +236,3 @@ func TestAssembleBadJump(t *testing.T) {
 		t.Error("assemble accepted a jump to a missing label")
 	}
 }
-
-func TestHasCap(t *testing.T) {
-	status := "Name:\tmount\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n"
-	if !HasCap(status, unix.CAP_SYS_ADMIN) {
-		t.Error("full CapEff lacks CAP_SYS_ADMIN")
-	}
-	if HasCap("CapEff:\t0000000000000000\n", unix.CAP_SYS_ADMIN) || HasCap("CapEff:\t00000000001fffff\n", unix.CAP_SYS_ADMIN) {
-		t.Error("CAP_SYS_ADMIN found in a set without bit 21")
-	}
-	if HasCap("", 21) || HasCap("CapEff:\tzz\n", 21) || HasCap("CapEff:\t1\n", 99) {
-		t.Error("HasCap true on bad input")
-	}
-}

@@ -3,7 +3,6 @@ package mountemu
 import (
 	"errors"
 	"path"
-	"strconv"
 	"strings"
 )
 
@@ -82,18 +81,4 @@ func HasExtMagic(b []byte) bool {
 		return false
 	}
 	return uint16(b[extMagicOffset])|uint16(b[extMagicOffset+1])<<8 == extMagic
-}
-
-// HasCap reports whether the CapEff line of a /proc/PID/status text has
-// capability bit capNum set.
-func HasCap(status string, capNum int) bool {
-	for _, line := range strings.Split(status, "\n") {
-		v, ok := strings.CutPrefix(line, "CapEff:")
-		if !ok {
-			continue
-		}
-		bits, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		return err == nil && capNum >= 0 && capNum < 64 && bits&(1<<uint(capNum)) != 0
-	}
-	return false
 }

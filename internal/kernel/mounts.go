@@ -394,26 +394,20 @@ func newHelperClient(f *os.File) *helperClient {
 
 // mount asks P for a native mount of the image file at path.
 func (h *helperClient) mount(path string, ro bool) (*mountemu.Image, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	req := "mount ro=0 path=" + path
 	if ro {
 		req = "mount ro=1 path=" + path
 	}
-	if err := fdpass.Send(h.conn, []byte(req)); err != nil {
-		return nil, err
-	}
-	h.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	msg, files, _, err := fdpass.Recv(h.conn, 4096, 1)
-	if rest, ok := strings.CutPrefix(string(msg), "err "); ok {
-		return nil, errors.New(rest)
+	msg, tree, err := h.ask(req)
+	if err == nil && tree == nil {
+		err = errors.New("mount helper: no mount in the reply")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mount helper: %w", err)
+		return nil, err
 	}
-	loop := strings.TrimPrefix(string(msg), "ok ")
+	loop := strings.TrimPrefix(msg, "ok ")
 	return &mountemu.Image{
-		Tree: files[0],
+		Tree: tree,
 		Wait: func(d time.Duration) bool { return waitLoopFree(loop, d) },
 		Stop: func() {},
 	}, nil
@@ -421,10 +415,19 @@ func (h *helperClient) mount(path string, ro bool) (*mountemu.Image, error) {
 
 // ask sends one request and returns the reply and the fd that came with
 // it (nil if none).
-func (h *helperClient) ask(req string) (string, *os.File, error) {
+func (h *helperClient) ask(req string) (string, *os.File, error) { return h.askWith(req, nil) }
+
+// askWith is ask with an fd for P (nil for none).
+func (h *helperClient) askWith(req string, f *os.File) (string, *os.File, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := fdpass.Send(h.conn, []byte(req)); err != nil {
+	var err error
+	if f != nil {
+		err = fdpass.Send(h.conn, []byte(req), f)
+	} else {
+		err = fdpass.Send(h.conn, []byte(req))
+	}
+	if err != nil {
 		return "", nil, err
 	}
 	h.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -454,20 +457,7 @@ func (h *helperClient) xterm(ctx context.Context, serial bool, n int) (term, don
 	if serial {
 		s = 1
 	}
-	h.mu.Lock()
-	err = fdpass.Send(h.conn, []byte(fmt.Sprintf("xterm serial=%d n=%d", s, n)), theirs)
-	if err == nil {
-		h.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		var msg []byte
-		msg, _, _, err = fdpass.Recv(h.conn, 4096, 1)
-		if errors.Is(err, fdpass.ErrNoFD) {
-			err = nil // the acceptance carries none
-		}
-		if err == nil && string(msg) != "ok" {
-			err = helperError(strings.TrimPrefix(string(msg), "err "))
-		}
-	}
-	h.mu.Unlock()
+	_, _, err = h.askWith(fmt.Sprintf("xterm serial=%d n=%d", s, n), theirs)
 	theirs.Close()
 	if err != nil {
 		mine.Close()

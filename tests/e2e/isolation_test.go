@@ -216,21 +216,8 @@ func guestProcesses(t *testing.T, p int) []int {
 	t.Helper()
 	pidNS := func(pid int) string { l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); return l }
 	parent := map[int]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 {
-			parent[pid], _ = strconv.Atoi(f[1])
-		}
+	for _, st := range harness.ProcStats() {
+		parent[st.Pid] = st.PPid
 	}
 	below := func(pid int) bool {
 		for i := 0; i < 64 && pid > 1; i++ {

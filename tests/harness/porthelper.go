@@ -227,8 +227,9 @@ func (p Proc) String() string { return fmt.Sprintf("%d %s [%s]", p.Pid, p.Cmd, p
 // Tests using it must not run in parallel with others.
 //
 // While the test runs, adopted zombies from another pid namespace (a
-// guest's, e.g. linux's guard, which P starts there with a double fork) are
-// reaped as soon as they die: the kernel's teardown of that namespace
+// guest's) are reaped as soon as they die — linux's own guard is reaped by
+// the process that started it (internal/kernel/hostguard.go), so this only
+// matters for what a killed linux leaves behind: the kernel's teardown of that namespace
 // (zap_pid_ns_processes, after the guest's init exits) waits until every
 // process born in it has been reaped, parent outside or not, so the guest
 // would never finish halting while we, its adoptive parent, hold the zombie.
@@ -295,53 +296,20 @@ func reapForeignZombies() (stop func()) {
 	}
 }
 
-// zombieChildren lists the zombie children of the test process.
-func zombieChildren() []int {
-	self := strconv.Itoa(os.Getpid())
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		if f := strings.Fields(s[i+1:]); len(f) >= 2 && f[0] == "Z" && f[1] == self {
-			out = append(out, pid)
-		}
-	}
-	return out
+// ProcStat is what a /proc/PID/stat says of a process's state and parent.
+type ProcStat struct {
+	Pid, PPid int
+	State     string
 }
 
-// Children lists the children of the test process other than the ones in
-// skip (pids), zombies included. Zombies that are not in skip are reaped
-// after being listed.
-func Children(t testing.TB, skip ...int) []Proc {
-	t.Helper()
-	self := os.Getpid()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []Proc
-next:
+// ProcStats reads /proc/PID/stat of every process.
+func ProcStats() []ProcStat {
+	ents, _ := os.ReadDir("/proc")
+	var out []ProcStat
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
-		}
-		for _, s := range skip {
-			if pid == s {
-				continue next
-			}
 		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
@@ -353,12 +321,46 @@ next:
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[1] != strconv.Itoa(self) {
+		if len(f) < 2 {
 			continue
 		}
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		p := Proc{Pid: pid, State: f[0], Cmd: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")), Zombie: f[0] == "Z"}
-		out = append(out, p)
+		ppid, _ := strconv.Atoi(f[1])
+		out = append(out, ProcStat{Pid: pid, PPid: ppid, State: f[0]})
+	}
+	return out
+}
+
+// zombieChildren lists the zombie children of the test process.
+func zombieChildren() []int {
+	self := os.Getpid()
+	var out []int
+	for _, p := range ProcStats() {
+		if p.State == "Z" && p.PPid == self {
+			out = append(out, p.Pid)
+		}
+	}
+	return out
+}
+
+// Children lists the children of the test process other than the ones in
+// skip (pids), zombies included. Zombies that are not in skip are reaped
+// after being listed.
+func Children(t testing.TB, skip ...int) []Proc {
+	t.Helper()
+	self := os.Getpid()
+	var out []Proc
+next:
+	for _, st := range ProcStats() {
+		for _, s := range skip {
+			if st.Pid == s {
+				continue next
+			}
+		}
+		if st.PPid != self {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
+		out = append(out, Proc{Pid: st.Pid, State: st.State, Cmd: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")), Zombie: st.State == "Z"})
 	}
 	return out
 }

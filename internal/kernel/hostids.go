@@ -64,18 +64,18 @@ func idRanges() (u, g subIDRange, source string) {
 }
 
 // allocIDs takes the first free block and prepares its directory.
-func allocIDs() (*idBlock, string, error) {
+func allocIDs() (*idBlock, error) {
 	u, g, source := idRanges()
 	n := min(u.count, g.count) / idBlockSize
 	locks := filepath.Join(idStateDir, "ids")
 	if err := os.MkdirAll(locks, 0o700); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	os.Chmod(idStateDir, 0o711) // block roots traverse it to their own dir
 	for slot := 0; slot < n; slot++ {
 		f, err := os.OpenFile(filepath.Join(locks, strconv.Itoa(slot)+".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			f.Close()
@@ -88,11 +88,11 @@ func allocIDs() (*idBlock, string, error) {
 		b.killStrays()
 		if err := b.prepare(); err != nil {
 			b.Close()
-			return nil, "", err
+			return nil, err
 		}
-		return b, source, nil
+		return b, nil
 	}
-	return nil, "", fmt.Errorf("no free id block in the %s (%d machines run as root already)", source, n)
+	return nil, fmt.Errorf("no free id block in the %s (%d machines run as root already)", source, n)
 }
 
 // prepare makes dir, work and dev, owned by the block's root.

@@ -18,11 +18,11 @@ func TestIntegrationIDBlocks(t *testing.T) {
 	old := idStateDir
 	idStateDir = filepath.Join(t.TempDir(), "umlkit")
 	t.Cleanup(func() { idStateDir = old })
-	a, _, err := allocIDs()
+	a, err := allocIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := allocIDs()
+	b, err := allocIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestIntegrationIDBlocks(t *testing.T) {
 	if _, err := os.Stat(a.dir); err == nil {
 		t.Errorf("%s left behind", a.dir)
 	}
-	c, _, err := allocIDs()
+	c, err := allocIDs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ type machine struct {
 	ids      *idBlock        // the host id block when run as root (hostids.go), or nil
 	userns   *os.File        // K's user namespace while K runs (shifted: idmapped mounts)
 	readyPid int             // that K's pid (its guard watches it)
-	hostMu   sync.Mutex      // guards allowed
+	hostMu   sync.Mutex      // guards allow, userns, readyPid
 	allow    map[string]bool // host files K may have P open (shifted)
 	net      *hostNet        // host sides of the eth devices (net.go)
 	cons     *hostConsoles   // host sides of the consoles and serial lines (console.go)
@@ -175,7 +175,7 @@ func (m *machine) boot() int {
 	// unprivileged host uid and works in its id block's directory.
 	work := d.File(".kernel")
 	if os.Geteuid() == 0 {
-		b, source, err := allocIDs()
+		b, err := allocIDs()
 		if err != nil {
 			return m.fail("guest id map: %v", err)
 		}
@@ -183,7 +183,6 @@ func (m *machine) boot() int {
 		m.ids = b
 		work = b.work
 		plan.Shifted, plan.DevDir = true, b.dev
-		_ = source
 		if err := m.prepareShifted(); err != nil {
 			return m.fail("%v", err)
 		}

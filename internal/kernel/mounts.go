@@ -286,11 +286,12 @@ func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error
 // its reads (EIO), so COW disks and other files go through fuse2fs.
 
 // mountHelper returns K's end of the helper pair and a function that stops
-// P's server, or nil when P is not root (or UMLKIT_MOUNT_FUSE=1 asks for
-// fuse2fs).
+// P's server, or nil when P is not root (then K has no id block and needs
+// no host help). UMLKIT_MOUNT_FUSE=1 refuses the native mounts (fuse2fs
+// instead); the other requests (hostside.go) are always served.
 func (m *machine) mountHelper() (*os.File, func()) {
 	native := os.Getenv("UMLKIT_MOUNT_FUSE") == ""
-	if os.Geteuid() != 0 || (!native && m.ids == nil) {
+	if m.ids == nil {
 		return nil, nil
 	}
 	pf, kf, err := filePair(unix.SOCK_SEQPACKET, "mounthelper-p", "mounthelper")
@@ -323,20 +324,18 @@ func (m *machine) serveMountHelper(conn *net.UnixConn, native bool) {
 		if err != nil && !errors.Is(err, fdpass.ErrNoFD) {
 			return
 		}
-		if m.ids != nil {
-			var in *os.File
-			if len(files) > 0 {
-				in = files[0]
+		var in *os.File
+		if len(files) > 0 {
+			in = files[0]
+		}
+		if reply, f, ok := m.serveHostRequest(string(msg), in); ok {
+			if f != nil {
+				fdpass.Send(conn, []byte(reply), f)
+				f.Close()
+			} else {
+				fdpass.Send(conn, []byte(reply))
 			}
-			if reply, f, ok := m.serveHostRequest(string(msg), in); ok {
-				if f != nil {
-					fdpass.Send(conn, []byte(reply), f)
-					f.Close()
-				} else {
-					fdpass.Send(conn, []byte(reply))
-				}
-				continue
-			}
+			continue
 		}
 		req, path, _ := strings.Cut(string(msg), " path=")
 		if len(files) != 0 || !native || !strings.HasPrefix(req, "mount ") || !filepath.IsAbs(path) {
@@ -351,19 +350,14 @@ func (m *machine) serveMountHelper(conn *net.UnixConn, native bool) {
 		if ro {
 			flags = os.O_RDONLY
 		}
-		var img *os.File
-		if m.ids != nil {
-			img, err = m.openForKernel(path, flags) // only this machine's disks
-		} else {
-			img, err = os.OpenFile(path, flags|unix.O_CLOEXEC, 0)
-		}
+		img, err := m.openForKernel(path, flags) // only this machine's disks
 		if err != nil {
 			fdpass.Send(conn, []byte("err "+err.Error()))
 			continue
 		}
 		mfd, loop, err := loopMountFile(img, ro)
 		img.Close()
-		if err == nil && m.ids != nil {
+		if err == nil {
 			if err = m.idmap(mfd, false); err != nil {
 				mfd.Close()
 			}

@@ -83,7 +83,7 @@ func allocIDs() (*idBlock, error) {
 		}
 		b := &idBlock{uid: u.start + slot*idBlockSize, gid: g.start + slot*idBlockSize, slot: slot, lock: f}
 		// A machine whose linux was killed (kill -9 of P and K) may have
-		// left guest processes behind (a guest root can kill the guard):
+		// left guest processes behind (killed before its guard started):
 		// nothing of it may live on into the next machine with these ids.
 		b.killStrays()
 		if err := b.prepare(); err != nil {

@@ -1,0 +1,245 @@
+// Package plan is the contract between the three processes of `linux`:
+// P (internal/linux/host) makes every decision and writes it into a Plan;
+// K (internal/linux/kside) executes the Plan and serves P's control
+// requests; G (internal/linux/guest) executes the Guest plan K gives it.
+// It also holds the requests K sends back to P for host work (host.go),
+// the role names, donated fd names and exit codes the processes share.
+//
+// Everything here is pure data and its codecs (JSON, length-checked): no
+// I/O, no syscalls. Every decoder has a fuzz test.
+//
+// Design: shared/docs/architecture.md ("Three processes").
+package plan
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Child roles (internal/childrole) of the `linux` binary.
+const (
+	// RoleKernel is K: fresh user, mount, net, uts, ipc and cgroup
+	// namespaces; it owns the devices and starts G.
+	RoleKernel = "kernel"
+	// RolePremap is K before its id maps exist (newuidmap path): it waits
+	// for P to write them, then re-execs itself as RoleKernel.
+	RolePremap = "kernel-premap"
+	// RoleGuest is G, PID 1 of the guest's pid namespace until it execs
+	// the guest's init.
+	RoleGuest = "guest-init"
+)
+
+// Environment variables from P to K and from K to G.
+const (
+	EnvPlan   = "_UMLKIT_PLAN"       // the Plan (P→K), JSON
+	EnvParent = "_UMLKIT_PARENT"     // P's pid: K dies with P
+	EnvGuest  = "_UMLKIT_GUEST_PLAN" // the Guest plan (K→G), JSON
+)
+
+// Names of the descriptors P donates to K (internal/childrole.Donate).
+// Eth devices come as EthFD(unit), console host fds as "hostfd-N", port
+// listeners as "port-N".
+const (
+	FDConIn       = "con-in"
+	FDConOut      = "con-out"
+	FDControl     = "control"     // SOCK_SEQPACKET: P's requests, K's replies (control.go)
+	FDRootMount   = "rootmount"   // detached root mount tree (native or directory root)
+	FDHostHelper  = "mounthelper" // SOCK_SEQPACKET: K's requests for host work (host.go)
+	FDNotify      = "notify"      // connected mconsole=notify: socket
+	FDNSReady     = "nsready"     // pipe: P has K's user namespace and idmapped the root
+	FDMapSync     = "mapsync"     // pipe: P wrote the id maps (premap stage)
+	FDGuestAlive  = "alive"       // G: K's end of this pipe closes when K dies
+	FDGuestMount  = "mountemu"    // G: socket for the mount emulator's seccomp listener
+	FDGuestGo     = "go"          // G: P placed G in its cgroup and started the guard
+	FDGuestPrefix = "guest-"      // (reserved)
+)
+
+// EthFD names the descriptor of eth device unit.
+func EthFD(unit int) string { return fmt.Sprintf("eth%d", unit) }
+
+// Exit codes of K, read by P.
+const (
+	ExitHalt   = 0
+	ExitReboot = 10
+	ExitPanic  = 11
+	ExitFailed = 12
+)
+
+// MaxEncoded bounds an encoded plan or message.
+const MaxEncoded = 1 << 20
+
+// ErrTooLong is returned for an encoded plan or message above MaxEncoded.
+var ErrTooLong = errors.New("plan: message too long")
+
+// Plan is what P hands K: every decision already made, so K only executes
+// it.
+type Plan struct {
+	WorkDir  string   `json:"work_dir"` // host dir K mounts a tmpfs over
+	Root     Root     `json:"root"`
+	Init     string   `json:"init"` // "" = standard search
+	InitArgs []string `json:"init_args"`
+	InitEnv  []string `json:"init_env"`
+	Hostname string   `json:"hostname"`
+	Disks    []Disk   `json:"disks"`
+	Quiet    bool     `json:"quiet"`
+	Cmdline  string   `json:"cmdline"`
+
+	Eth      []Eth    `json:"eth,omitempty"`
+	Consoles Consoles `json:"consoles"`
+	Hostfs   Hostfs   `json:"hostfs"`
+
+	GuestCgroup string `json:"guest_cgroup,omitempty"` // cgroup G moves into (stop/go freezer), or ""
+	// Shifted: linux runs as root and K's user namespace maps guest ids
+	// onto an unprivileged host id block: K opens host files and makes
+	// hostfs trees through P (host.go).
+	Shifted bool   `json:"shifted,omitempty"`
+	DevDir  string `json:"dev_dir,omitempty"` // private /dev/fuse, /dev/net/tun nodes for K, or ""
+	Notify  string `json:"notify,omitempty"`  // mconsole=notify: socket
+}
+
+// Root kinds.
+const (
+	RootDir   = "dir"
+	RootImage = "image"
+)
+
+// Root says how the root filesystem is mounted.
+type Root struct {
+	Kind     string `json:"kind"` // RootDir or RootImage
+	Path     string `json:"path"` // host path of the directory or image file
+	Unit     int    `json:"unit"` // ubd unit holding the root (image kind)
+	ReadOnly bool   `json:"read_only"`
+	FUSE2FS  string `json:"fuse2fs"` // path of fuse2fs (unprivileged image path)
+	Native   bool   `json:"native"`  // P passes a loop+ext4 mount (FDRootMount)
+}
+
+// Disk is one ubd device K serves.
+type Disk struct {
+	Unit     int    `json:"unit"`
+	File     string `json:"file"`
+	Backing  string `json:"backing,omitempty"`
+	ReadOnly bool   `json:"read_only"`
+	Sync     bool   `json:"sync"`
+	NoCOW    bool   `json:"no_cow"`
+	Shared   bool   `json:"shared"`
+	NoTrim   bool   `json:"no_trim"`
+	IsDir    bool   `json:"is_dir"`
+	// Host identities of File and Backing (the mount emulator refuses a
+	// second read-write mount of a disk by any of its names).
+	IDs []FileIdent `json:"ids,omitempty"`
+}
+
+// DiskName is the guest name of ubd unit: ubda, ubdb, ...
+func DiskName(unit int) string { return "ubd" + string(rune('a'+unit)) }
+
+// FileIdent is a host file's device and inode.
+type FileIdent struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
+}
+
+// Eth is one eth device: P opened its host side and donates it as
+// EthFD(Unit); K creates the guest's interface and relays frames. Params
+// are the transport's own (internal/netdev decodes them).
+type Eth struct {
+	Unit      int             `json:"unit"`
+	MAC       [6]byte         `json:"mac"`
+	Transport string          `json:"transport"`
+	Params    json.RawMessage `json:"params,omitempty"`
+}
+
+// Consoles is what P tells K about the console and serial lines.
+type Consoles struct {
+	Lines []Line    `json:"lines"`
+	Xterm [3]string `json:"xterm"` // emulator, title switch, exec switch ("" = default)
+	Umid  string    `json:"umid"`
+	Quiet bool      `json:"quiet"`
+	FDs   []int     `json:"fds,omitempty"`   // host fds donated as hostfd-N
+	Ports []int     `json:"ports,omitempty"` // ports whose listener is donated as port-N
+}
+
+// Line is one configured line (a default none is left out).
+type Line struct {
+	Serial bool   `json:"serial"`
+	N      int    `json:"n"`
+	Spec   string `json:"spec"`
+}
+
+// Name is the line's UML name: conN or sslN.
+func (l Line) Name() string {
+	if l.Serial {
+		return fmt.Sprintf("ssl%d", l.N)
+	}
+	return fmt.Sprintf("con%d", l.N)
+}
+
+// Hostfs is the hostfs= option: the host directory guest hostfs mounts
+// are confined to ("" = /), made absolute by P.
+type Hostfs struct {
+	Root   string `json:"root,omitempty"`
+	Append bool   `json:"append,omitempty"`
+}
+
+// Guest is what K hands G.
+type Guest struct {
+	RootMount string   `json:"root_mount"`
+	Init      string   `json:"init"`
+	InitArgs  []string `json:"init_args"`
+	InitEnv   []string `json:"init_env"`
+	// Devices maps a guest /dev name ("ubda", "ubd/0", "tty1") to the host
+	// path (in K's mount namespace) bound onto it.
+	Devices map[string]string `json:"devices"`
+	// Console is the host path of the pty slave that becomes /dev/console
+	// and /dev/tty0.
+	Console string `json:"console"`
+	// Cgroup, if set, is the cgroup directory G moves into after starting
+	// the guard, so that the mconsole's stop freezes the guest but not the
+	// guard.
+	Cgroup string `json:"cgroup,omitempty"`
+}
+
+// Encode returns the plan as JSON for EnvPlan.
+func (p *Plan) Encode() (string, error) { return encode(p) }
+
+// Decode parses a plan made by Encode.
+func Decode(s string) (*Plan, error) {
+	var p Plan
+	if err := decode(s, &p); err != nil {
+		return nil, fmt.Errorf("decode boot plan: %w", err)
+	}
+	return &p, nil
+}
+
+// Encode returns the guest plan as JSON for EnvGuest.
+func (g *Guest) Encode() (string, error) { return encode(g) }
+
+// DecodeGuest parses a guest plan made by Guest.Encode.
+func DecodeGuest(s string) (*Guest, error) {
+	var g Guest
+	if err := decode(s, &g); err != nil {
+		return nil, fmt.Errorf("decode guest plan: %w", err)
+	}
+	return &g, nil
+}
+
+func encode(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	if len(b) > MaxEncoded {
+		return "", ErrTooLong
+	}
+	return string(b), nil
+}
+
+func decode(s string, v any) error {
+	if len(s) > MaxEncoded {
+		return ErrTooLong
+	}
+	if s == "" {
+		return errors.New("empty")
+	}
+	return json.Unmarshal([]byte(s), v)
+}

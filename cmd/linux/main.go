@@ -5,12 +5,9 @@ package main
 import (
 	"os"
 
-	"github.com/umlkit/umlkit/internal/childrole"
-	_ "github.com/umlkit/umlkit/internal/guestinit" // registers the guest-init role
-	"github.com/umlkit/umlkit/internal/kernel"
+	"github.com/umlkit/umlkit/internal/linux"
 )
 
 func main() {
-	childrole.Dispatch()
-	os.Exit(kernel.Main(os.Args[1:], kernel.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	os.Exit(linux.Main(os.Args[1:], linux.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 }

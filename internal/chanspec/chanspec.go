@@ -191,3 +191,13 @@ func cNumber(s string) (uint64, bool) {
 	}
 	return v, true
 }
+
+// DefaultCon0 is con0's spec when the command line gives none.
+const DefaultCon0 = "fd:0,fd:1"
+
+// Stored is what UML keeps of a spec for config queries: its parser cuts
+// an IN,OUT pair at the comma, so "null,fd:1" reads back as "null".
+func Stored(spec string) string {
+	in, _, _ := strings.Cut(spec, ",")
+	return in
+}

@@ -228,7 +228,7 @@ func (p Proc) String() string { return fmt.Sprintf("%d %s [%s]", p.Pid, p.Cmd, p
 //
 // While the test runs, adopted zombies from another pid namespace (a
 // guest's) are reaped as soon as they die — linux's own guard is reaped by
-// the process that started it (internal/kernel/hostguard.go), so this only
+// the process that started it (internal/linux/host/hostguard.go), so this only
 // matters for what a killed linux leaves behind: the kernel's teardown of that namespace
 // (zap_pid_ns_processes, after the guest's init exits) waits until every
 // process born in it has been reaped, parent outside or not, so the guest

@@ -69,16 +69,16 @@ type Code uint16
 
 // Codes of Reply and Error.
 const (
-	OK            Code = iota
-	CodeFailed         // anything else; Msg says what
-	CodeBadRequest     // a request this K does not understand
-	CodeNotRunning     // the guest (or K) is not running
-	CodeExists         // the device is already configured
-	CodeNoDevice       // the device does not exist
-	CodeBusy           // the guest has the device open (or it holds the root)
-	CodeParse          // a line spec does not parse
-	CodeNotFound       // stack: no such pid; proc: no such file
-	CodeUnreadable     // proc: the file cannot be read
+	OK             Code = iota
+	CodeFailed          // anything else; Msg says what
+	CodeBadRequest      // a request this K does not understand
+	CodeNotRunning      // the guest (or K) is not running
+	CodeExists          // the device is already configured
+	CodeNoDevice        // the device does not exist
+	CodeBusy            // the guest has the device open (or it holds the root)
+	CodeParse           // a line spec does not parse
+	CodeNotFound        // stack: no such pid; proc: no such file
+	CodeUnreadable      // proc: the file cannot be read
 	numCodes
 )
 

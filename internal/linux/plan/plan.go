@@ -243,3 +243,17 @@ func decode(s string, v any) error {
 	}
 	return json.Unmarshal([]byte(s), v)
 }
+
+// DevNode is a host device a root-run K gets a private node of: P makes
+// it in Plan.DevDir (owned by the machine's id block), K binds it over
+// Target in its mount namespace.
+type DevNode struct {
+	Name, Target string
+	Major, Minor uint32
+}
+
+// DevNodes are the host devices K opens itself.
+var DevNodes = []DevNode{
+	{"fuse", "/dev/fuse", 10, 229},
+	{"tun", "/dev/net/tun", 10, 200},
+}

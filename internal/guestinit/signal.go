@@ -1,9 +1,0 @@
-package guestinit
-
-import (
-	"os/signal"
-
-	"golang.org/x/sys/unix"
-)
-
-func ignore(s unix.Signal) { signal.Ignore(s) }

@@ -1,0 +1,244 @@
+// Package guestinit is the guest init stage (G): the re-exec'd process that
+// becomes PID 1 of the guest's fresh pid and mount namespaces. It mounts
+// /proc, /sys and a /dev (tmpfs with bound device nodes, a devpts
+// newinstance and the console ptys), pivots into the root filesystem K
+// mounted, and execs the guest's init (init= or the standard search order)
+// with the arguments and environment the command line gave.
+//
+// Design: shared/docs/architecture.md ("Three processes").
+package guest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/childrole"
+	"github.com/umlkit/umlkit/internal/linux/plan"
+)
+
+// Role is the childrole name of G.
+const Role = "guest-init"
+
+// GoFD names the pipe G waits on before it execs the guest's init, when
+// K donates one.
+const GoFD = "go"
+
+// EnvPlan carries the JSON plan.Guest from K to G.
+const EnvPlan = "_UMLKIT_GUEST_PLAN"
+
+func init() { childrole.Register(Role, run) }
+
+func run() int {
+	var p plan.Guest
+	if err := json.Unmarshal([]byte(os.Getenv(EnvPlan)), &p); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: bad plan: %v\n", err)
+		return 1
+	}
+	os.Unsetenv(EnvPlan)
+	files, err := childrole.Files()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
+	// Nothing of K's or of whoever started linux reaches a guest process:
+	// every fd above stdio closes at the next exec, the guard's included
+	// (it gets "alive" explicitly, through ExtraFiles).
+	if err := sealFDs(); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
+	// The parent-death signal does not survive the execs into the guest's
+	// init here, so a guard process watches K instead (see guard.go).
+	if err := startGuard(files["alive"]); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
+	if p.Cgroup != "" {
+		// Best effort: without it, stop/go falls back to signals.
+		os.WriteFile(filepath.Join(p.Cgroup, "cgroup.procs"), []byte("0"), 0o644)
+	}
+	if err := setup(&p); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
+	if err := dropBounding(); err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
+		return 1
+	}
+	if sock := files[MountEmuFD]; sock != nil {
+		installMountFilter(sock) // locks this thread: execInit must run on it
+	}
+	if g := files[GoFD]; g != nil {
+		// Run by root, P puts this process into the guest's cgroup and
+		// starts the guard; no guest code runs before it has.
+		b := make([]byte, 1)
+		if n, _ := g.Read(b); n != 1 {
+			fmt.Fprintln(os.Stderr, "guest init: the kernel gave up before the start")
+			return 1
+		}
+		g.Close()
+	}
+	err = execInit(&p)
+	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
+	return 1
+}
+
+func mount(src, target, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(src, target, fstype, flags, data); err != nil {
+		return fmt.Errorf("mount %s on %s (%s): %w", src, target, fstype, err)
+	}
+	return nil
+}
+
+// bindNode creates an empty file at target and binds src onto it.
+func bindNode(src, target string) error {
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", target, err)
+	}
+	f.Close()
+	return mount(src, target, "", unix.MS_BIND, "")
+}
+
+func setup(p *plan.Guest) error {
+	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	r := p.RootMount
+	for _, d := range []string{"proc", "sys", "dev"} {
+		os.Mkdir(filepath.Join(r, d), 0o755) // may fail on a read-only root; mount reports it
+	}
+	if err := mount("proc", filepath.Join(r, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	if err := mount("sysfs", filepath.Join(r, "sys"), "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, ""); err != nil {
+		// sysfs needs a fully visible /sys; carry on without it rather than fail the boot.
+		fmt.Fprintf(os.Stderr, "guest init: %v (continuing without /sys)\n", err)
+	}
+	if err := maskPaths(r); err != nil {
+		return err
+	}
+	dev := filepath.Join(r, "dev")
+	if err := mount("devtmpfs", dev, "tmpfs", unix.MS_NOSUID, "mode=0755,size=4m"); err != nil {
+		return err
+	}
+	for _, n := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		if err := bindNode("/dev/"+n, filepath.Join(dev, n)); err != nil {
+			return err
+		}
+	}
+	if p.Console != "" {
+		for _, n := range []string{"console", "tty0"} {
+			if err := bindNode(p.Console, filepath.Join(dev, n)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := makeDevices(dev, p.Devices); err != nil {
+		return err
+	}
+	pts := filepath.Join(dev, "pts")
+	os.Mkdir(pts, 0o755)
+	if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return err
+	}
+	os.Symlink("pts/ptmx", filepath.Join(dev, "ptmx"))
+	shm := filepath.Join(dev, "shm")
+	os.Mkdir(shm, 0o1777)
+	if err := mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return err
+	}
+	os.Symlink("/proc/self/fd", filepath.Join(dev, "fd"))
+	os.Symlink("/proc/self/fd/0", filepath.Join(dev, "stdin"))
+	os.Symlink("/proc/self/fd/1", filepath.Join(dev, "stdout"))
+	os.Symlink("/proc/self/fd/2", filepath.Join(dev, "stderr"))
+
+	if err := unix.Chdir(r); err != nil {
+		return fmt.Errorf("chdir %s: %w", r, err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root into %s: %w", r, err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// makeDevices binds each device source onto its /dev name. A second name
+// in a subdirectory for a source that already has a plain name ("ubd/1"
+// for "ubdb") becomes a symlink to it instead: a name that is not itself a
+// mount point, which tools that refuse to touch "mounted" devices by
+// matching names against the mount table (busybox mke2fs) accept.
+func makeDevices(dev string, devices map[string]string) error {
+	names := make([]string, 0, len(devices))
+	for name := range devices {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		si, sj := strings.Contains(names[i], "/"), strings.Contains(names[j], "/")
+		if si != sj {
+			return !si
+		}
+		return names[i] < names[j]
+	})
+	primary := map[string]string{}
+	for _, name := range names {
+		src := devices[name]
+		target := filepath.Join(dev, name)
+		if first, ok := primary[src]; ok && strings.Contains(name, "/") {
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(filepath.Dir(target), filepath.Join(dev, first))
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(rel, target); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := bindNode(src, target); err != nil {
+			return err
+		}
+		primary[src] = name
+	}
+	return nil
+}
+
+// initCandidates is Linux's search order when init= is not given.
+var initCandidates = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
+
+func execInit(p *plan.Guest) error {
+	// Nothing of ours reaches the guest: every fd above stdio closes at exec.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	env := append([]string{"HOME=/", "TERM=linux"}, p.InitEnv...)
+	try := initCandidates
+	if p.Init != "" {
+		try = []string{p.Init}
+	}
+	var errs []string
+	for _, path := range try {
+		fmt.Fprintf(os.Stdout, "Run %s as init process\r\n", path)
+		argv := append([]string{path}, p.InitArgs...)
+		err := unix.Exec(path, argv, env)
+		errs = append(errs, fmt.Sprintf("%s: %v", path, err))
+		if p.Init != "" {
+			return fmt.Errorf("Requested init %s failed (error %v).", path, err)
+		}
+	}
+	return errors.New("No working init found.  Try passing init= option to kernel. (" + strings.Join(errs, "; ") + ")")
+}

@@ -1,0 +1,28 @@
+package guest
+
+import (
+	"os"
+	"runtime"
+
+	"github.com/umlkit/umlkit/internal/fdpass"
+	"github.com/umlkit/umlkit/internal/mountemu"
+)
+
+// MountEmuFD names the socket K donates for the seccomp listener.
+const MountEmuFD = "mountemu"
+
+// installMountFilter installs the guest's mount filter on this thread (the
+// one that execs init, which makes it the guest's) and sends the listener
+// to K over sock; on failure it sends the reason instead, for K's log. The
+// listener never reaches the guest.
+func installMountFilter(sock *os.File) {
+	defer sock.Close()
+	runtime.LockOSThread() // never unlocked: the exec happens on this thread
+	lis, err := mountemu.Install()
+	if err != nil {
+		fdpass.SendRaw(int(sock.Fd()), nil, []byte(err.Error()))
+		return
+	}
+	defer lis.Close()
+	fdpass.SendRaw(int(sock.Fd()), nil, []byte("listener"), int(lis.Fd()))
+}

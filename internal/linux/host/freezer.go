@@ -1,0 +1,110 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// freezeCgroup is the cgroup v2 pair that lets the mconsole's stop/go
+// freeze the guest without any signal the guest could see: P makes
+// <its cgroup>/umlkit-<umid> and joins it, the guest's processes live in its
+// child "guest" (G moves itself there before it execs init; the guard stays
+// outside, and so do P and K), and cgroup.freeze of the child freezes them.
+// The v2 hierarchy may be the unified one at /sys/fs/cgroup or, on a hybrid
+// host, /sys/fs/cgroup/unified; the freezer needs no controller.
+type freezeCgroup struct {
+	dir   string // umlkit-<umid>
+	guest string // dir/guest
+	home  string // P's original cgroup
+}
+
+// v2Mount returns where the cgroup v2 hierarchy is mounted.
+func v2Mount() (string, error) {
+	for _, d := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err == nil {
+			if _, err := os.Stat(filepath.Join(d, "cgroup.controllers")); err == nil {
+				return d, nil
+			}
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy")
+}
+
+// newFreezeCgroup makes the machine's freezer cgroups and moves P in.
+func newFreezeCgroup(name string) (*freezeCgroup, error) {
+	mnt, err := v2Mount()
+	if err != nil {
+		return nil, err
+	}
+	rel, _ := selfCgroup("")
+	if rel == "" {
+		return nil, errors.New("no cgroup v2 entry in /proc/self/cgroup")
+	}
+	home := filepath.Join(mnt, rel)
+	c := &freezeCgroup{dir: filepath.Join(home, "umlkit-"+name), home: home}
+	c.guest = filepath.Join(c.dir, "guest")
+	c.remove() // stale ones from a killed instance
+	if err := os.Mkdir(c.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", c.dir, errors.Unwrap(err))
+	}
+	if err := os.Mkdir(c.guest, 0o755); err != nil {
+		c.remove()
+		return nil, fmt.Errorf("create %s: %w", c.guest, errors.Unwrap(err))
+	}
+	if _, err := os.Stat(filepath.Join(c.guest, "cgroup.freeze")); err != nil {
+		c.remove()
+		return nil, errors.New("the kernel has no cgroup v2 freezer")
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		c.remove()
+		return nil, fmt.Errorf("join %s: %w", c.dir, errors.Unwrap(err))
+	}
+	return c, nil
+}
+
+// Freeze freezes (or thaws) the guest's processes and waits up to a second
+// for the kernel to report the new state. A nil c has no freezer.
+func (c *freezeCgroup) Freeze(on bool) error {
+	if c == nil {
+		return errors.New("no freezer cgroup")
+	}
+	v := "0"
+	if on {
+		v = "1"
+	}
+	if err := os.WriteFile(filepath.Join(c.guest, "cgroup.freeze"), []byte(v), 0o644); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(filepath.Join(c.guest, "cgroup.events"))
+		if err != nil || strings.Contains(string(b), "frozen "+v) {
+			break
+		}
+	}
+	return nil
+}
+
+// Close kills whatever is left in the guest's cgroup (a guest root can
+// kill the guard that would have powered it off), moves P back home and
+// removes the cgroups.
+func (c *freezeCgroup) Close() {
+	if os.WriteFile(filepath.Join(c.guest, "cgroup.kill"), []byte("1"), 0o644) == nil {
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if b, err := os.ReadFile(filepath.Join(c.guest, "cgroup.events")); err != nil || strings.Contains(string(b), "populated 0") {
+				break
+			}
+		}
+	}
+	os.WriteFile(filepath.Join(c.home, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	c.remove()
+}
+
+func (c *freezeCgroup) remove() {
+	os.Remove(c.guest)
+	os.Remove(c.dir)
+}

@@ -1,0 +1,203 @@
+package host
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/umlkit/umlkit/internal/cmdline"
+	"github.com/umlkit/umlkit/internal/linux/plan"
+	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
+	"github.com/umlkit/umlkit/internal/netdev"
+)
+
+// plan.Disk hot-plug for the mconsole's "config ubdN=..." and "remove ubdN"
+// (spec/mconsole.md §4.1, §4.2). P parses and checks the request with the
+// command line's rules and keeps the configuration; K opens the disk
+// through the ubd driver, adds it to the FUSE export and binds it onto
+// /dev/ubdX and /dev/ubd/N in the running guest (or undoes all of that).
+// Like UML, a hot-plugged disk does not survive a reboot: the next boot
+// uses the command line's disks.
+
+// configSet serves "config DEV...=SPEC" (P side).
+func (m *machine) configSet(arg string) mcserver.Reply {
+	if strings.HasPrefix(arg, "ubd") {
+		return m.ubdConfig(arg[len("ubd"):])
+	}
+	if strings.HasPrefix(arg, "eth") {
+		return m.ethConfig(arg[len("eth"):])
+	}
+	return mcserver.Error("configuring this device from the mconsole is not supported by this build")
+}
+
+// ubdConfig adds a disk: spec is the text after "ubd".
+func (m *machine) ubdConfig(spec string) mcserver.Reply {
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	u, err := m.cfg.ConfigUbd(spec)
+	if err != nil {
+		switch err.Error() {
+		case "Device is already configured":
+			return mcserver.Errno(syscall.EBUSY, err.Error())
+		case "Expected '=' or flag letter (r, s, c, t or d)":
+			return mcserver.Errno(syscall.EINVAL, err.Error())
+		}
+		return mcserver.Error(err.Error())
+	}
+	if u == nil { // ubd=sync
+		return mcserver.OK("")
+	}
+	d, err := diskFromUbd(u)
+	if err != nil {
+		m.cfg.Ubd[u.Unit] = nil
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return mcserver.Errno(errno, "Couldn't determine size of device's file")
+		}
+		return mcserver.Error(err.Error())
+	}
+	if d.IsDir {
+		m.cfg.Ubd[u.Unit] = nil
+		return mcserver.Errno(syscall.EISDIR, "Couldn't determine size of device's file")
+	}
+	if m.ids != nil {
+		if err := m.allowDisk(&d, true); err != nil {
+			m.cfg.Ubd[u.Unit] = nil
+			return mcserver.Error(err.Error())
+		}
+	}
+	if _, err := m.ask(plan.Request{Op: plan.OpUbdAdd, Disk: &d}); err != nil {
+		m.cfg.Ubd[u.Unit] = nil
+		return mcserver.Error(err.Error())
+	}
+	return mcserver.OK("")
+}
+
+// remove serves "remove DEVN" (P side).
+func (m *machine) remove(arg string) mcserver.Reply {
+	if strings.HasPrefix(arg, "con") || strings.HasPrefix(arg, "ssl") {
+		return m.lineRemove(arg)
+	}
+	if strings.HasPrefix(arg, "eth") {
+		return m.ethRemove(arg[len("eth"):])
+	}
+	if !strings.HasPrefix(arg, "ubd") {
+		for _, dev := range []string{"mem", "vec"} {
+			if strings.HasPrefix(arg, dev) {
+				return mcserver.Error("removing this device from the mconsole is not supported by this build")
+			}
+		}
+		return mcserver.Error("Bad remove option")
+	}
+	rest := arg[len("ubd"):]
+	unit := -1
+	// The kernel's parse_unit: a number, or one letter (the rest ignored).
+	if rest != "" && rest[0] >= 'a' && rest[0] <= 'z' {
+		unit = int(rest[0] - 'a')
+	} else if n, err := strconv.ParseUint(rest, 0, 31); err == nil {
+		unit = int(n)
+	} else {
+		return mcserver.Error("Couldn't parse device number")
+	}
+	if unit > 15 {
+		return mcserver.Error("Invalid device number - must be between 0 and 15")
+	}
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	if m.cfg.Ubd[unit] == nil {
+		return mcserver.Errno(syscall.ENODEV, "Device doesn't exist")
+	}
+	if _, err := m.ask(plan.Request{Op: plan.OpUbdRemove, Unit: unit}); err != nil {
+		if errors.Is(err, plan.ErrBusy) {
+			return mcserver.Errno(syscall.EBUSY, "Device is currently open")
+		}
+		return mcserver.Error(err.Error())
+	}
+	m.cfg.Ubd[unit] = nil
+	return mcserver.OK("")
+}
+
+// ethConfig adds ethN=SPEC to the running machine: rest is the text after
+// "eth". As in UML, a known transport whose host side fails is answered OK
+// and the failure is in the kernel log only.
+func (m *machine) ethConfig(rest string) mcserver.Reply {
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	if end == 0 {
+		return mcserver.Errno(syscall.EINVAL, "Bad device number")
+	}
+	n, err := strconv.Atoi(rest[:end])
+	if err != nil {
+		return mcserver.Errno(syscall.EINVAL, "Bad device number")
+	}
+	if end == len(rest) || rest[end] != '=' {
+		return mcserver.Errno(syscall.EINVAL, "Expected '=' after device number")
+	}
+	spec := rest[end+1:]
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	if _, ok := m.cfg.Eth[n]; ok {
+		return mcserver.Errno(syscall.EINVAL, "Device already configured")
+	}
+	if transport, _ := netdev.SplitSpec(spec); netdev.Lookup(transport) == nil {
+		return mcserver.Error("") // UML's answer for a transport it does not know
+	}
+	e, err := m.openEth(m.net, n, spec)
+	if err != nil {
+		m.logf("%v", err)
+		return mcserver.OK("")
+	}
+	if e == nil {
+		return mcserver.Error("")
+	}
+	if _, err := m.askWith(plan.Request{Op: plan.OpEthAdd, Eth: e}, m.net.devs[n].File); err != nil {
+		m.logf("eth%d: %v", n, err)
+		m.net.drop(n)
+		return mcserver.OK("")
+	}
+	if m.cfg.Eth == nil {
+		m.cfg.Eth = map[int]string{}
+	}
+	m.cfg.Eth[n] = spec
+	m.hotEth[n] = true
+	return mcserver.OK("")
+}
+
+// ethRemove takes ethN away unless the guest has it up.
+func (m *machine) ethRemove(rest string) mcserver.Reply {
+	n, err := strconv.ParseUint(rest, 0, 31)
+	if err != nil {
+		return mcserver.Error("Couldn't parse device number")
+	}
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	if _, err := m.ask(plan.Request{Op: plan.OpEthRemove, Unit: int(n)}); err != nil {
+		switch {
+		case errors.Is(err, plan.ErrBusy):
+			return mcserver.Errno(syscall.EBUSY, "Device is currently open")
+		case errors.Is(err, plan.ErrNoDevice):
+			return mcserver.Errno(syscall.ENODEV, "Device doesn't exist")
+		}
+		return mcserver.Error(err.Error())
+	}
+	m.net.drop(int(n))
+	delete(m.cfg.Eth, int(n))
+	delete(m.hotEth, int(n))
+	return mcserver.OK("")
+}
+
+// resetHotplug undoes the mconsole's device changes before a reboot: the
+// next boot has the command line's devices, as with UML.
+func (m *machine) resetHotplug(bootUbd [len(cmdline.Config{}.Ubd)]*cmdline.Ubd) {
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	m.cfg.Ubd = bootUbd
+	for n := range m.hotEth {
+		m.net.drop(n)
+		delete(m.cfg.Eth, n)
+	}
+	m.hotEth = map[int]bool{}
+}

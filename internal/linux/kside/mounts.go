@@ -1,0 +1,326 @@
+package kside
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/umlkit/umlkit/internal/blockfuse"
+	"github.com/umlkit/umlkit/internal/childrole"
+	"github.com/umlkit/umlkit/internal/fdpass"
+	"github.com/umlkit/umlkit/internal/linux/plan"
+	"github.com/umlkit/umlkit/internal/mountemu"
+	"github.com/umlkit/umlkit/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+// numLoops is how many emulated /dev/loopN the guest gets.
+const numLoops = 8
+
+// mountEmu is K's half of the guest's mount emulation (internal/mountemu):
+// it makes the emulated loop files, receives the seccomp listener from G
+// and serves it. Mounts of ext2/3/4 images go through fuse2fs.
+type mountEmu struct {
+	k        *kernel
+	guestEnd *os.File // donated to G as "mountemu"
+	kEnd     *os.File
+	stage    string // where fuse2fs mounts before the tree moves to the guest
+	fuse2fs  string
+	helper   *helperClient     // P's native mounts (real root), or nil
+	loopFS   *blockfuse.Server // serves the loop files, or nil
+	srv      *mountemu.Server
+	seq      atomic.Int64
+	done     chan struct{} // closed when Serve returned
+}
+
+// prepareMounts makes the loop files under w and adds them to gp's
+// devices. It returns nil (with a log line) when emulation is impossible.
+func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
+	m := &mountEmu{k: k, stage: filepath.Join(w, "mnt"), done: make(chan struct{})}
+	root := k.plan.Hostfs.Root
+	if k.plan.Hostfs.Append {
+		k.logf("hostfs: append is not supported (hostfs mounts are bind mounts of the host directory); files open normally")
+	}
+	loops := filepath.Join(w, "loop")
+	if err := os.Mkdir(loops, 0o755); err != nil {
+		k.logf("mount emulation off: %v", err)
+		return nil
+	}
+	os.Mkdir(m.stage, 0o700)
+	cfg := mountemu.Config{HostfsRoot: root, LoopControl: filepath.Join(loops, "loop-control"), MountImage: m.mountImage,
+		Logf: func(format string, args ...any) { k.logf(format, args...) }, Disks: k.diskIDs}
+	if k.plan.Shifted && k.helper != nil {
+		cfg.OpenHostfs = k.helper.hostfs
+	}
+	for i := 0; i < numLoops; i++ {
+		cfg.Loops = append(cfg.Loops, filepath.Join(loops, fmt.Sprintf("loop%d", i)))
+	}
+	srv, err := mountemu.NewServer(cfg)
+	if err != nil {
+		k.logf("mount emulation off: %v", err)
+		return nil
+	}
+	m.srv = srv
+	// The loop files show the window of their backing file (dd, blkid,
+	// fsck on /dev/loopN); if they cannot be served, empty files still
+	// let mount(8) set up its loop devices.
+	export := map[string]blockfuse.Disk{"loop-control": mountemu.ControlFile{}}
+	for i := range cfg.Loops {
+		export[filepath.Base(cfg.Loops[i])] = srv.LoopFile(i)
+	}
+	if m.loopFS, err = blockfuse.Mount(loops, export); err != nil {
+		for _, p := range append(cfg.Loops, cfg.LoopControl) {
+			if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o660); err == nil {
+				f.Close()
+			}
+		}
+	}
+	if m.guestEnd, m.kEnd, err = sys.FilePair(unix.SOCK_SEQPACKET, "mountemu", "mountemu-k"); err != nil {
+		k.logf("mount emulation off: %v", err)
+		return nil
+	}
+	gp.Devices["loop-control"] = cfg.LoopControl
+	for i, p := range cfg.Loops {
+		gp.Devices[fmt.Sprintf("loop%d", i)] = p
+	}
+	m.helper = k.helper
+	if m.fuse2fs = k.plan.Root.FUSE2FS; m.fuse2fs == "" {
+		if p, err := exec.LookPath("fuse2fs"); err == nil {
+			m.fuse2fs = p
+		}
+	}
+	return m
+}
+
+// guestFile is the fd G needs (nil-safe).
+func (m *mountEmu) guestFile() *os.File {
+	if m == nil {
+		return nil
+	}
+	return m.guestEnd
+}
+
+// start receives G's listener and serves it in the background.
+func (m *mountEmu) start() {
+	if m == nil {
+		return
+	}
+	m.guestEnd.Close()
+	conn, err := net.FileConn(m.kEnd)
+	m.kEnd.Close()
+	if err != nil {
+		close(m.done)
+		return
+	}
+	go func() {
+		defer close(m.done)
+		defer conn.Close()
+		msg, files, _, err := fdpass.Recv(conn.(*net.UnixConn), 512, 1)
+		if err != nil {
+			if errors.Is(err, fdpass.ErrNoFD) && len(msg) > 0 {
+				m.k.logf("mount emulation off: %s", msg)
+			}
+			return
+		}
+		if err := m.srv.Serve(files[0]); err != nil {
+			m.k.logf("mount emulation: %v", err)
+		}
+	}()
+}
+
+// Close waits for the serving to end (the guest is gone) and for every
+// fuse2fs to flush and exit.
+func (m *mountEmu) Close() {
+	if m == nil {
+		return
+	}
+	select {
+	case <-m.done:
+	case <-time.After(5 * time.Second):
+	}
+	m.srv.Close()
+	if m.loopFS != nil {
+		m.loopFS.Close()
+	}
+}
+
+// mountImage mounts an ext2/3/4 image and returns it as a
+// detached tree: natively through P's helper when linux runs as root,
+// otherwise (or for a window of the file) with fuse2fs.
+func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error) {
+	if m.helper != nil && req.Offset == 0 && req.SizeLimit == 0 {
+		if path, unit := m.k.plainImage(req.File); path != "" {
+			// The host kernel mounts the image: no guest write may reach
+			// the disk while it does (blockfuse SetMounted).
+			m.k.setNativeMounted(unit, true)
+			img, err := m.helper.mount(path, req.ReadOnly)
+			if err != nil {
+				m.k.setNativeMounted(unit, false)
+				return nil, err
+			}
+			wait := img.Wait
+			img.Wait = func(d time.Duration) bool {
+				if !wait(d) {
+					return false
+				}
+				m.k.setNativeMounted(unit, false)
+				return true
+			}
+			return img, nil
+		}
+	}
+	if m.fuse2fs == "" {
+		return nil, errors.New("fuse2fs is not installed (apt-get install fuse2fs)")
+	}
+	dir := filepath.Join(m.stage, strconv.FormatInt(m.seq.Add(1), 10))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.Remove(dir)
+	var before unix.Stat_t
+	if err := unix.Stat(dir, &before); err != nil {
+		return nil, err
+	}
+	fm := fuse2fsMount{Image: "/dev/fd/3", Dir: dir, ReadOnly: req.ReadOnly, Offset: req.Offset}
+	if req.Offset == 0 && req.SizeLimit == 0 {
+		// A whole ubd disk: fuse2fs's 4 KiB block I/O goes through the
+		// export's page-cached name, as for a COW root (fuse2fs is then
+		// the disk's only user: the guest's loop device is emulated).
+		if p := m.k.cachedExport(req.File); p != "" {
+			fm.Image, fm.Name = p, "/dev/fd/3"
+		}
+	}
+	cmd := exec.Command(m.fuse2fs, fm.args()...)
+	cmd.ExtraFiles = []*os.File{req.File}
+	var msgs childrole.Output
+	cmd.Stdout, cmd.Stderr = &msgs, &msgs
+	// No parent-death signal: if K dies the guest dies with it, its mount
+	// namespace goes and fuse2fs flushes and exits on its own.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start fuse2fs: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); err == nil && st.Dev != before.Dev {
+			break
+		}
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("fuse2fs exited before the mount appeared: %s", strings.TrimSpace(msgs.String()))
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return nil, errors.New("fuse2fs: mount did not appear in 20s")
+		}
+	}
+	tfd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	unix.Unmount(dir, unix.MNT_DETACH)
+	if err != nil {
+		<-exited
+		return nil, os.NewSyscallError("open_tree", err)
+	}
+	return &mountemu.Image{
+		Tree: os.NewFile(uintptr(tfd), "fuse2fs-tree"),
+		Wait: func(d time.Duration) bool {
+			select {
+			case <-exited:
+				return true
+			case <-time.After(d):
+				return false
+			}
+		},
+		Stop: func() { cmd.Process.Signal(syscall.SIGTERM) },
+	}, nil
+}
+
+// cachedExport returns the page-cached name (blockfuse.Cached) of the ubd
+// disk whose export f is, or "" when f is not a disk's export.
+func (k *kernel) cachedExport(f *os.File) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	k.ubdMu.Lock()
+	defer k.ubdMu.Unlock()
+	if k.blocks == nil {
+		return ""
+	}
+	for unit := range k.ubd {
+		var ds unix.Stat_t
+		if unix.Stat(filepath.Join(k.diskDir, plan.DiskName(unit)), &ds) == nil && ds.Dev == st.Dev && ds.Ino == st.Ino {
+			if p, err := k.blocks.Cached(plan.DiskName(unit)); err == nil {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// plainImage returns the host path of the image behind f and its unit
+// when f is the export of a ubd disk that is a plain image file (no COW),
+// else "".
+func (k *kernel) plainImage(f *os.File) (string, int) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return "", 0
+	}
+	for _, d := range k.plan.Disks {
+		if d.IsDir || d.Backing != "" || k.cow[d.Unit] {
+			continue
+		}
+		var ds unix.Stat_t
+		if unix.Stat(filepath.Join(k.plan.WorkDir, "disks", plan.DiskName(d.Unit)), &ds) == nil && ds.Dev == st.Dev && ds.Ino == st.Ino {
+			return d.File, d.Unit
+		}
+	}
+	return "", 0
+}
+
+// setNativeMounted marks a disk as mounted by the host kernel (or no
+// longer): its export then refuses writes.
+func (k *kernel) setNativeMounted(unit int, on bool) {
+	k.ubdMu.Lock()
+	defer k.ubdMu.Unlock()
+	if k.blocks != nil {
+		if err := k.blocks.SetMounted(plan.DiskName(unit), on); err != nil {
+			k.logf("ubd%c: %v", 'a'+unit, err)
+		}
+	}
+}
+
+// diskIDs lists the ubd disks for the mount emulator's busy check: each by
+// its export in the guest and its host files; the root disk is busy (K
+// mounted it) unless it is read-only.
+func (k *kernel) diskIDs() []mountemu.DiskIDs {
+	k.ubdMu.Lock()
+	defer k.ubdMu.Unlock()
+	var out []mountemu.DiskIDs
+	for unit := range k.ubd {
+		e := mountemu.DiskIDs{Index: unit, Name: plan.DiskName(unit)}
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join(k.diskDir, plan.DiskName(unit)), &st) == nil {
+			e.IDs = append(e.IDs, mountemu.FileID{Dev: st.Dev, Ino: st.Ino})
+		}
+		for _, id := range k.idents[unit] {
+			e.IDs = append(e.IDs, mountemu.FileID{Dev: id.Dev, Ino: id.Ino})
+		}
+		r := k.plan.Root
+		e.Busy = r.Kind == "image" && r.Unit == unit && !r.ReadOnly
+		out = append(out, e)
+	}
+	return out
+}

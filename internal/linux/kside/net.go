@@ -1,0 +1,81 @@
+package kside
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/umlkit/umlkit/internal/linux/plan"
+	"github.com/umlkit/umlkit/internal/netdev"
+)
+
+// startNet creates each ethN device of the plan in the guest's network
+// namespace and starts its relay; it returns a function stopping them.
+func (k *kernel) startNet(files map[string]*os.File) func() {
+	for _, e := range k.plan.Eth {
+		name := plan.EthFD(e.Unit)
+		if err := k.addEth(e, files[name]); err != nil {
+			k.logf("eth%d: %v", e.Unit, err)
+		}
+	}
+	return func() {
+		k.ethMu.Lock()
+		defer k.ethMu.Unlock()
+		for unit, r := range k.relays {
+			r.Stop()
+			delete(k.relays, unit)
+		}
+	}
+}
+
+// addEth creates ethN for e in the guest's network namespace and relays it
+// to the host side f with e's transport (boot, or mconsole hot-plug).
+func (k *kernel) addEth(e plan.Eth, f *os.File) error {
+	if f == nil {
+		return errors.New("no host descriptor from the parent")
+	}
+	d := netdev.Lookup(e.Transport)
+	if d == nil || d.Wrap == nil {
+		f.Close()
+		return fmt.Errorf("unknown transport %q", e.Transport)
+	}
+	tr, err := d.Wrap(e, f)
+	if err != nil {
+		return err
+	}
+	var tap *netdev.File
+	if d.L3 {
+		tap, err = netdev.CreateTun(fmt.Sprintf("eth%d", e.Unit))
+	} else {
+		tap, err = netdev.CreateTap(fmt.Sprintf("eth%d", e.Unit), e.MAC)
+	}
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	k.ethMu.Lock()
+	defer k.ethMu.Unlock()
+	if k.relays == nil {
+		k.relays = map[int]*netdev.Relay{}
+	}
+	k.relays[e.Unit] = netdev.StartRelay(tap, tr)
+	return nil
+}
+
+// removeEth stops ethN's relay, which deletes the device, unless the
+// guest has the interface up (plan.ErrBusy): UML's rule for removing a
+// device.
+func (k *kernel) removeEth(unit int) error {
+	k.ethMu.Lock()
+	defer k.ethMu.Unlock()
+	r := k.relays[unit]
+	if r == nil {
+		return plan.Errorf(plan.CodeNoDevice, "Device doesn't exist")
+	}
+	if ifc, err := net.InterfaceByName(fmt.Sprintf("eth%d", unit)); err == nil && ifc.Flags&net.FlagUp != 0 {
+		return plan.ErrBusy
+	}
+	delete(k.relays, unit)
+	return r.Stop()
+}

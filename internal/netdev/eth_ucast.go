@@ -1,0 +1,72 @@
+//go:build linux
+
+package netdev
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// ethN=ucast,<mac>,<remote addr>,<listen port>,<remote port>: a
+// point-to-point UDP link (net.md §2). P binds the listen port in the
+// host's namespace; K sends frames to the peer.
+
+func init() {
+	Register(&Driver{
+		Name:  "ucast",
+		Help:  "ucast,[<mac>],<remote addr>[,<listen port>[,<remote port>]] (default " + strconv.Itoa(DefaultUcastPort) + ")",
+		Parse: parseUcast,
+		Open:  openUcast,
+		Wrap:  wrapDatagram,
+	})
+}
+
+type ucastSpec struct {
+	MAC, Addr    string
+	LPort, RPort int
+}
+
+func (s ucastSpec) Fields() []string {
+	return []string{s.MAC, s.Addr, strconv.Itoa(s.LPort), strconv.Itoa(s.RPort)}
+}
+
+func parseUcast(f []string) (Spec, error) {
+	if len(f) > 4 {
+		return nil, fmt.Errorf("ucast_setup - Extra garbage on specification : '%s'", strings.Join(f[4:], ","))
+	}
+	s := ucastSpec{MAC: field(f, 0), Addr: field(f, 1), LPort: DefaultUcastPort, RPort: DefaultUcastPort}
+	if p := field(f, 2); p != "" {
+		v, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("ucast_setup - Bad listen port : '%s'", p)
+		}
+		s.LPort = int(v)
+	}
+	if p := field(f, 3); p != "" {
+		v, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("ucast_setup - Bad remote port : '%s'", p)
+		}
+		s.RPort = int(v)
+	}
+	return s, nil
+}
+
+func openUcast(h *Host, n int, sp Spec) (*Opened, error) {
+	s := sp.(ucastSpec)
+	h.logf("Configured ucast device: :%d -> %s:%d", s.LPort, s.Addr, s.RPort)
+	mac := SetupMAC(h.logf, fmt.Sprintf("eth%d", n), s.MAC)
+	h.logf("Netdevice %d (%s) : ", n, mac)
+	h.logf("ucast backend address: %s:%d listen port: %d", s.Addr, s.RPort, s.LPort)
+	ip, err := netip.ParseAddr(s.Addr)
+	if err != nil || !ip.Is4() {
+		return nil, fmt.Errorf("eth%d: ucast remote address '%s' is not an IPv4 address (errno = 22)", n, s.Addr)
+	}
+	sock, err := OpenUcast(s.LPort)
+	if err != nil {
+		return nil, err
+	}
+	return newOpened(n, "ucast", mac, sock, datagramParams{Group: s.Addr, Port: s.RPort})
+}

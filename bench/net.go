@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/fdpass"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // net: tunctl create+delete and `uml_net 4 tuntap up` latency, ours vs
@@ -84,12 +87,10 @@ func init() {
 // socketpair and returns the time until the reply with the tap fd arrived
 // and the helper exited.
 func tuntapUp(ns, path string) (float64, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	mine, theirs, err := sys.FilePair(unix.SOCK_DGRAM, "kernel", "helper")
 	if err != nil {
 		return 0, err
 	}
-	theirs := os.NewFile(uintptr(fds[1]), "helper")
-	mine := os.NewFile(uintptr(fds[0]), "kernel")
 	defer mine.Close()
 	fc, err := net.FileConn(mine)
 	if err != nil {
@@ -116,15 +117,11 @@ func tuntapUp(ns, path string) (float64, error) {
 	if werr != nil {
 		return 0, werr
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
+	fds, err := fdpass.ParseRights(oob[:oobn])
+	if err != nil || len(fds) == 0 {
 		return 0, fmt.Errorf("%s: reply without fd", path)
 	}
-	fds2, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil {
-		return 0, err
-	}
-	for _, fd := range fds2 {
+	for _, fd := range fds {
 		unix.Close(fd) // the tap goes away with it
 	}
 	return float64(d.Microseconds()) / 1000, nil

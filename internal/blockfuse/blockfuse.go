@@ -51,6 +51,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Disk is what blockfuse needs of a block device (internal/ubd.Disk has it).
@@ -495,13 +497,4 @@ func (n *diskNode) Allocate(ctx context.Context, f fs.FileHandle, off, size uint
 	return 0 // space is the driver's business
 }
 
-func errno(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return syscall.EIO
-}
+func errno(err error) syscall.Errno { return sys.ErrnoOf(err, syscall.EIO) }

@@ -71,24 +71,40 @@ func Recv(conn *net.UnixConn, bufSize, maxFDs int) ([]byte, []*os.File, *net.Uni
 }
 
 func parse(oob []byte, maxFDs int) ([]*os.File, error) {
+	fds, err := ParseRights(oob)
+	if err != nil {
+		return nil, err
+	}
+	var files []*os.File
+	for _, fd := range fds {
+		if len(files) >= maxFDs {
+			unix.Close(fd)
+			continue
+		}
+		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("fdpass:%d", fd)))
+	}
+	return files, nil
+}
+
+// ParseRights returns the descriptors carried by the SCM_RIGHTS messages in
+// oob (the control bytes of one received message, e.g. from ReadMsgUnix),
+// each marked close-on-exec; the caller owns them. Control messages of
+// other types are skipped.
+func ParseRights(oob []byte) ([]int, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return nil, fmt.Errorf("parse control message: %w", err)
 	}
-	var files []*os.File
+	var fds []int
 	for _, m := range msgs {
-		fds, err := unix.ParseUnixRights(&m)
+		got, err := unix.ParseUnixRights(&m)
 		if err != nil {
 			continue
 		}
-		for _, fd := range fds {
-			if len(files) >= maxFDs {
-				unix.Close(fd)
-				continue
-			}
+		for _, fd := range got {
 			unix.CloseOnExec(fd)
-			files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("fdpass:%d", fd)))
 		}
+		fds = append(fds, got...)
 	}
-	return files, nil
+	return fds, nil
 }

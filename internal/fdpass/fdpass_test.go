@@ -126,3 +126,42 @@ func TestSendRawBadFD(t *testing.T) {
 		t.Errorf("SendRaw(-1) = %v; want EBADF", err)
 	}
 }
+
+func TestParseRights(t *testing.T) {
+	a, b := socketpair(t, unix.SOCK_DGRAM)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	// Two SCM_RIGHTS messages in one control buffer, three fds in all.
+	oob := append(unix.UnixRights(int(r.Fd()), int(w.Fd())), unix.UnixRights(int(w.Fd()))...)
+	if _, _, err := a.WriteMsgUnix([]byte{0}, oob, nil); err != nil {
+		t.Fatal(err)
+	}
+	buf, roob := make([]byte, 1), make([]byte, 2*unix.CmsgSpace(2*4))
+	_, oobn, _, _, err := b.ReadMsgUnix(buf, roob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := ParseRights(roob[:oobn])
+	if err != nil || len(fds) != 3 {
+		t.Fatalf("ParseRights = %v, %v; want 3 fds", fds, err)
+	}
+	for _, fd := range fds {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("fd %d: F_GETFD = %#x, %v; want FD_CLOEXEC", fd, flags, err)
+		}
+		unix.Close(fd)
+	}
+
+	if fds, err := ParseRights(nil); err != nil || len(fds) != 0 {
+		t.Errorf("ParseRights(nil) = %v, %v; want none, nil", fds, err)
+	}
+	cut := unix.UnixRights(0)[:unix.SizeofCmsghdr+2] // header claims more than is there
+	if _, err := ParseRights(cut); err == nil {
+		t.Error("ParseRights(truncated message) = nil error")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/umlkit/umlkit/internal/rawcli"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/ubd"
 )
 
@@ -37,11 +38,11 @@ func Mkcow(prog string, args []string, io Stdio) int {
 		return 0
 	case errors.As(err, &ce):
 		fmt.Fprintln(io.Stdout, ce.Detail)
-		fmt.Fprintf(io.Stderr, "write_cow_header: %s\n", ubd.Strerror(ce.Errno))
+		fmt.Fprintf(io.Stderr, "write_cow_header: %s\n", sys.Strerror(ce.Errno))
 	case errors.As(err, &oe):
 		fmt.Fprintln(io.Stderr, oe)
 	default:
-		fmt.Fprintf(io.Stderr, "write_cow_header: %s\n", ubd.Strerror(err))
+		fmt.Fprintf(io.Stderr, "write_cow_header: %s\n", sys.Strerror(err))
 	}
 	return 1
 }

@@ -6,10 +6,11 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // ImageRequest asks the image mounter for a file system on File.
@@ -147,17 +148,11 @@ func (s *Server) Serve(listener *os.File) error {
 	if err := s.identify(); err != nil {
 		s.logf("mount emulation: no loop devices: %v", err)
 	}
-	fd, err := unix.Dup(int(listener.Fd()))
-	listener.Close()
+	lis, err := sys.Pollable(listener, "seccomp-listener")
 	if err != nil {
-		return os.NewSyscallError("dup", err)
+		listener.Close()
+		return err
 	}
-	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return os.NewSyscallError("set nonblock", err)
-	}
-	lis := os.NewFile(uintptr(fd), "seccomp-listener")
 	defer lis.Close()
 	rc, err := lis.SyscallConn()
 	if err != nil {
@@ -259,11 +254,7 @@ func (s *Server) handle(lis *os.File, n *Notif) Reply {
 
 // errno turns err into a reply.
 func errno(err error) Reply {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return Reply{Errno: int32(e)}
-	}
-	return Reply{Errno: int32(unix.EIO)}
+	return Reply{Errno: int32(sys.ErrnoOf(err, unix.EIO))}
 }
 
 func (s *Server) logf(format string, args ...any) { s.cfg.Logf(format, args...) }

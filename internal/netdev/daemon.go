@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // DefaultSwitchCtl is the Debian build's default control socket of
@@ -43,29 +44,39 @@ func umlAddr() switchproto.Sockaddr {
 	return a
 }
 
+// addrLen is the length UML passes with a protocol address: 110 for an
+// abstract one (its whole sun_path, which x/sys cannot express), family +
+// path + NUL for a named one.
+func addrLen(a *switchproto.Sockaddr) int {
+	if a.IsAbstract() {
+		return switchproto.SockaddrSize
+	}
+	return 2 + len(a.Path()) + 1
+}
+
 // DialDaemon attaches to the switch whose control socket is ctl. Errors
 // carry UML's daemon_open wording and the errno.
 func DialDaemon(ctl string) (*DaemonConn, error) {
 	addr := umlAddr()
 	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ctl, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("daemon_open : control connect failed, errno = %d", errnoOf(err))
+		return nil, fmt.Errorf("daemon_open : control connect failed, errno = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("daemon_open : data socket failed, errno = %d", errnoOf(err))
+		return nil, fmt.Errorf("daemon_open : data socket failed, errno = %d", int(sys.ErrnoOf(err, 0)))
 	}
-	if err := bindRaw(fd, &addr); err != nil {
+	if err := sys.BindRaw(fd, addr[:addrLen(&addr)]); err != nil {
 		unix.Close(fd)
 		conn.Close()
-		return nil, fmt.Errorf("daemon_open : data bind failed, errno = %d", errnoOf(err))
+		return nil, fmt.Errorf("daemon_open : data bind failed, errno = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	d := &DaemonConn{Ctl: conn, Data: os.NewFile(uintptr(fd), "uml_switch data"), Addr: addr}
 	req, _ := (&switchproto.Request{Version: 3, Type: switchproto.TypeNewControl, Addr: addr}).MarshalBinary()
 	if _, err := conn.Write(req); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("daemon_open : control setup request failed, err = %d", errnoOf(err))
+		return nil, fmt.Errorf("daemon_open : control setup request failed, err = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, switchproto.ReplySize)
@@ -73,10 +84,10 @@ func DialDaemon(ctl string) (*DaemonConn, error) {
 	conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		d.Close()
-		if n == 0 && errnoOf(err) == 0 {
+		if n == 0 && sys.ErrnoOf(err, 0) == 0 {
 			return nil, fmt.Errorf("daemon_open : read of data socket failed, err = %d", n)
 		}
-		return nil, fmt.Errorf("daemon_open : read of data socket failed, err = %d", errnoOf(err))
+		return nil, fmt.Errorf("daemon_open : read of data socket failed, err = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	d.Switch, _ = switchproto.ParseReply(buf)
 	return d, nil
@@ -85,14 +96,6 @@ func DialDaemon(ctl string) (*DaemonConn, error) {
 // Close detaches: the switch sees EOF on the control connection.
 func (d *DaemonConn) Close() error {
 	return errors.Join(d.Ctl.Close(), d.Data.Close())
-}
-
-func errnoOf(err error) int {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return int(errno)
-	}
-	return 0
 }
 
 // Daemon is the daemon transport over a data socket already attached to a
@@ -106,7 +109,7 @@ type Daemon struct {
 // NewDaemon wraps the attached data socket f (owned from now on), sending
 // to the switch's data address sw.
 func NewDaemon(f *os.File, sw switchproto.Sockaddr) (*Daemon, error) {
-	p, err := pollable(f)
+	p, err := sys.Pollable(f, f.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +131,7 @@ func (d *Daemon) ReadFrame(b []byte) (int, error) { return d.f.Read(b) }
 func (d *Daemon) WriteFrame(b []byte) error {
 	var serr error
 	err := d.rc.Control(func(fd uintptr) {
-		serr = sendtoRaw(int(fd), b, &d.to)
+		serr = sys.SendtoRaw(int(fd), b, unix.MSG_DONTWAIT, d.to[:addrLen(&d.to)])
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Mcast defaults of ethN=mcast (net.md §2).
@@ -28,11 +30,11 @@ func OpenMcast(group netip.Addr, port, ttl int) (*os.File, error) {
 	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("umcast_open : data socket failed, errno = %d", errnoOf(err))
+		return nil, fmt.Errorf("umcast_open : data socket failed, errno = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	fail := func(format string, err error) (*os.File, error) {
 		unix.Close(fd)
-		return nil, fmt.Errorf(format, errnoOf(err))
+		return nil, fmt.Errorf(format, int(sys.ErrnoOf(err, 0)))
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return fail("umcast_open: SO_REUSEADDR failed, errno = %d", err)
@@ -64,7 +66,7 @@ type Datagram struct {
 // NewMcast wraps the socket from OpenMcast (owned from now on), sending to
 // group:port.
 func NewMcast(f *os.File, group netip.Addr, port int) (*Datagram, error) {
-	p, err := pollable(f)
+	p, err := sys.Pollable(f, f.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -102,15 +104,15 @@ const DefaultUcastPort = 1102
 func OpenUcast(lport int) (*os.File, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("umcast_open : data socket failed, errno = %d", errnoOf(err))
+		return nil, fmt.Errorf("umcast_open : data socket failed, errno = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("umcast_open: SO_REUSEADDR failed, errno = %d", errnoOf(err))
+		return nil, fmt.Errorf("umcast_open: SO_REUSEADDR failed, errno = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: lport}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("umcast_open: bind failed, errno = %d", errnoOf(err))
+		return nil, fmt.Errorf("umcast_open: bind failed, errno = %d", int(sys.ErrnoOf(err, 0)))
 	}
 	return os.NewFile(uintptr(fd), fmt.Sprintf("ucast :%d", lport)), nil
 }

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Transport carries whole Ethernet frames (destination MAC first, no FCS).
@@ -36,39 +36,13 @@ const MTU = 1500
 // rounded up generously so a larger datagram is not truncated.
 const bufSize = 65536
 
-// pollable returns f as a non-blocking file on the runtime poller. A file
-// inherited through exec is blocking (os/exec's Fd() makes it so), and an
-// *os.File made from it by os.NewFile is not pollable, so the descriptor is
-// duplicated, made non-blocking, and f is closed.
-func pollable(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var nfd int
-	var derr error
-	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3) }); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, os.NewSyscallError("dup", derr)
-	}
-	if err := unix.SetNonblock(nfd, true); err != nil {
-		unix.Close(nfd)
-		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
-	}
-	name := f.Name()
-	f.Close()
-	return os.NewFile(uintptr(nfd), name), nil
-}
-
 // File is a transport over a descriptor that reads and writes one frame
 // per read(2)/write(2): a TAP device.
 type File struct{ f *os.File }
 
 // NewFile wraps f (which it owns from now on) as a frame transport.
 func NewFile(f *os.File) (*File, error) {
-	p, err := pollable(f)
+	p, err := sys.Pollable(f, f.Name())
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/testutil"
 )
 
@@ -42,7 +43,7 @@ func startFakeSwitch(t *testing.T) *fakeSwitch {
 	}
 	t.Cleanup(func() { unix.Close(fd) })
 	self := switchproto.SwitchSockaddr(int32(os.Getpid()), 424242)
-	if err := bindRaw(fd, &self); err != nil {
+	if err := sys.BindRaw(fd, self[:addrLen(&self)]); err != nil {
 		t.Fatal(err)
 	}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
@@ -92,16 +93,15 @@ func TestDaemonTransportAndRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The "guest" side: one end of a datagram socketpair as a File transport.
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	guestEnd, peer, err := sys.FilePair(unix.SOCK_DGRAM, "guest", "peer")
 	if err != nil {
 		t.Fatal(err)
 	}
-	guest, err := NewFile(os.NewFile(uintptr(pair[0]), "guest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := os.NewFile(uintptr(pair[1]), "peer")
 	defer peer.Close()
+	guest, err := NewFile(guestEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := StartRelay(guest, tr)
 	t.Cleanup(func() { r.Stop() })
 
@@ -121,7 +121,7 @@ func TestDaemonTransportAndRelay(t *testing.T) {
 		t.Fatalf("frame came from %#v, want a unix address", from)
 	}
 	in := append(bytes.Repeat([]byte{0xff}, 6), []byte("\x02\x00\x00\x00\x00\x02\x88\xb5switch->guest")...)
-	if err := sendtoRaw(sw.data, in, &dc.Addr); err != nil {
+	if err := sys.SendtoRaw(sw.data, in, unix.MSG_DONTWAIT, dc.Addr[:addrLen(&dc.Addr)]); err != nil {
 		t.Fatal(err)
 	}
 	peer.SetReadDeadline(time.Now().Add(5 * time.Second))

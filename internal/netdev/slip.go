@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/umlkit/umlkit/internal/slip"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Slip is the transport of UML's slip and slirp devices: IPv4 packets
@@ -22,7 +23,7 @@ type Slip struct {
 
 // NewSlip wraps the stream f (which it owns from now on).
 func NewSlip(f *os.File) (*Slip, error) {
-	p, err := pollable(f)
+	p, err := sys.Pollable(f, f.Name())
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/umlkit/umlkit/internal/fdpass"
 	"github.com/umlkit/umlkit/internal/porthelper"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // PortConfig describes a port channel listener.
@@ -221,21 +222,20 @@ func (p *Port) receive(conn *net.UnixConn, proc *child) {
 // dgramPair returns the kernel's end (pollable) and the helper's end (shut
 // down for reading, for fd 3) of a SOCK_DGRAM socket pair.
 func dgramPair() (*net.UnixConn, *os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	kf, hf, err := sys.FilePair(unix.SOCK_DGRAM, "portchan-kernel-end", "portchan-helper-end")
 	if err != nil {
-		return nil, nil, os.NewSyscallError("socketpair", err)
+		return nil, nil, err
 	}
-	if err := unix.Shutdown(fds[1], unix.SHUT_RD); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
+	if err := unix.Shutdown(int(hf.Fd()), unix.SHUT_RD); err != nil {
+		kf.Close()
+		hf.Close()
 		return nil, nil, os.NewSyscallError("shutdown", err)
 	}
-	kf := os.NewFile(uintptr(fds[0]), "portchan-kernel-end")
 	kc, err := net.FileConn(kf)
 	kf.Close()
 	if err != nil {
-		unix.Close(fds[1])
+		hf.Close()
 		return nil, nil, err
 	}
-	return kc.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "portchan-helper-end"), nil
+	return kc.(*net.UnixConn), hf, nil
 }

@@ -50,6 +50,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/porthelper"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 const (
@@ -86,7 +87,7 @@ type HelperError struct {
 }
 
 func (e *HelperError) Error() string {
-	return fmt.Sprintf("port_connection : error accessing port-helper executable at %s: %s", e.Path, porthelper.Strerror(e.Err))
+	return fmt.Sprintf("port_connection : error accessing port-helper executable at %s: %s", e.Path, sys.Strerror(e.Err))
 }
 
 func (e *HelperError) Unwrap() error { return e.Err }
@@ -195,17 +196,13 @@ func (c *child) kill() {
 
 // terminalFrom turns a received fd into a non-blocking, pollable file.
 func terminalFrom(f *os.File, data []byte, proc *child) (*Terminal, error) {
-	defer f.Close()
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	tf, err := sys.Pollable(f, "portchan-terminal")
 	if err != nil {
-		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
+		f.Close()
+		return nil, err
 	}
 	return &Terminal{
-		File:      os.NewFile(uintptr(fd), "portchan-terminal"),
+		File:      tf,
 		HelperPID: porthelper.DecodeMessage(data),
 		Proc:      proc.cmd.Process,
 		proc:      proc,

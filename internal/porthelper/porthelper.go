@@ -63,6 +63,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/fdpass"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 const (
@@ -186,7 +187,7 @@ func run(ctx context.Context, c config) (Reason, error) {
 		sock = s
 	}
 	if err := ioctlNoTTY(c.termFD); err != nil {
-		fmt.Fprintf(c.stderr, "TIOCNOTTY failed in port-helper, check UML's exec call for xterm or telnetd: %s\n", Strerror(err))
+		fmt.Fprintf(c.stderr, "TIOCNOTTY failed in port-helper, check UML's exec call for xterm or telnetd: %s\n", sys.Strerror(err))
 	}
 	kpid := 0
 	if c.kernelPID != nil {
@@ -204,7 +205,7 @@ func run(ctx context.Context, c config) (Reason, error) {
 // openSocket is the -uml-socket setup, with the real helper's perror output.
 func openSocket(path string, pid int, stderr io.Writer) (int, error) {
 	fail := func(op string, err error) (int, error) {
-		fmt.Fprintf(stderr, "%s: %s\n", op, Strerror(err))
+		fmt.Fprintf(stderr, "%s: %s\n", op, sys.Strerror(err))
 		return -1, fmt.Errorf("%w (%s %s: %v)", ErrReported, op, path, err)
 	}
 	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)

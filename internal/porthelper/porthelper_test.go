@@ -47,25 +47,6 @@ func TestAbstractName(t *testing.T) {
 	}
 }
 
-func TestStrerror(t *testing.T) {
-	tests := map[error]string{
-		unix.ENOTTY:       "Inappropriate ioctl for device",
-		unix.ENOENT:       "No such file or directory",
-		unix.ECONNREFUSED: "Connection refused",
-		unix.EACCES:       "Permission denied",
-		unix.EADDRINUSE:   "Address already in use",
-		unix.EBADF:        "Bad file descriptor",
-		unix.ENOTSOCK:     "Socket operation on non-socket",
-		os.NewSyscallError("connect", unix.EPERM): "Operation not permitted",
-		errors.New("other"):                       "other",
-	}
-	for err, want := range tests {
-		if got := Strerror(err); got != want {
-			t.Errorf("Strerror(%v) = %q; want %q", err, got, want)
-		}
-	}
-}
-
 func dgramPair(t *testing.T) (kernel *net.UnixConn, helper int) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)

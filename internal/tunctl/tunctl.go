@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/umlkit/umlkit/internal/buildinfo"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/tuntap"
 )
 
@@ -265,25 +266,25 @@ func apply(env Env, o Options) int {
 		var pe *os.PathError
 		switch {
 		case errors.As(err, &pe):
-			fmt.Fprintf(env.Stderr, "Failed to open '%s' : %s\n", o.Clone, strerror(pe.Err))
+			fmt.Fprintf(env.Stderr, "Failed to open '%s' : %s\n", o.Clone, sys.Strerror(pe.Err))
 		case errors.Is(err, tuntap.ErrBadName):
 			fmt.Fprintln(env.Stderr, "TUNSETIFF: Invalid argument")
 		default:
-			fmt.Fprintf(env.Stderr, "TUNSETIFF: %s\n", strerror(err))
+			fmt.Fprintf(env.Stderr, "TUNSETIFF: %s\n", sys.Strerror(err))
 		}
 		return 1
 	}
 	defer dev.Close()
 	if o.Delete {
 		if err := dev.SetPersist(false); err != nil {
-			fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", strerror(err))
+			fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", sys.Strerror(err))
 			return 1
 		}
 		fmt.Fprintf(env.Stdout, "Set '%s' nonpersistent\n", dev.Name())
 		return 0
 	}
 	if err := dev.SetPersist(true); err != nil {
-		fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", strerror(err))
+		fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", sys.Strerror(err))
 		return 1
 	}
 	if !o.HasOwner && !o.HasGroup {
@@ -291,13 +292,13 @@ func apply(env Env, o Options) int {
 	}
 	if o.HasOwner {
 		if err := dev.SetOwner(o.Owner); err != nil {
-			fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", strerror(err))
+			fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", sys.Strerror(err))
 			return 1
 		}
 	}
 	if o.HasGroup {
 		if err := dev.SetGroup(o.Group); err != nil {
-			fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", strerror(err))
+			fmt.Fprintf(env.Stderr, "TUNSETPERSIST: %s\n", sys.Strerror(err))
 			return 1
 		}
 	}
@@ -315,24 +316,6 @@ func apply(env Env, o Options) int {
 	}
 	fmt.Fprintln(env.Stdout, b.String())
 	return 0
-}
-
-// strerror renders the errno at the bottom of err the way strerror(3)
-// capitalises it ("No such file or directory").
-func strerror(err error) string {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		err = se.Err
-	}
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	s := err.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // Listing is one entry of `tunctl --json`.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/umlkit/umlkit/internal/atomicfile"
 	"github.com/umlkit/umlkit/internal/cow"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // CreateOptions tune CreateCOW.
@@ -43,7 +44,7 @@ func (e *CreateError) Unwrap() error { return e.Errno }
 func Absolutize(name string) (string, error) {
 	cwd, err := unix.Getwd()
 	if err != nil {
-		return "", &CreateError{Detail: fmt.Sprintf("absolutize : unable to get cwd - errno = %d", errnoOf(err)), Errno: syscall.EINVAL}
+		return "", &CreateError{Detail: fmt.Sprintf("absolutize : unable to get cwd - errno = %d", int(sys.ErrnoOf(err, syscall.EINVAL))), Errno: syscall.EINVAL}
 	}
 	i := strings.LastIndexByte(name, '/')
 	if i < 0 {
@@ -58,7 +59,7 @@ func Absolutize(name string) (string, error) {
 	}
 	phys, err := physicalDir(dir)
 	if err != nil {
-		return "", &CreateError{Detail: fmt.Sprintf("absolutize : Can't cd to '%s' - errno = %d", name, errnoOf(err)), Errno: syscall.EINVAL}
+		return "", &CreateError{Detail: fmt.Sprintf("absolutize : Can't cd to '%s' - errno = %d", name, int(sys.ErrnoOf(err, syscall.EINVAL))), Errno: syscall.EINVAL}
 	}
 	return joinSlash(phys, base), nil
 }
@@ -84,14 +85,6 @@ func physicalDir(dir string) (string, error) {
 		return filepath.EvalSymlinks(dir)
 	}
 	return p, nil
-}
-
-func errnoOf(err error) int {
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		return int(en)
-	}
-	return int(syscall.EINVAL)
 }
 
 // NewHeader builds the v3 header a new COW file over backing gets: absolute

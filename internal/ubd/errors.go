@@ -4,8 +4,8 @@ package ubd
 
 import (
 	"errors"
-	"strings"
-	"syscall"
+
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Sentinel errors of the package; compare with errors.Is.
@@ -27,31 +27,11 @@ var (
 )
 
 // OpError is an error of one step of a tool, printed the way the C tools'
-// perror(3) does: "<Op>: <Strerror(Err)>" (e.g. "COW file open: No such file or directory").
+// perror(3) does: "<Op>: <sys.Strerror(Err)>" (e.g. "COW file open: No such file or directory").
 type OpError struct {
 	Op  string
 	Err error
 }
 
-func (e *OpError) Error() string { return e.Op + ": " + Strerror(e.Err) }
+func (e *OpError) Error() string { return e.Op + ": " + sys.Strerror(e.Err) }
 func (e *OpError) Unwrap() error { return e.Err }
-
-// Strerror renders err as C's strerror(3) would when it wraps an errno
-// ("No such file or directory"); other errors are rendered by Error().
-func Strerror(err error) string {
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		return capitalize(en.Error())
-	}
-	if err == nil {
-		return "Success"
-	}
-	return err.Error()
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}

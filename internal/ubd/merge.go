@@ -18,6 +18,7 @@ import (
 
 	"github.com/umlkit/umlkit/internal/atomicfile"
 	"github.com/umlkit/umlkit/internal/cow"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // MergeOptions describe one uml_moo run.
@@ -491,9 +492,9 @@ func ReadInfo(name, backing string, notice io.Writer) (*Info, error) {
 	}
 	in.BackingStatus = "ok"
 	if bst, err := os.Stat(backing); err != nil {
-		in.BackingStatus = Strerror(err)
+		in.BackingStatus = sys.Strerror(err)
 		if pe := (*os.PathError)(nil); errors.As(err, &pe) {
-			in.BackingStatus = fmt.Sprintf("%s: %s", backing, strings.ToLower(Strerror(pe.Err)[:1])+Strerror(pe.Err)[1:])
+			in.BackingStatus = fmt.Sprintf("%s: %s", backing, strings.ToLower(sys.Strerror(pe.Err)[:1])+sys.Strerror(pe.Err)[1:])
 		}
 	} else if err := h.Validate(backing, bst.Size(), statMtime(bst)); err != nil {
 		in.BackingStatus = err.Error()

@@ -48,6 +48,7 @@ import (
 	"github.com/umlkit/umlkit/internal/fdpass"
 	"github.com/umlkit/umlkit/internal/helperproto"
 	"github.com/umlkit/umlkit/internal/netsetup"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/tuntap"
 )
 
@@ -132,7 +133,7 @@ func emitArgvError(cfg Config, ae *helperproto.ArgvError) int {
 		cfg.Stdout.Write(helperproto.AppendLengthPrefixed([]byte{helperproto.EthertapStatusFail}, ae.Text))
 	case helperproto.TuntapDatagram:
 		if err := sendTuntap(cfg.Stdout, helperproto.TuntapReply{Text: ae.Text}, nil); err != nil {
-			fmt.Fprintf(cfg.Stderr, "sendmsg: %s\n", strerror(err))
+			fmt.Fprintf(cfg.Stderr, "sendmsg: %s\n", sys.Strerror(err))
 			return 1
 		}
 	}
@@ -175,16 +176,16 @@ func ReexecClean(argv []string) error {
 		return nil
 	}
 	if err := unix.Setresgid(unix.Getgid(), unix.Getgid(), unix.Getgid()); err != nil {
-		return fmt.Errorf("drop group privileges before clearing the environment: %s", strerror(err))
+		return fmt.Errorf("drop group privileges before clearing the environment: %s", sys.Strerror(err))
 	}
 	if err := unix.Setresuid(unix.Getuid(), unix.Getuid(), unix.Getuid()); err != nil {
-		return fmt.Errorf("drop user privileges before clearing the environment: %s", strerror(err))
+		return fmt.Errorf("drop user privileges before clearing the environment: %s", sys.Strerror(err))
 	}
 	// EACCES here: the caller may not execute the helper (04754 and not in
 	// its group); the first exec may have been made while the caller still
 	// had capabilities (setpriv does that).
 	err := unix.Exec("/proc/self/exe", argv, []string{})
-	return fmt.Errorf("re-execute with an empty environment: %s", strerror(err))
+	return fmt.Errorf("re-execute with an empty environment: %s", sys.Strerror(err))
 }
 
 // ErrNotAllowed is returned when the caller is neither root nor in the group.
@@ -261,7 +262,7 @@ func (h *helper) tuntapUp(req helperproto.Request) int {
 	// Refuse before touching the host if the reply cannot be sent.
 	if err := checkSocket(h.cfg.Stdout); err != nil {
 		dropPrivileges(h.c)
-		fmt.Fprintf(h.cfg.Stderr, "sendmsg: %s\n", strerror(err))
+		fmt.Fprintf(h.cfg.Stderr, "sendmsg: %s\n", sys.Strerror(err))
 		return 1
 	}
 	s, err := h.openStore()
@@ -364,7 +365,7 @@ func (h *helper) replyTuntap(dev *tuntap.Device) int {
 		r.Name, f = dev.Name(), dev.File()
 	}
 	if err := sendTuntap(h.cfg.Stdout, r, f); err != nil {
-		fmt.Fprintf(h.cfg.Stderr, "sendmsg: %s\n", strerror(err))
+		fmt.Fprintf(h.cfg.Stderr, "sendmsg: %s\n", sys.Strerror(err))
 		return 1
 	}
 	return 0
@@ -593,7 +594,7 @@ func contains(list []string, s string) bool {
 // kernel since 2.6): status byte 0 and the open error.
 func (h *helper) ethertap(req helperproto.Request) int {
 	dropPrivileges(h.c)
-	text := "open: " + strerror(unix.ENXIO) + "\n"
+	text := "open: " + sys.Strerror(unix.ENXIO) + "\n"
 	h.cfg.Stdout.Write(helperproto.AppendLengthPrefixed([]byte{helperproto.EthertapStatusFail}, text))
 	return 1
 }
@@ -612,7 +613,7 @@ func (h *helper) doSlip(req helperproto.Request) int {
 	if req.Op == "down" {
 		name, err := slipName(fd)
 		if err != nil {
-			fmt.Fprintf(&h.out, "Getting slip line discipline: %s\n", strerror(err))
+			fmt.Fprintf(&h.out, "Getting slip line discipline: %s\n", sys.Strerror(err))
 			return 1
 		}
 		if name != req.Dev {
@@ -642,16 +643,16 @@ func (h *helper) doSlip(req helperproto.Request) int {
 		return 1
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSETD, nSLIP); err != nil {
-		fmt.Fprintf(&h.out, "Setting slip line discipline: %s\n", strerror(err))
+		fmt.Fprintf(&h.out, "Setting slip line discipline: %s\n", sys.Strerror(err))
 		return 1
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.SIOCSIFENCAP, 0); err != nil {
-		fmt.Fprintf(&h.out, "Setting slip encapsulation: %s\n", strerror(err))
+		fmt.Fprintf(&h.out, "Setting slip encapsulation: %s\n", sys.Strerror(err))
 		return 1
 	}
 	name, err := slipName(fd)
 	if err != nil {
-		fmt.Fprintf(&h.out, "Getting slip line discipline: %s\n", strerror(err))
+		fmt.Fprintf(&h.out, "Getting slip line discipline: %s\n", sys.Strerror(err))
 		return 1
 	}
 	if err := netsetup.SetAlias(name, h.alias()); err != nil {
@@ -686,27 +687,15 @@ func slipName(fd int) (string, error) {
 	return name, nil
 }
 
-// errText renders err with its errno in strerror(3) capitalisation.
+// errText renders err with its errno in sys.Strerror(3) capitalisation.
 func errText(err error) string {
 	s := err.Error()
 	var en unix.Errno
 	if errors.As(err, &en) {
 		low := en.Error()
 		if i := strings.LastIndex(s, low); i >= 0 {
-			s = s[:i] + strerror(en) + s[i+len(low):]
+			s = s[:i] + sys.Strerror(en) + s[i+len(low):]
 		}
 	}
 	return s
-}
-
-func strerror(err error) string {
-	var en unix.Errno
-	if errors.As(err, &en) {
-		err = en
-	}
-	s := err.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

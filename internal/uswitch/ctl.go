@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Control connections are limited three ways (docs/uml_switch.md, "Limits"):
@@ -113,7 +114,7 @@ func (s *Switch) handleConn(c *net.UnixConn, uid uint32) {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			s.idle(uid)
 		case !s.isClosing():
-			s.err.printf("Reading request: %s\n", strerror(err))
+			s.err.printf("Reading request: %s\n", sys.Strerror(err))
 		}
 		return
 	}
@@ -145,7 +146,7 @@ func (s *Switch) handleConn(c *net.UnixConn, uid uint32) {
 	// v0 and whenever it is a named socket; otherwise to their own.
 	own := req.Version != 0 && s.dataPath == ""
 	if err := s.openPortSocket(p, own); err != nil {
-		s.limited(&s.limRef, s.err, "Refusing port of uid %d: data socket %s: %s\n", uid, p.name(), strerror(err))
+		s.limited(&s.limRef, s.err, "Refusing port of uid %d: data socket %s: %s\n", uid, p.name(), sys.Strerror(err))
 		return
 	}
 	if err := s.checkOwner(p); err != nil {
@@ -175,7 +176,7 @@ func (s *Switch) handleConn(c *net.UnixConn, uid uint32) {
 	s.out.printf("New connection\n")
 	if req.Version != 0 {
 		if _, err := c.Write(reply[:]); err != nil {
-			s.err.printf("Sending reply: %s\n", strerror(err))
+			s.err.printf("Sending reply: %s\n", sys.Strerror(err))
 			s.removePort(p)
 			return
 		}
@@ -190,7 +191,7 @@ func (s *Switch) handleConn(c *net.UnixConn, uid uint32) {
 			return
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			s.err.printf("Reading request: %s\n", strerror(err))
+			s.err.printf("Reading request: %s\n", sys.Strerror(err))
 		} else {
 			s.out.printf("Disconnect\n")
 		}

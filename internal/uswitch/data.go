@@ -11,11 +11,12 @@ import (
 
 	"github.com/umlkit/umlkit/internal/ether"
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // rxState is the data loop's receive batch (allocated once).
 type rxState struct {
-	mm    mmsgBatch
+	mm    sys.Mmsg
 	bufs  []byte
 	names [batchSize]switchproto.Sockaddr
 	n     int
@@ -25,7 +26,7 @@ type rxState struct {
 // txBatch collects (port, frame) pairs; flush sends them grouped by
 // destination with sendmmsg. Each sending goroutine owns one.
 type txBatch struct {
-	mm     mmsgBatch
+	mm     sys.Mmsg
 	ports  [txBatchSize]*port
 	frames [txBatchSize][]byte
 	done   [txBatchSize]bool
@@ -45,14 +46,14 @@ type txBatch struct {
 }
 
 func newTxBatch() *txBatch {
-	tx := &txBatch{mm: newMmsgBatch(txBatchSize)}
+	tx := &txBatch{mm: sys.NewMmsg(txBatchSize)}
 	tx.tapWrite = func(fd uintptr) bool {
 		_, tx.tapErr = writeFD(int(fd), tx.tapOut)
 		return true
 	}
 	tx.sendFn = func(fd uintptr) bool {
 		for try := 0; ; try++ {
-			tx.curSent, tx.curErr = tx.mm.sendmmsg(int(fd), tx.curFrom, tx.curN)
+			tx.curSent, tx.curErr = tx.mm.Sendmmsg(int(fd), tx.curFrom, tx.curN, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 			if !tx.curWait || !errors.Is(tx.curErr, unix.EAGAIN) || try == 3 {
 				return true
 			}
@@ -70,15 +71,15 @@ func newTxBatch() *txBatch {
 }
 
 func (s *Switch) dataLoop() error {
-	rx := &rxState{mm: newMmsgBatch(batchSize), bufs: make([]byte, batchSize*bufSize)}
+	rx := &rxState{mm: sys.NewMmsg(batchSize), bufs: make([]byte, batchSize*bufSize)}
 	tx := newTxBatch()
 	readFn := func(fd uintptr) bool {
 		for i := 0; i < batchSize; i++ {
-			h := &rx.mm.hdrs[i].Hdr
+			h := &rx.mm.Hdrs[i].Hdr
 			h.Namelen = switchproto.SockaddrSize
 			h.Flags = 0
 		}
-		n, err := rx.mm.recvmmsg(int(fd), batchSize)
+		n, err := rx.mm.Recvmmsg(int(fd), 0, batchSize, unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EAGAIN) {
 			return false
 		}
@@ -86,7 +87,7 @@ func (s *Switch) dataLoop() error {
 		return true
 	}
 	for i := 0; i < batchSize; i++ {
-		rx.mm.set(i, rx.bufs[i*bufSize:(i+1)*bufSize], &rx.names[i], switchproto.SockaddrSize)
+		rx.mm.Set(i, rx.bufs[i*bufSize:(i+1)*bufSize], rx.names[i][:])
 	}
 	var last *port
 	for {
@@ -94,14 +95,14 @@ func (s *Switch) dataLoop() error {
 			return nilIfStopped(err)
 		}
 		if rx.err != nil {
-			s.limited(&s.limBad, s.err, "Reading data socket: %s\n", strerror(rx.err))
+			s.limited(&s.limBad, s.err, "Reading data socket: %s\n", sys.Strerror(rx.err))
 			continue
 		}
 		now := time.Since(s.start)
 		ps := s.ports.Load()
 		s.macMu.Lock()
 		for i := 0; i < rx.n; i++ {
-			h := &rx.mm.hdrs[i]
+			h := &rx.mm.Hdrs[i]
 			ln := int(h.Len)
 			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > switchproto.MaxFrame {
 				s.oversized()
@@ -304,7 +305,7 @@ func (s *Switch) flush(tx *txBatch) {
 				continue
 			}
 			tx.done[j] = true
-			tx.mm.set(k, tx.frames[j], nil, 0)
+			tx.mm.Set(k, tx.frames[j], nil)
 			k++
 		}
 		s.sendConnected(tx, p, k)
@@ -321,7 +322,7 @@ func (s *Switch) countSent(tx *txBatch, p *port, from, n int) {
 	}
 	var b uint64
 	for k := from; k < from+n; k++ {
-		b += tx.mm.iovs[k].Len
+		b += uint64(tx.mm.BufLen(k))
 	}
 	p.txFrames.Add(uint64(n))
 	p.txBytes.Add(b)
@@ -359,7 +360,7 @@ func (s *Switch) sendConnected(tx *txBatch, p *port, k int) {
 			break
 		}
 		p.drops.Add(1)
-		s.limited(&s.limSend, s.err, "send_sock sending to fd %d %s\n", p.id, strerror(err))
+		s.limited(&s.limSend, s.err, "send_sock sending to fd %d %s\n", p.id, sys.Strerror(err))
 		i++
 	}
 	if deadline {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/testutil"
 	"github.com/umlkit/umlkit/internal/uswitch/switchtest"
 )
@@ -350,7 +351,7 @@ func boundDgram(t *testing.T) (int, switchproto.Sockaddr) {
 	}
 	t.Cleanup(func() { unix.Close(fd) })
 	addr := switchtest.UMLAddr()
-	if err := bindRaw(fd, &addr, switchproto.SockaddrSize); err != nil {
+	if err := sys.BindRaw(fd, addr[:]); err != nil {
 		t.Fatal(err)
 	}
 	return fd, addr

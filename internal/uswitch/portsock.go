@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Per-port data sockets. Every client port has a socket of its own,
@@ -47,7 +48,7 @@ func (s *Switch) openPortSocket(p *port, own bool) error {
 		p.local = switchproto.SwitchSockaddr(int32(os.Getpid()), int32(time.Now().Nanosecond()/1000))
 		n := portSeq.Add(1)
 		p.local[3], p.local[4], p.local[5] = byte(n), byte(n>>8), byte(n>>16)
-		err = bindRaw(fd, &p.local, switchproto.SockaddrSize)
+		err = sys.BindRaw(fd, p.local[:])
 		if err == nil {
 			break
 		}
@@ -77,7 +78,7 @@ func (s *Switch) openPortSocket(p *port, own bool) error {
 // UML binds it, or, for an abstract name the client bound shorter (the
 // request carries it zero-padded), the name without its trailing zeros.
 func connectClient(fd int, addr switchproto.Sockaddr) error {
-	err := connectRaw(fd, &addr, switchproto.SockaddrSize)
+	err := sys.ConnectRaw(fd, addr[:])
 	if !errors.Is(err, unix.ECONNREFUSED) || !addr.IsAbstract() {
 		return err
 	}
@@ -88,7 +89,7 @@ func connectClient(fd int, addr switchproto.Sockaddr) error {
 	if n == switchproto.SockaddrSize {
 		return err
 	}
-	return connectRaw(fd, &addr, n)
+	return sys.ConnectRaw(fd, addr[:n])
 }
 
 // checkOwner refuses a port whose data socket was not created by the
@@ -138,9 +139,9 @@ type portWork struct {
 }
 
 var portWorkPool = sync.Pool{New: func() any {
-	rx := &rxState{mm: newMmsgBatch(portBatch), bufs: make([]byte, portBatch*bufSize)}
+	rx := &rxState{mm: sys.NewMmsg(portBatch), bufs: make([]byte, portBatch*bufSize)}
 	for i := 0; i < portBatch; i++ {
-		rx.mm.set(i, rx.bufs[i*bufSize:(i+1)*bufSize], nil, 0)
+		rx.mm.Set(i, rx.bufs[i*bufSize:(i+1)*bufSize], nil)
 	}
 	return &portWork{rx: rx, tx: newTxBatch()}
 }}
@@ -156,9 +157,9 @@ func (s *Switch) portLoop(p *port) {
 		}
 		rx := w.rx
 		for i := 0; i < portBatch; i++ {
-			rx.mm.hdrs[i].Hdr.Flags = 0
+			rx.mm.Hdrs[i].Hdr.Flags = 0
 		}
-		n, err := rx.mm.recvmmsg(int(fd), portBatch)
+		n, err := rx.mm.Recvmmsg(int(fd), 0, portBatch, unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EAGAIN) {
 			portWorkPool.Put(w)
 			w = nil
@@ -181,7 +182,7 @@ func (s *Switch) portLoop(p *port) {
 			if p.dead.Load() {
 				return
 			}
-			s.limited(&s.limBad, s.err, "Reading port %d: %s\n", p.id, strerror(rx.err))
+			s.limited(&s.limBad, s.err, "Reading port %d: %s\n", p.id, sys.Strerror(rx.err))
 			time.Sleep(time.Millisecond)
 			continue
 		}
@@ -189,7 +190,7 @@ func (s *Switch) portLoop(p *port) {
 		ps := s.ports.Load()
 		s.macMu.Lock()
 		for i := 0; i < rx.n; i++ {
-			h := &rx.mm.hdrs[i]
+			h := &rx.mm.Hdrs[i]
 			ln := int(h.Len)
 			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > switchproto.MaxFrame {
 				s.oversized()

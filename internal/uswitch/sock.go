@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // bindStale binds fd to the named socket path; when the path is in use it
@@ -23,7 +24,7 @@ func bindStale(fd int, path string, sotype int) error {
 	if err != nil {
 		return err
 	}
-	err = bindRaw(fd, &sa, switchproto.SockaddrSize)
+	err = sys.BindRaw(fd, sa[:])
 	if err == nil {
 		return nil
 	}
@@ -34,7 +35,7 @@ func bindStale(fd int, path string, sotype int) error {
 	if perr != nil {
 		return os.NewSyscallError("socket", perr)
 	}
-	cerr := connectRaw(probe, &sa, switchproto.SockaddrSize)
+	cerr := sys.ConnectRaw(probe, sa[:])
 	unix.Close(probe)
 	if cerr == nil {
 		return ErrSocketInUse
@@ -45,7 +46,7 @@ func bindStale(fd int, path string, sotype int) error {
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("%w: %v", ErrStale, err)
 	}
-	if err := bindRaw(fd, &sa, switchproto.SockaddrSize); err != nil {
+	if err := sys.BindRaw(fd, sa[:]); err != nil {
 		return fmt.Errorf("%w: %v", ErrStale, err)
 	}
 	return nil
@@ -113,7 +114,7 @@ func (s *Switch) bindData() error {
 		for try := 0; ; try++ {
 			now := time.Now()
 			s.dataAddr = switchproto.SwitchSockaddr(int32(os.Getpid()), int32(now.Nanosecond()/1000))
-			err = bindRaw(fd, &s.dataAddr, switchproto.SockaddrSize)
+			err = sys.BindRaw(fd, s.dataAddr[:])
 			if err == nil {
 				break
 			}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/tuntap"
 )
 
@@ -24,9 +25,9 @@ func (s *Switch) openTap() {
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			s.err.printf("Failed to open /dev/net/tun: %s\n", strerror(err))
+			s.err.printf("Failed to open /dev/net/tun: %s\n", sys.Strerror(err))
 		} else {
-			s.err.printf("TUNSETIFF failed: %s\n", strerror(err))
+			s.err.printf("TUNSETIFF failed: %s\n", sys.Strerror(err))
 		}
 		return
 	}
@@ -36,7 +37,7 @@ func (s *Switch) openTap() {
 	}
 	p := &port{id: id, tap: dev}
 	if p.tapRC, err = dev.File().SyscallConn(); err != nil {
-		s.err.printf("TUNSETIFF failed: %s\n", strerror(err))
+		s.err.printf("TUNSETIFF failed: %s\n", sys.Strerror(err))
 		dev.Close()
 		return
 	}
@@ -56,7 +57,7 @@ func (s *Switch) tapLoop() {
 			if isClosedErr(err) || errors.Is(err, errDeadline) {
 				return
 			}
-			s.limited(&s.limBad, s.err, "Reading tap: %s\n", strerror(err))
+			s.limited(&s.limBad, s.err, "Reading tap: %s\n", sys.Strerror(err))
 			if p.dead.Load() {
 				return
 			}

@@ -55,6 +55,7 @@ import (
 
 	"github.com/umlkit/umlkit/internal/ether"
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/tuntap"
 )
 
@@ -401,11 +402,11 @@ func (s *Switch) shutdown() {
 		if s.ctlPath == "" {
 			// inherited socket: its owner removes it
 		} else if err := os.Remove(s.ctlPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.err.printf("Couldn't remove control socket '%s' : %s\n", s.cfg.CtlPath, strerror(err))
+			s.err.printf("Couldn't remove control socket '%s' : %s\n", s.cfg.CtlPath, sys.Strerror(err))
 		}
 		if s.dataPath != "" {
 			if err := os.Remove(s.dataPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-				s.err.printf("Couldn't remove data socket '%s' : %s\n", s.cfg.DataPath, strerror(err))
+				s.err.printf("Couldn't remove data socket '%s' : %s\n", s.cfg.DataPath, sys.Strerror(err))
 			}
 		}
 	})
@@ -540,17 +541,4 @@ func (s *Switch) limited(l *limiter, w lineWriter, format string, args ...any) {
 	if ok {
 		w.printf(format, args...)
 	}
-}
-
-// strerror renders an error's errno like C's strerror (capitalised).
-func strerror(err error) string {
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		m := en.Error()
-		if m != "" && 'a' <= m[0] && m[0] <= 'z' {
-			m = string(m[0]-'a'+'A') + m[1:]
-		}
-		return m
-	}
-	return err.Error()
 }

@@ -12,13 +12,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/mconsole"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/watchdogproto"
 )
 
@@ -82,7 +81,7 @@ func hang(cfg Config, stderr io.Writer) int {
 	// An unbound datagram socket and a blocking sendto, as the real helper.
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		fmt.Fprintf(stderr, "socket: %s\n", strerror(err.(syscall.Errno)))
+		fmt.Fprintf(stderr, "socket: %s\n", sys.Strerror(err))
 		return 1
 	}
 	defer unix.Close(fd)
@@ -91,17 +90,7 @@ func hang(cfg Config, stderr io.Writer) int {
 		err = unix.Sendto(fd, mconsole.WatchdogHangPacket(), 0, &unix.SockaddrUnix{Name: cfg.Socket})
 	}
 	if err != nil {
-		var errno syscall.Errno
-		errors.As(err, &errno)
-		fmt.Fprintf(stderr, "sendto: %s\n", strerror(errno))
+		fmt.Fprintf(stderr, "sendto: %s\n", sys.Strerror(err))
 	}
 	return 1
-}
-
-func strerror(e syscall.Errno) string {
-	s := e.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

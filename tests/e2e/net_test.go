@@ -18,6 +18,7 @@ import (
 
 	"github.com/umlkit/umlkit/internal/fdpass"
 	"github.com/umlkit/umlkit/internal/helperproto"
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/testutil"
 	"github.com/umlkit/umlkit/tests/harness"
 )
@@ -300,16 +301,14 @@ type helperRun struct {
 // queue).
 func startHelper(t *testing.T, ns, helper string, c cred, env []string, typ int, fill func(fd int), args ...string) *helperRun {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	mine, theirs, err := sys.FilePair(typ, "kernel-end", "helper-stdout")
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs := os.NewFile(uintptr(fds[1]), "helper-stdout")
 	defer theirs.Close()
 	if fill != nil {
-		fill(fds[1])
+		fill(int(theirs.Fd()))
 	}
-	mine := os.NewFile(uintptr(fds[0]), "kernel-end")
 	fc, err := net.FileConn(mine)
 	mine.Close()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/umlkit/umlkit/internal/mconsole"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Usage is the real client's usage line (stderr, exit 1, no arguments).
@@ -77,7 +78,7 @@ func (c *Console) Switch(name string) error {
 	path, tried, err := c.Lookup.Resolve(name)
 	if err != nil {
 		for _, t := range tried {
-			fmt.Fprintf(c.Stderr, "Warning: couldn't stat file: %s - %s\n", t.Path, Strerror(t.Err))
+			fmt.Fprintf(c.Stderr, "Warning: couldn't stat file: %s - %s\n", t.Path, sys.Strerror(t.Err))
 		}
 		if c.path == "" {
 			c.missing = name
@@ -211,7 +212,7 @@ func (c *Console) send(ctx context.Context, line string, file *os.File) uint32 {
 		case errors.Is(err, ErrTimeout):
 			fmt.Fprintf(c.Stderr, "uml_mconsole: %s: no reply within %v (the UML instance may be hung; see --timeout)\n", c.path, c.Timeout)
 		case errors.As(err, &errno):
-			fmt.Fprintf(c.Stderr, "Sending command to '%s' : %s\n", c.path, Strerror(errno))
+			fmt.Fprintf(c.Stderr, "Sending command to '%s' : %s\n", c.path, sys.Strerror(errno))
 		default:
 			fmt.Fprintf(c.Stderr, "uml_mconsole: %v\n", err)
 		}
@@ -253,7 +254,7 @@ func absolutize(name string, stderr io.Writer) string {
 	}
 	dir, base := name[:i], name[i+1:]
 	fail := func(err error) string {
-		fmt.Fprintf(stderr, "absolutize : Can't cd to '%s', %s\n", dir, Strerror(err))
+		fmt.Fprintf(stderr, "absolutize : Can't cd to '%s', %s\n", dir, sys.Strerror(err))
 		return name
 	}
 	if dir == "" {
@@ -282,23 +283,6 @@ func absolutize(name string, stderr io.Writer) string {
 
 func isSpace(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r'
-}
-
-// Strerror renders err's errno like C's strerror ("No such file or
-// directory"); other errors as their text.
-func Strerror(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		if err == nil {
-			return "Success"
-		}
-		return err.Error()
-	}
-	s := errno.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // LineReader yields input lines for the interactive loop.
@@ -397,7 +381,7 @@ func perrorText(err error) string {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		op, _, _ := strings.Cut(err.Error(), ":")
-		return op + ": " + Strerror(pe.Err)
+		return op + ": " + sys.Strerror(pe.Err)
 	}
 	return err.Error()
 }

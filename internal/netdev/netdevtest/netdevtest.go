@@ -6,26 +6,25 @@
 package netdevtest
 
 import (
-	"os"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/netdev"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Pipe returns two connected transports: a frame written to one is read
 // from the other.
 func Pipe() (*netdev.File, *netdev.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fa, fb, err := sys.FilePair(unix.SOCK_DGRAM, "netdevtest a", "netdevtest b")
 	if err != nil {
-		return nil, nil, os.NewSyscallError("socketpair", err)
-	}
-	a, err := netdev.NewFile(os.NewFile(uintptr(fds[0]), "netdevtest a"))
-	if err != nil {
-		unix.Close(fds[1])
 		return nil, nil, err
 	}
-	b, err := netdev.NewFile(os.NewFile(uintptr(fds[1]), "netdevtest b"))
+	a, err := netdev.NewFile(fa)
+	if err != nil {
+		fb.Close()
+		return nil, nil, err
+	}
+	b, err := netdev.NewFile(fb)
 	if err != nil {
 		a.Close()
 		return nil, nil, err

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // Client is one attached port.
@@ -33,7 +34,7 @@ type Client struct {
 	Switch switchproto.Sockaddr // the switch's data address (reply)
 	f      *os.File
 	rc     syscall.RawConn
-	mm     mmsg
+	mm     sys.Mmsg
 	// blocking makes SendBurst wait in the kernel for room in the
 	// switch's queue (a unix datagram socket's poll cannot report it).
 	blocking bool
@@ -87,7 +88,7 @@ func Dial(ctlPath string, o *Options) (*Client, error) {
 	if !addr.IsAbstract() {
 		n = 2 + len(addr.Path()) + 1
 	}
-	if err := bindRaw(fd, &addr, n); err != nil {
+	if err := sys.BindRaw(fd, addr[:n]); err != nil {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("bind", err)
 	}
@@ -95,7 +96,7 @@ func Dial(ctlPath string, o *Options) (*Client, error) {
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
 	c := &Client{Addr: addr, f: os.NewFile(uintptr(fd), "switchtest data")}
 	c.rc, _ = c.f.SyscallConn()
-	c.mm = newMmsg(64)
+	c.mm = sys.NewMmsg(64)
 	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ctlPath, Net: "unix"})
 	if err != nil {
 		c.f.Close()
@@ -146,7 +147,7 @@ func (c *Client) Send(frame []byte) error {
 func (c *Client) SendTo(frame []byte, to *switchproto.Sockaddr, n int) error {
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {
-		serr = sendto(int(fd), frame, to, n)
+		serr = sys.SendtoRaw(int(fd), frame, unix.MSG_DONTWAIT, to[:n])
 		return !errors.Is(serr, unix.EAGAIN)
 	})
 	if err != nil {
@@ -173,16 +174,20 @@ func (c *Client) Recv(buf []byte, d time.Duration) (int, error) {
 // SendBurst sends frame count times with sendmmsg (blocking while the
 // switch's queue is full) and returns how many were sent.
 func (c *Client) SendBurst(frame []byte, count int) (int, error) {
+	flags := unix.MSG_DONTWAIT
+	if c.blocking {
+		flags = 0
+	}
 	sent := 0
 	for sent < count {
-		k := min(count-sent, len(c.mm.hdrs))
+		k := min(count-sent, len(c.mm.Hdrs))
 		for i := 0; i < k; i++ {
-			c.mm.set(i, frame, &c.Switch, switchproto.SockaddrSize)
+			c.mm.Set(i, frame, c.Switch[:])
 		}
 		var n int
 		var serr error
 		err := c.rc.Write(func(fd uintptr) bool {
-			n, serr = c.mm.sendmmsg(int(fd), k, !c.blocking)
+			n, serr = c.mm.Sendmmsg(int(fd), 0, k, flags)
 			return !errors.Is(serr, unix.EAGAIN)
 		})
 		if err != nil {
@@ -200,14 +205,14 @@ func (c *Client) SendBurst(frame []byte, count int) (int, error) {
 // size), waiting until at least one arrives or the deadline set with
 // SetReadDeadline passes. It returns the count and total bytes.
 func (c *Client) RecvBurst(bufs [][]byte) (int, int, error) {
-	k := min(len(bufs), len(c.mm.hdrs))
+	k := min(len(bufs), len(c.mm.Hdrs))
 	var n int
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
 		for i := 0; i < k; i++ {
-			c.mm.set(i, bufs[i], nil, 0)
+			c.mm.Set(i, bufs[i], nil)
 		}
-		n, rerr = c.mm.recvmmsg(int(fd), k)
+		n, rerr = c.mm.Recvmmsg(int(fd), 0, k, unix.MSG_DONTWAIT)
 		return !errors.Is(rerr, unix.EAGAIN)
 	})
 	if err != nil {
@@ -218,7 +223,7 @@ func (c *Client) RecvBurst(bufs [][]byte) (int, int, error) {
 	}
 	total := 0
 	for i := 0; i < n; i++ {
-		total += int(c.mm.hdrs[i].Len)
+		total += int(c.mm.Hdrs[i].Len)
 	}
 	return n, total, nil
 }

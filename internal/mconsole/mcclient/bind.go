@@ -1,23 +1,19 @@
 package mcclient
 
 import (
-	"unsafe"
+	"encoding/binary"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // bindAbstract binds fd to the abstract address "\0" + name, zero-filled to
 // the full 108-byte sun_path with addrlen 110, as uml_mconsole does. x/sys
 // cannot express it: it limits names to 107 bytes and trims the length.
 func bindAbstract(fd int, name string) error {
-	var sa unix.RawSockaddrUnix
-	sa.Family = unix.AF_UNIX
-	for i := 0; i < len(name) && i+1 < len(sa.Path); i++ {
-		sa.Path[i+1] = int8(name[i])
-	}
-	_, _, e := unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unix.SizeofSockaddrUnix)
-	if e != 0 {
-		return e
-	}
-	return nil
+	var sa [unix.SizeofSockaddrUnix]byte
+	binary.NativeEndian.PutUint16(sa[:2], unix.AF_UNIX) // sa_family
+	copy(sa[3:], name)                                  // sun_path[1:]
+	return sys.BindRaw(fd, sa[:])
 }

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"syscall"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -55,14 +56,6 @@ func OpenMcast(group netip.Addr, port, ttl int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), fmt.Sprintf("mcast %s:%d", group, port)), nil
 }
 
-// Datagram is a transport over a datagram socket that sends every frame to
-// one address (mcast: the group) and receives from anyone.
-type Datagram struct {
-	f  *os.File
-	rc syscall.RawConn
-	to unix.Sockaddr
-}
-
 // NewMcast wraps the socket from OpenMcast (owned from now on), sending to
 // group:port.
 func NewMcast(f *os.File, group netip.Addr, port int) (*Datagram, error) {
@@ -78,47 +71,68 @@ func NewMcast(f *os.File, group netip.Addr, port int) (*Datagram, error) {
 	return &Datagram{f: p, rc: rc, to: &unix.SockaddrInet4{Addr: group.As4(), Port: port}}, nil
 }
 
-// ReadFrame implements Transport.
-func (d *Datagram) ReadFrame(b []byte) (int, error) { return d.f.Read(b) }
+// ethN=mcast,<mac>,<group>,<port>,<ttl>: every device on one IPv4
+// multicast group and port is on one LAN (net.md §2). P opens the socket
+// in the host's namespace; K sends frames to the group.
 
-// WriteFrame implements Transport (non-blocking; a full queue drops).
-func (d *Datagram) WriteFrame(b []byte) error {
-	var serr error
-	if err := d.rc.Control(func(fd uintptr) { serr = unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, d.to) }); err != nil {
-		return err
-	}
-	if serr != nil {
-		return os.NewSyscallError("sendto", serr)
-	}
-	return nil
+func init() {
+	Register(&Driver{
+		Name: "mcast",
+		Help: "mcast[,<mac>[,<group>[,<port>[,<ttl>]]]] (default " + DefaultMcastGroup + ", " +
+			strconv.Itoa(DefaultMcastPort) + ", " + strconv.Itoa(DefaultMcastTTL) + ")",
+		Parse: parseMcast,
+		Open:  openMcast,
+		Wrap:  wrapDatagram,
+	})
 }
 
-// Close implements Transport.
-func (d *Datagram) Close() error { return d.f.Close() }
+type mcastSpec struct {
+	MAC, Group string
+	Port, TTL  int
+}
 
-// Ucast defaults of ethN=ucast (net.md §2).
-const DefaultUcastPort = 1102
+func (s mcastSpec) Fields() []string {
+	return []string{s.MAC, s.Group, strconv.Itoa(s.Port), strconv.Itoa(s.TTL)}
+}
 
-// OpenUcast opens the UDP socket of UML's ucast transport: SO_REUSEADDR,
-// bound to 0.0.0.0:lport.
-func OpenUcast(lport int) (*os.File, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+func parseMcast(f []string) (Spec, error) {
+	if len(f) > 4 {
+		return nil, fmt.Errorf("mcast_setup - Extra garbage on specification : '%s'", strings.Join(f[4:], ","))
+	}
+	s := mcastSpec{MAC: field(f, 0), Group: DefaultMcastGroup, Port: DefaultMcastPort, TTL: DefaultMcastTTL}
+	if g := field(f, 1); g != "" {
+		s.Group = g
+	}
+	if p := field(f, 2); p != "" {
+		v, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("mcast_setup - Bad port : '%s'", p)
+		}
+		s.Port = int(v)
+	}
+	if p := field(f, 3); p != "" {
+		v, err := strconv.ParseUint(p, 10, 8)
+		if err != nil {
+			return nil, fmt.Errorf("mcast_setup - Bad ttl : '%s'", p)
+		}
+		s.TTL = int(v)
+	}
+	return s, nil
+}
+
+func openMcast(h *Host, n int, sp Spec) (*Opened, error) {
+	s := sp.(mcastSpec)
+	h.logf("Configured mcast device: %s:%d-%d", s.Group, s.Port, s.TTL)
+	mac := SetupMAC(h.logf, fmt.Sprintf("eth%d", n), s.MAC)
+	h.logf("Netdevice %d (%s) : ", n, mac)
+	h.logf("mcast backend multicast address: %s:%d, TTL:%d", s.Group, s.Port, s.TTL)
+	addr, err := netip.ParseAddr(s.Group)
+	if err != nil || !addr.Is4() {
+		return nil, fmt.Errorf("eth%d: mcast group '%s' is not an IPv4 address", n, s.Group)
+	}
+	sock, err := OpenMcast(addr, s.Port, s.TTL)
 	if err != nil {
-		return nil, fmt.Errorf("umcast_open : data socket failed, errno = %d", int(sys.ErrnoOf(err, 0)))
+		return nil, err
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("umcast_open: SO_REUSEADDR failed, errno = %d", int(sys.ErrnoOf(err, 0)))
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: lport}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("umcast_open: bind failed, errno = %d", int(sys.ErrnoOf(err, 0)))
-	}
-	return os.NewFile(uintptr(fd), fmt.Sprintf("ucast :%d", lport)), nil
-}
-
-// NewDatagram wraps a UDP socket (owned from now on) that sends every frame
-// to addr:port: mcast (the group) and ucast (the peer).
-func NewDatagram(f *os.File, addr netip.Addr, port int) (*Datagram, error) {
-	return NewMcast(f, addr, port)
+	return newOpened(n, "mcast", mac, sock, datagramParams{Group: s.Group, Port: s.Port})
 }

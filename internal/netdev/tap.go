@@ -36,16 +36,6 @@ func CreateTap(name string, mac ether.MAC) (*File, error) {
 	return NewFile(d.File())
 }
 
-// OpenHostTap attaches to the existing (preconfigured) host TAP interface
-// name, as UML's tuntap transport with a fixed device does.
-func OpenHostTap(name string) (*File, error) {
-	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP})
-	if err != nil {
-		return nil, err
-	}
-	return NewFile(d.File())
-}
-
 // Detach returns the transport's descriptor as a file (blocking until
 // wrapped again by NewFile) for handing to another process; t is unusable
 // afterwards.

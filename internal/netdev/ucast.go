@@ -5,8 +5,12 @@ package netdev
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
+
+	"github.com/umlkit/umlkit/internal/sys"
+	"golang.org/x/sys/unix"
 )
 
 // ethN=ucast,<mac>,<remote addr>,<listen port>,<remote port>: a
@@ -69,4 +73,25 @@ func openUcast(h *Host, n int, sp Spec) (*Opened, error) {
 		return nil, err
 	}
 	return newOpened(n, "ucast", mac, sock, datagramParams{Group: s.Addr, Port: s.RPort})
+}
+
+// Ucast defaults of ethN=ucast (net.md §2).
+const DefaultUcastPort = 1102
+
+// OpenUcast opens the UDP socket of UML's ucast transport: SO_REUSEADDR,
+// bound to 0.0.0.0:lport.
+func OpenUcast(lport int) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("umcast_open : data socket failed, errno = %d", int(sys.ErrnoOf(err, 0)))
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("umcast_open: SO_REUSEADDR failed, errno = %d", int(sys.ErrnoOf(err, 0)))
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: lport}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("umcast_open: bind failed, errno = %d", int(sys.ErrnoOf(err, 0)))
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("ucast :%d", lport)), nil
 }

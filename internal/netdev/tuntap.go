@@ -5,6 +5,8 @@ package netdev
 import (
 	"fmt"
 	"strings"
+
+	"github.com/umlkit/umlkit/internal/tuntap"
 )
 
 // ethN=tuntap,<host tap>,<mac>,<gate>: a host TAP device. With a name, P
@@ -64,4 +66,14 @@ func openTuntap(h *Host, n int, sp Spec) (*Opened, error) {
 		return nil, fmt.Errorf("%s: open host tap %s: %w", name, s.Dev, err)
 	}
 	return newOpened(n, "tuntap", mac, t.Detach(), nil)
+}
+
+// OpenHostTap attaches to the existing (preconfigured) host TAP interface
+// name, as UML's tuntap transport with a fixed device does.
+func OpenHostTap(name string) (*File, error) {
+	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP})
+	if err != nil {
+		return nil, err
+	}
+	return NewFile(d.File())
 }

@@ -3,6 +3,11 @@
 // the report prints each metric's median per variant and the ratio of ours to
 // each other variant. Absolute times are never asserted anywhere.
 //
+// The benchmarks are data: each is a row of a table in benchmarks.go, and
+// a short loop turns the rows into Benchmarks. The functions a row names
+// live in the benchmark's own file (linux.go for boot, syscall and mem);
+// guest.go boots a row's script on each kernel.
+//
 // Usage: go run ./bench [-rounds N] [-bin DIR] [-list] NAME...
 package main
 
@@ -54,9 +59,19 @@ type Env struct {
 // Ours returns the path of one of our binaries.
 func (e *Env) Ours(name string) string { return filepath.Join(e.Bin, name) }
 
-var registry = map[string]*Benchmark{}
+// registry holds every benchmark by name.
+var registry = byName(allBenchmarks())
 
-func register(b *Benchmark) { registry[b.Name] = b }
+func byName(bs []*Benchmark) map[string]*Benchmark {
+	m := make(map[string]*Benchmark, len(bs))
+	for _, b := range bs {
+		if m[b.Name] != nil {
+			panic("bench: two benchmarks named " + b.Name)
+		}
+		m[b.Name] = b
+	}
+	return m
+}
 
 // Timed runs cmd and returns its wall time in milliseconds.
 func Timed(cmd *exec.Cmd) (float64, error) {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,8 +16,9 @@ import (
 	"github.com/umlkit/umlkit/internal/mkrootfs"
 )
 
-// Benchmarks of linux against Debian's linux.uml on the same busybox image
-// (shared/docs/baselines.md #1, #2, #6): boot time to an init marker, guest
+// Booting guests for the benchmarks of linux against Debian's linux.uml on
+// the same busybox image (shared/docs/baselines.md #1, #2, #6), and the
+// measurements of boot, syscall and mem: boot time to an init marker, guest
 // syscall costs relative to the host, and RSS of an idle guest.
 
 const realUML = "/usr/bin/linux.uml"
@@ -109,134 +109,53 @@ func runGuest(argv []string, onLine func(string) bool, timeout time.Duration) (m
 	return marker, exit, b.String(), nil
 }
 
-func init() {
-	boot := func(k string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			marker, exit, _, err := runGuest(bootArgs(e, k, e.Vars["boot-"+k]), func(l string) bool { return strings.Contains(l, "BENCH-INIT-READY") }, 60*time.Second)
-			if err != nil {
-				return nil, err
-			}
-			return []Metric{
-				{"launch -> init marker", float64(marker.Microseconds()) / 1000, "ms"},
-				{"launch -> exit", float64(exit.Microseconds()) / 1000, "ms"},
-			}, nil
-		}
+// syscallScript runs benchtool's syscall loops in the guest, fewer of them
+// on linux.uml.
+func syscallScript(_ *Env, kernel string) string {
+	n, m := "200000", "500"
+	if kernel == "real" {
+		n, m = "20000", "100" // UML is two orders of magnitude slower
 	}
-	register(&Benchmark{
-		Name: "boot",
-		Doc:  "launch to init marker and to exit, ours vs linux.uml (same busybox image)",
-		Setup: func(e *Env) error {
-			for _, k := range []string{"ours", "real"} {
-				img, err := guestImage(e, "boot-"+k, "echo BENCH-INIT-READY\npoweroff -f\n")
-				if err != nil {
-					return err
-				}
-				e.Vars["boot-"+k] = img
-			}
-			return nil
-		},
-		Variants: []Variant{{Name: "ours", Run: boot("ours")}, {Name: "real", Run: boot("real")}},
-	})
+	return "/bench/benchtool sys " + n + " /bench/file " + m + "\npoweroff -f\n"
+}
 
-	re := regexp.MustCompile(`BENCH getppid_ns=([0-9.]+) openclose_ns=([0-9.]+) forkexec_us=([0-9.]+)`)
-	parse := func(out string) ([]float64, error) {
-		m := re.FindStringSubmatch(out)
-		if m == nil {
-			return nil, fmt.Errorf("no BENCH line in:\n%s", out)
-		}
-		var v []float64
-		for _, s := range m[1:] {
-			f, _ := strconv.ParseFloat(s, 64)
-			v = append(v, f)
-		}
-		return v, nil
-	}
-	syscalls := func(k string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			var v []float64
-			var err error
-			if k == "host" {
-				out, err := exec.Command(filepath.Join(e.Dir, "benchtool"), "sys", "200000", filepath.Join(e.Dir, "hostfile"), "500").Output()
-				if err != nil {
-					return nil, err
-				}
-				v, err = parse(string(out))
-			} else {
-				var out string
-				_, _, out, err = runGuest(bootArgs(e, k, e.Vars["sys-"+k]), func(l string) bool { return strings.Contains(l, "BENCH ") }, 120*time.Second)
-				if err != nil {
-					return nil, err
-				}
-				v, err = parse(out)
-			}
-			if err != nil {
-				return nil, err
-			}
-			return []Metric{{"getppid", v[0], "ns"}, {"open+close", v[1], "ns"}, {"fork+exec+wait", v[2], "us"}}, nil
-		}
-	}
-	register(&Benchmark{
-		Name: "syscall",
-		Doc:  "getppid, open+close, fork+exec+wait in the guest (ours, linux.uml) and on the host",
-		Setup: func(e *Env) error {
-			os.WriteFile(filepath.Join(e.Dir, "hostfile"), []byte("x"), 0o644)
-			for _, k := range []string{"ours", "real"} {
-				n, m := "200000", "500"
-				if k == "real" {
-					n, m = "20000", "100" // UML is two orders of magnitude slower
-				}
-				img, err := guestImage(e, "sys-"+k, "/bench/benchtool sys "+n+" /bench/file "+m+"\npoweroff -f\n")
-				if err != nil {
-					return err
-				}
-				e.Vars["sys-"+k] = img
-			}
-			return nil
-		},
-		Variants: []Variant{{Name: "ours", Run: syscalls("ours")}, {Name: "real", Run: syscalls("real")}, {Name: "host", Run: syscalls("host")}},
-	})
+// writeHostFile writes the file the host's open+close loop opens.
+func writeHostFile(e *Env) error {
+	os.WriteFile(filepath.Join(e.Dir, "hostfile"), []byte("x"), 0o644)
+	return nil
+}
 
-	mem := func(k string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			argv := bootArgs(e, k, e.Vars["mem-"+k])
-			cmd := exec.Command(argv[0], argv[1:]...)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-			pr, pw := io.Pipe()
-			cmd.Stdout, cmd.Stderr = pw, pw
-			stdin, _ := cmd.StdinPipe()
-			defer stdin.Close()
-			if err := cmd.Start(); err != nil {
-				return nil, err
-			}
-			defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
-			sc := bufio.NewScanner(pr)
-			go func() { time.Sleep(60 * time.Second); pw.Close() }()
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), "GUEST-IDLE") {
-					break
-				}
-			}
-			go io.Copy(io.Discard, pr)
-			time.Sleep(2 * time.Second)
-			kb := treeRSS(cmd.Process.Pid, k == "ours")
-			return []Metric{{"RSS of the kernel's processes", float64(kb) / 1024, "MB"}}, nil
+// syscallsOnHost runs the guest's syscall loops on the host.
+func syscallsOnHost(e *Env) (string, error) {
+	out, err := exec.Command(filepath.Join(e.Dir, "benchtool"), "sys", "200000", filepath.Join(e.Dir, "hostfile"), "500").Output()
+	return string(out), err
+}
+
+// idleRSS boots argv, waits (at most 60 s) for the guest to print
+// GUEST-IDLE, lets it settle for 2 s and reports the RSS of the kernel's
+// processes (treeRSS).
+func idleRSS(argv []string, kernel string) ([]Metric, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	stdin, _ := cmd.StdinPipe()
+	defer stdin.Close()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+	sc := bufio.NewScanner(pr)
+	go func() { time.Sleep(60 * time.Second); pw.Close() }()
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "GUEST-IDLE") {
+			break
 		}
 	}
-	register(&Benchmark{
-		Name: "mem",
-		Doc:  "RSS of an idle guest's host processes (ours: P, K, fuse2fs; UML: once per address space)",
-		Setup: func(e *Env) error {
-			for _, k := range []string{"ours", "real"} {
-				img, err := guestImage(e, "mem-"+k, "echo GUEST-IDLE\nexec sleep 1000\n")
-				if err != nil {
-					return err
-				}
-				e.Vars["mem-"+k] = img
-			}
-			return nil
-		},
-		Variants: []Variant{{Name: "ours", Run: mem("ours")}, {Name: "real", Run: mem("real")}},
-	})
+	go io.Copy(io.Discard, pr)
+	time.Sleep(2 * time.Second)
+	kb := treeRSS(cmd.Process.Pid, kernel == "ours")
+	return []Metric{{"RSS of the kernel's processes", float64(kb) / 1024, "MB"}}, nil
 }
 
 // treeRSS sums VmRSS (kB) over pid's process tree, counting each address

@@ -5,9 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
 )
 
 // linux-net: TCP throughput from a guest's eth0=tuntap,TAP to a sink in the
@@ -15,106 +13,99 @@ import (
 // Everything runs in a network namespace created around each measurement
 // (needs root); the guest sends 32 MiB three times with the static Go
 // tcptool of switch-tcp, timed between its console markers.
-func init() {
-	const mib = 32
-	run := func(kind string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			ns := fmt.Sprintf("umlkit-bench-lnet-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
-			if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("ip netns add: %v: %s", err, out)
-			}
-			defer exec.Command("ip", "netns", "del", ns).Run()
-			for _, args := range [][]string{
-				{"link", "set", "lo", "up"},
-				{"tuntap", "add", "dev", "benchtap0", "mode", "tap"},
-				{"addr", "add", "10.77.9.1/24", "dev", "benchtap0"},
-				{"link", "set", "benchtap0", "up"},
-			} {
-				if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
-					return nil, fmt.Errorf("ip %v: %v: %s", args, err, out)
-				}
-			}
-			sink := exec.Command("ip", "netns", "exec", ns, e.Vars["tcptool"], "sink", "5001")
-			sink.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			if err := sink.Start(); err != nil {
-				return nil, err
-			}
-			defer func() { syscall.Kill(-sink.Process.Pid, syscall.SIGKILL); sink.Wait() }()
-			img := filepath.Join(e.Dir, kind+"-net.img")
-			data, err := os.ReadFile(e.Vars["netimg"])
-			if err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(img, data, 0o644); err != nil {
-				return nil, err
-			}
-			argv := bootArgs(e, kind, img, "eth0=tuntap,benchtap0")
-			log := &markerLog{times: map[string]time.Time{}}
-			cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-			cmd.Env = append(os.Environ(), "TMPDIR="+os.TempDir())
-			cmd.Stdout, cmd.Stderr = log, log
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			stdin, _ := cmd.StdinPipe()
-			defer stdin.Close()
-			if err := cmd.Start(); err != nil {
-				return nil, err
-			}
-			defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
-			deadline := time.Now().Add(120 * time.Second)
-			for {
-				if _, ok := log.get("TX-DONE-3"); ok {
-					break
-				}
-				if time.Now().After(deadline) {
-					log.mu.Lock()
-					defer log.mu.Unlock()
-					return nil, fmt.Errorf("%s: transfers did not finish; console:\n%s", kind, log.buf.String())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			var rates []float64
-			for r := 1; r <= 3; r++ {
-				t0, _ := log.get(fmt.Sprintf("TX-START-%d", r))
-				t1, _ := log.get(fmt.Sprintf("TX-DONE-%d", r))
-				rates = append(rates, float64(mib)*1048576/t1.Sub(t0).Seconds()/1e6)
-			}
-			return []Metric{{"guest TCP to host tap", median(rates), "MB/s"}}, nil
+
+// linuxNetClient is the guest's /init script (%d: tcpMiB).
+const linuxNetClient = `ifconfig lo 127.0.0.1 up
+ifconfig eth0 10.77.9.2 netmask 255.255.255.0 up
+i=0
+until ping -c 1 -W 1 10.77.9.1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 60 ] && break; done
+for r in 1 2 3; do
+  echo TX-START-$r
+  /bin/tcptool send 10.77.9.1:5001 %d
+  echo TX-DONE-$r
+done
+poweroff -f`
+
+// linuxNetSetup builds tcptool and the guest's image (netimg).
+func linuxNetSetup(e *Env) error {
+	if _, err := os.Stat(realUML); err != nil {
+		return fmt.Errorf("linux.uml not installed (apt-get install user-mode-linux)")
+	}
+	tool, err := buildTCPTool(e.Dir)
+	if err != nil {
+		return err
+	}
+	e.Vars["tcptool"] = tool
+	img, err := busyboxImage(filepath.Join(e.Dir, "netimg"), fmt.Sprintf(linuxNetClient, tcpMiB), tool)
+	if err != nil {
+		return err
+	}
+	e.Vars["netimg"] = img
+	return nil
+}
+
+// tapTCP boots kernel kind ("ours", "real") on a copy of the image, in a
+// new network namespace with the tap benchtap0 (10.77.9.1) and tcptool's
+// sink on it, and reports the median rate of the guest's three transfers.
+func tapTCP(e *Env, kind string) ([]Metric, error) {
+	return withNetNS("umlkit-bench-lnet", func(ns string) ([]Metric, error) {
+		if err := addBenchTap(ns); err != nil {
+			return nil, err
+		}
+		sink := exec.Command("ip", "netns", "exec", ns, e.Vars["tcptool"], "sink", "5001")
+		sink.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := sink.Start(); err != nil {
+			return nil, err
+		}
+		defer func() { syscall.Kill(-sink.Process.Pid, syscall.SIGKILL); sink.Wait() }()
+		log, stop, err := bootOnTap(e, ns, kind)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		if err := log.waitTransfers(kind, "console"); err != nil {
+			return nil, err
+		}
+		return []Metric{{"guest TCP to host tap", median(log.rates(tcpMiB)), "MB/s"}}, nil
+	})
+}
+
+// addBenchTap brings lo up in ns and adds the tap benchtap0, 10.77.9.1/24.
+func addBenchTap(ns string) error {
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"tuntap", "add", "dev", "benchtap0", "mode", "tap"},
+		{"addr", "add", "10.77.9.1/24", "dev", "benchtap0"},
+		{"link", "set", "benchtap0", "up"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %v: %v: %s", args, err, out)
 		}
 	}
-	register(&Benchmark{
-		Name: "linux-net",
-		Doc:  "TCP from the guest over eth0=tuntap,TAP to a sink on the host tap (32 MiB x3), our linux vs linux.uml",
-		Setup: func(e *Env) error {
-			if _, err := os.Stat(realUML); err != nil {
-				return fmt.Errorf("linux.uml not installed (apt-get install user-mode-linux)")
-			}
-			tool, err := buildTCPTool(e.Dir)
-			if err != nil {
-				return err
-			}
-			e.Vars["tcptool"] = tool
-			cli := strings.Join([]string{
-				"ifconfig lo 127.0.0.1 up",
-				"ifconfig eth0 10.77.9.2 netmask 255.255.255.0 up",
-				"i=0",
-				"until ping -c 1 -W 1 10.77.9.1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 60 ] && break; done",
-				"for r in 1 2 3; do",
-				"  echo TX-START-$r",
-				fmt.Sprintf("  /bin/tcptool send 10.77.9.1:5001 %d", mib),
-				"  echo TX-DONE-$r",
-				"done",
-				"poweroff -f",
-			}, "\n")
-			img, err := busyboxImage(filepath.Join(e.Dir, "netimg"), cli, tool)
-			if err != nil {
-				return err
-			}
-			e.Vars["netimg"] = img
-			return nil
-		},
-		Variants: []Variant{
-			{Name: "ours", Run: run("ours")},
-			{Name: "linux.uml", Run: run("real")},
-		},
-	})
+	return nil
+}
+
+// bootOnTap boots kernel kind in ns on a fresh copy of the image with
+// eth0=tuntap,benchtap0; stop kills and reaps it.
+func bootOnTap(e *Env, ns, kind string) (log *markerLog, stop func(), err error) {
+	img := filepath.Join(e.Dir, kind+"-net.img")
+	data, err := os.ReadFile(e.Vars["netimg"])
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		return nil, nil, err
+	}
+	argv := bootArgs(e, kind, img, "eth0=tuntap,benchtap0")
+	log = newMarkerLog()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+os.TempDir())
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		stdin.Close()
+		return nil, nil, err
+	}
+	return log, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait(); stdin.Close() }, nil
 }

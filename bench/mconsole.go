@@ -21,130 +21,146 @@ import (
 // is halted through our client and its process group killed. (If a round
 // fails, Check does not run: the guest then dies with the bench process
 // through Pdeathsig, but UML's helper processes may survive it.)
-func init() {
-	const calls = 100
-	var guest struct {
-		mu     sync.Mutex
-		cmd    *exec.Cmd
-		out    bytes.Buffer
-		exited chan struct{} // closed when linux.uml has exited
+
+// mconsoleCalls is how many calls one measurement makes.
+const mconsoleCalls = 100
+
+// mcGuest is the benchmark's guest: Setup starts it, Check halts it.
+type mcGuest struct {
+	mu     sync.Mutex // guards cmd and out
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	exited chan struct{} // closed when linux.uml has exited
+}
+
+var mconsoleGuest = &mcGuest{exited: make(chan struct{})}
+
+// start boots the guest (umid mc, under e.Dir/.uml), waits for its mconsole
+// socket and warms both clients up.
+func (g *mcGuest) start(e *Env) error {
+	img, err := mconsoleImage(e.Dir)
+	if err != nil {
+		return err
 	}
-	guest.exited = make(chan struct{})
-	// stop halts the guest through our client, waits for it, and kills its
-	// process group (UML's helper processes too) if anything is left.
-	stop := func(e *Env) {
-		if guest.cmd == nil || guest.cmd.Process == nil {
+	if err := g.launch(e, img); err != nil {
+		return fmt.Errorf("start linux.uml: %w", err)
+	}
+	sock := filepath.Join(e.Dir, ".uml", "mc", "mconsole")
+	if err := g.waitReady(sock); err != nil {
+		return err
+	}
+	// warm-up, as the baseline does
+	for i := 0; i < 5; i++ {
+		exec.Command("/usr/bin/uml_mconsole", sock, "version").Run()
+		exec.Command(e.Ours("uml_mconsole"), sock, "version").Run()
+	}
+	return nil
+}
+
+// launch starts linux.uml on img. It is started from a goroutine locked to
+// its OS thread for the life of the process, so Pdeathsig kills it if the
+// bench dies before Check halts it.
+func (g *mcGuest) launch(e *Env, img string) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		cmd := exec.Command("/usr/bin/linux.uml", "ubd0="+img, "mem=64M", "con0=fd:0,fd:1", "con=null", "ssl=null",
+			"init=/init", "uml_dir="+filepath.Join(e.Dir, ".uml"), "umid=mc")
+		cmd.Env = append(os.Environ(), "TMPDIR="+e.Dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		g.mu.Lock()
+		cmd.Stdout, cmd.Stderr = &lockedWriter{&g.mu, &g.out}, &lockedWriter{&g.mu, &g.out}
+		g.cmd = cmd
+		g.mu.Unlock()
+		if _, err := cmd.StdinPipe(); err != nil {
+			started <- err
 			return
 		}
-		cmd := exec.Command(e.Ours("uml_mconsole"), "mc", "halt")
-		cmd.Env = append(os.Environ(), "HOME="+e.Dir)
-		cmd.Run()
-		select {
-		case <-guest.exited:
-		case <-time.After(20 * time.Second):
-		}
-		syscall.Kill(-guest.cmd.Process.Pid, syscall.SIGKILL)
-	}
-	loop := func(bin string, args ...string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			env := append(os.Environ(), "HOME="+e.Dir)
-			var r0, r1 syscall.Rusage
-			syscall.Getrusage(syscall.RUSAGE_CHILDREN, &r0)
-			t0 := time.Now()
-			for i := 0; i < calls; i++ {
-				cmd := exec.Command(bin, args...)
-				cmd.Env = env
-				if out, err := cmd.Output(); err != nil || (len(args) > 0 && !strings.HasPrefix(string(out), "OK ")) {
-					return nil, fmt.Errorf("%s %q: %v %q", bin, args, err, out)
-				}
-			}
-			wall := float64(time.Since(t0).Microseconds()) / 1000 / calls
-			syscall.Getrusage(syscall.RUSAGE_CHILDREN, &r1)
-			cpu := func(r syscall.Rusage) float64 {
-				return float64(r.Utime.Nano()+r.Stime.Nano()) / 1e6
-			}
-			return []Metric{
-				{"one-shot version call", wall, "ms"},
-				{"CPU (user+sys) per call", (cpu(r1) - cpu(r0)) / calls, "ms"},
-			}, nil
-		}
-	}
-	register(&Benchmark{
-		Name: "mconsole",
-		Doc:  "100 one-shot `uml_mconsole mc version` calls against a real linux.uml guest, ours vs Debian's",
-		Setup: func(e *Env) error {
-			img, err := mconsoleImage(e.Dir)
-			if err != nil {
-				return err
-			}
-			sock := filepath.Join(e.Dir, ".uml", "mc", "mconsole")
-			started := make(chan error, 1)
-			// The guest is started from a goroutine locked to its OS thread
-			// for the life of the process, so Pdeathsig kills it if the bench
-			// dies before Check halts it.
-			go func() {
-				runtime.LockOSThread()
-				cmd := exec.Command("/usr/bin/linux.uml", "ubd0="+img, "mem=64M", "con0=fd:0,fd:1", "con=null", "ssl=null",
-					"init=/init", "uml_dir="+filepath.Join(e.Dir, ".uml"), "umid=mc")
-				cmd.Env = append(os.Environ(), "TMPDIR="+e.Dir)
-				cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-				guest.mu.Lock()
-				cmd.Stdout, cmd.Stderr = &lockedWriter{&guest.mu, &guest.out}, &lockedWriter{&guest.mu, &guest.out}
-				guest.cmd = cmd
-				guest.mu.Unlock()
-				if _, err := cmd.StdinPipe(); err != nil {
-					started <- err
-					return
-				}
-				started <- cmd.Start()
-				cmd.Wait()
-				close(guest.exited)
-				select {} // keep the thread: Pdeathsig fires when it exits
-			}()
-			if err := <-started; err != nil {
-				return fmt.Errorf("start linux.uml: %w", err)
-			}
-			for deadline := time.Now().Add(120 * time.Second); ; {
-				guest.mu.Lock()
-				ready := strings.Contains(guest.out.String(), "MC-READY")
-				guest.mu.Unlock()
-				if _, err := os.Stat(sock); err == nil && ready {
-					break
-				}
-				if time.Now().After(deadline) {
-					syscall.Kill(-guest.cmd.Process.Pid, syscall.SIGKILL)
-					return fmt.Errorf("guest not ready after 120s")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			// warm-up, as the baseline does
-			for i := 0; i < 5; i++ {
-				exec.Command("/usr/bin/uml_mconsole", sock, "version").Run()
-				exec.Command(e.Ours("uml_mconsole"), sock, "version").Run()
-			}
+		started <- cmd.Start()
+		cmd.Wait()
+		close(g.exited)
+		select {} // keep the thread: Pdeathsig fires when it exits
+	}()
+	return <-started
+}
+
+// waitReady waits (at most 120 s) for the guest's MC-READY and its mconsole
+// socket; it kills the guest if they do not come.
+func (g *mcGuest) waitReady(sock string) error {
+	for deadline := time.Now().Add(120 * time.Second); ; {
+		g.mu.Lock()
+		ready := strings.Contains(g.out.String(), "MC-READY")
+		g.mu.Unlock()
+		if _, err := os.Stat(sock); err == nil && ready {
 			return nil
-		},
-		Variants: []Variant{
-			{Name: "ours", Run: func(e *Env) ([]Metric, error) { return loop(e.Ours("uml_mconsole"), "mc", "version")(e) }},
-			{Name: "real", Run: loop("/usr/bin/uml_mconsole", "mc", "version")},
-			{Name: "/bin/true", Run: loop("/bin/true")},
-		},
-		Check: func(e *Env) error {
-			defer stop(e)
-			env := append(os.Environ(), "HOME="+e.Dir)
-			var outs []string
-			for _, bin := range []string{e.Ours("uml_mconsole"), "/usr/bin/uml_mconsole"} {
-				cmd := exec.Command(bin, "mc", "version")
-				cmd.Env = env
-				out, _ := cmd.Output()
-				outs = append(outs, string(out))
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+			return fmt.Errorf("guest not ready after 120s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// check compares ours' and the real client's replies, then stops the guest.
+func (g *mcGuest) check(e *Env) error {
+	defer g.stop(e)
+	env := append(os.Environ(), "HOME="+e.Dir)
+	var outs []string
+	for _, bin := range []string{e.Ours("uml_mconsole"), "/usr/bin/uml_mconsole"} {
+		cmd := exec.Command(bin, "mc", "version")
+		cmd.Env = env
+		out, _ := cmd.Output()
+		outs = append(outs, string(out))
+	}
+	if outs[0] != outs[1] {
+		return fmt.Errorf("replies differ: ours %q, real %q", outs[0], outs[1])
+	}
+	return nil
+}
+
+// stop halts the guest through our client, waits for it, and kills its
+// process group (UML's helper processes too) if anything is left.
+func (g *mcGuest) stop(e *Env) {
+	if g.cmd == nil || g.cmd.Process == nil {
+		return
+	}
+	cmd := exec.Command(e.Ours("uml_mconsole"), "mc", "halt")
+	cmd.Env = append(os.Environ(), "HOME="+e.Dir)
+	cmd.Run()
+	select {
+	case <-g.exited:
+	case <-time.After(20 * time.Second):
+	}
+	syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// oneShots times mconsoleCalls runs of the program at bin with args (each
+// reply must start "OK " when there are args): wall time and the children's
+// CPU time per call.
+func oneShots(args ...string) programMeasure {
+	return func(e *Env, bin string) ([]Metric, error) {
+		env := append(os.Environ(), "HOME="+e.Dir)
+		var r0, r1 syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &r0)
+		t0 := time.Now()
+		for i := 0; i < mconsoleCalls; i++ {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = env
+			if out, err := cmd.Output(); err != nil || (len(args) > 0 && !strings.HasPrefix(string(out), "OK ")) {
+				return nil, fmt.Errorf("%s %q: %v %q", bin, args, err, out)
 			}
-			if outs[0] != outs[1] {
-				return fmt.Errorf("replies differ: ours %q, real %q", outs[0], outs[1])
-			}
-			return nil
-		},
-	})
+		}
+		wall := float64(time.Since(t0).Microseconds()) / 1000 / mconsoleCalls
+		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &r1)
+		cpu := func(r syscall.Rusage) float64 {
+			return float64(r.Utime.Nano()+r.Stime.Nano()) / 1e6
+		}
+		return []Metric{
+			{"one-shot version call", wall, "ms"},
+			{"CPU (user+sys) per call", (cpu(r1) - cpu(r0)) / mconsoleCalls, "ms"},
+		}, nil
+	}
 }
 
 type lockedWriter struct {

@@ -16,70 +16,49 @@ import (
 // net: tunctl create+delete and `uml_net 4 tuntap up` latency, ours vs
 // Debian's. Every measurement runs in a network namespace of its own,
 // created and deleted around it (needs root).
-func init() {
-	withNetNS := func(f func(ns string) ([]Metric, error)) ([]Metric, error) {
-		ns := fmt.Sprintf("umlkit-bench-net-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("ip netns add: %v: %s", err, out)
-		}
-		defer exec.Command("ip", "netns", "del", ns).Run()
-		return f(ns)
+
+// withNetNS runs f in a new network namespace named after prefix, deleted
+// when f returns.
+func withNetNS(prefix string, f func(ns string) ([]Metric, error)) ([]Metric, error) {
+	ns := fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1e9)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ip netns add: %v: %s", err, out)
 	}
-	tunctl := func(path string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			return withNetNS(func(ns string) ([]Metric, error) {
-				const n = 10
-				var total float64
-				for i := 0; i < n; i++ {
-					for _, args := range [][]string{{"-t", "benchtap"}, {"-d", "benchtap"}} {
-						ms, err := Timed(exec.Command("ip", append([]string{"netns", "exec", ns, path}, args...)...))
-						if err != nil {
-							return nil, err
-						}
-						total += ms
-					}
-				}
-				return []Metric{{"tunctl create+delete", total / n, "ms"}}, nil
-			})
-		}
-	}
-	umlNet := func(path string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			return withNetNS(func(ns string) ([]Metric, error) {
-				const n = 10
-				var total float64
-				for i := 0; i < n; i++ {
-					ms, err := tuntapUp(ns, path)
-					if err != nil {
-						return nil, err
-					}
-					total += ms
-				}
-				return []Metric{{"uml_net tuntap up", total / n, "ms"}}, nil
-			})
-		}
-	}
-	register(&Benchmark{
-		Name: "net",
-		Doc:  "tunctl create+delete and uml_net 4 tuntap up (reply with fd) in a fresh netns, ours vs Debian's",
-		Variants: []Variant{
-			{Name: "ours", Run: func(e *Env) ([]Metric, error) {
-				a, err := tunctl(e.Ours("tunctl"))(e)
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	return f(ns)
+}
+
+// tunctlCycles times tunctl creating and deleting a tap, ten times.
+func tunctlCycles(e *Env, path string) ([]Metric, error) {
+	return withNetNS("umlkit-bench-net", func(ns string) ([]Metric, error) {
+		const n = 10
+		var total float64
+		for i := 0; i < n; i++ {
+			for _, args := range [][]string{{"-t", "benchtap"}, {"-d", "benchtap"}} {
+				ms, err := Timed(exec.Command("ip", append([]string{"netns", "exec", ns, path}, args...)...))
 				if err != nil {
 					return nil, err
 				}
-				b, err := umlNet(e.Ours("uml_net"))(e)
-				return append(a, b...), err
-			}},
-			{Name: "real", Run: func(e *Env) ([]Metric, error) {
-				a, err := tunctl("/usr/bin/tunctl")(e)
-				if err != nil {
-					return nil, err
-				}
-				b, err := umlNet("/usr/bin/uml_net")(e)
-				return append(a, b...), err
-			}},
-		},
+				total += ms
+			}
+		}
+		return []Metric{{"tunctl create+delete", total / n, "ms"}}, nil
+	})
+}
+
+// tuntapUps times uml_net bringing a tap up (tuntapUp), ten times.
+func tuntapUps(e *Env, path string) ([]Metric, error) {
+	return withNetNS("umlkit-bench-net", func(ns string) ([]Metric, error) {
+		const n = 10
+		var total float64
+		for i := 0; i < n; i++ {
+			ms, err := tuntapUp(ns, path)
+			if err != nil {
+				return nil, err
+			}
+			total += ms
+		}
+		return []Metric{{"uml_net tuntap up", total / n, "ms"}}, nil
 	})
 }
 

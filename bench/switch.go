@@ -20,85 +20,97 @@ import (
 // pushes unicast frames of 64 and 1514 bytes between port pairs; the metric
 // is what the receivers actually get per second. Ours, Debian's uml_switch
 // and vde_switch (uml_switch protocol on DIR/ctl) in one run.
-func init() {
-	const (
-		ports   = 4 // two sender→receiver pairs
-		warmup  = 200 * time.Millisecond
-		measure = time.Second
-	)
-	sizes := []int{64, 1514}
 
-	run := func(kind string) func(*Env) ([]Metric, error) {
-		return func(e *Env) ([]Metric, error) {
-			s, err := startSwitchProc(e, kind)
-			if err != nil {
-				return nil, err
-			}
-			defer s.stop()
-			var cs []*switchtest.Client
-			defer func() {
-				for _, c := range cs {
-					c.Close()
-				}
-			}()
-			for i := 0; i < ports; i++ {
-				c, err := switchtest.Dial(s.ctl, nil)
-				for try := 0; err != nil && errors.Is(err, syscall.ECONNREFUSED) && try < 100; try++ {
-					// the socket file exists a moment before listen()
-					time.Sleep(10 * time.Millisecond)
-					c, err = switchtest.Dial(s.ctl, nil)
-				}
-				if err != nil {
-					return nil, fmt.Errorf("%s: attach port %d: %w", kind, i, err)
-				}
-				cs = append(cs, c)
-				if err := c.SetBlockingSends(); err != nil {
-					return nil, err
-				}
-			}
-			mac := func(i int) [6]byte { return [6]byte{2, 0, 0, 0, 0, byte(i + 1)} }
-			bc := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-			// Let the switch learn every port, then drain the broadcasts.
-			for i, c := range cs {
-				if err := c.Send(switchtest.Frame(bc, mac(i), 64)); err != nil {
-					return nil, fmt.Errorf("%s: %w", kind, err)
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-			bufs := make([][]byte, 64)
-			for i := range bufs {
-				bufs[i] = make([]byte, 2048)
-			}
-			for _, c := range cs {
-				c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-				for {
-					if _, _, err := c.RecvBurst(bufs); err != nil {
-						break
-					}
-				}
-			}
-			var ms []Metric
-			for _, size := range sizes {
-				frames, bytes, err := load(cs, mac, size, warmup, measure)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", kind, err)
-				}
-				ms = append(ms,
-					Metric{fmt.Sprintf("%dB frames/s", size), frames, "fr/s"},
-					Metric{fmt.Sprintf("%dB MB/s", size), bytes / 1e6, "MB/s"})
-			}
-			return ms, nil
+const (
+	switchPorts   = 4 // two sender→receiver pairs
+	switchWarmup  = 200 * time.Millisecond
+	switchMeasure = time.Second
+)
+
+// switchFrameSizes are the frame sizes measured, in order.
+var switchFrameSizes = []int{64, 1514}
+
+// portMAC is the MAC address of the load generator's port i.
+func portMAC(i int) [6]byte { return [6]byte{2, 0, 0, 0, 0, byte(i + 1)} }
+
+// forwarding measures the switch of kind: frames and bytes per second
+// delivered at each frame size.
+func forwarding(e *Env, kind string) ([]Metric, error) {
+	s, err := startSwitchProc(e, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	cs, err := attachPorts(s.ctl, kind)
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if err := learnPorts(cs, kind); err != nil {
+		return nil, err
+	}
+	var ms []Metric
+	for _, size := range switchFrameSizes {
+		frames, bytes, err := load(cs, portMAC, size, switchWarmup, switchMeasure)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kind, err)
+		}
+		ms = append(ms,
+			Metric{fmt.Sprintf("%dB frames/s", size), frames, "fr/s"},
+			Metric{fmt.Sprintf("%dB MB/s", size), bytes / 1e6, "MB/s"})
+	}
+	return ms, nil
+}
+
+// attachPorts attaches switchPorts clients with blocking sends to the switch
+// at ctl; on error it returns those attached so far too.
+func attachPorts(ctl, kind string) ([]*switchtest.Client, error) {
+	var cs []*switchtest.Client
+	for i := 0; i < switchPorts; i++ {
+		c, err := switchtest.Dial(ctl, nil)
+		for try := 0; err != nil && errors.Is(err, syscall.ECONNREFUSED) && try < 100; try++ {
+			// the socket file exists a moment before listen()
+			time.Sleep(10 * time.Millisecond)
+			c, err = switchtest.Dial(ctl, nil)
+		}
+		if err != nil {
+			return cs, fmt.Errorf("%s: attach port %d: %w", kind, i, err)
+		}
+		cs = append(cs, c)
+		if err := c.SetBlockingSends(); err != nil {
+			return cs, err
 		}
 	}
-	register(&Benchmark{
-		Name: "switch",
-		Doc:  "uml_switch forwarding: 4 ports via the real protocol, 64/1514-byte unicast frames; ours vs uml_switch vs vde_switch",
-		Variants: []Variant{
-			{Name: "ours", Run: run("ours")},
-			{Name: "uml_switch", Run: run("real")},
-			{Name: "vde_switch", Run: run("vde")},
-		},
-	})
+	return cs, nil
+}
+
+// learnPorts lets the switch learn every port with a broadcast from each,
+// then drains the broadcasts.
+func learnPorts(cs []*switchtest.Client, kind string) error {
+	bc := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	for i, c := range cs {
+		if err := c.Send(switchtest.Frame(bc, portMAC(i), 64)); err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	bufs := make([][]byte, 64)
+	for i := range bufs {
+		bufs[i] = make([]byte, 2048)
+	}
+	for _, c := range cs {
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		for {
+			if _, _, err := c.RecvBurst(bufs); err != nil {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // switchProc is one switch under test.

@@ -19,21 +19,19 @@ import (
 // (256 KiB writes, built at setup; busybox nc moves 1 KiB per syscall and
 // would measure the guest's syscall cost instead), the host times each
 // transfer between the guest's console markers.
-func init() {
-	const mib = 32
-	images := func(e *Env) (string, string) { return e.Vars["srvimg"], e.Vars["cliimg"] }
-	register(&Benchmark{
-		Name: "switch-tcp",
-		Doc:  "TCP between two real UML guests over the switch (32 MiB busybox nc transfers); ours vs uml_switch vs vde_switch",
-		Setup: func(e *Env) error {
-			if _, err := exec.LookPath("linux.uml"); err != nil {
-				return fmt.Errorf("linux.uml not installed (apt-get install user-mode-linux)")
-			}
-			srv := `ifconfig lo 127.0.0.1 up
+
+// tcpMiB is the size of each of a guest's three TCP transfers (switch-tcp,
+// linux-net).
+const tcpMiB = 32
+
+// switchTCPServer is the /init script of the server guest.
+const switchTCPServer = `ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.77.0.1 netmask 255.255.255.0 up
 echo SRV-READY
 exec /bin/tcptool sink 5001`
-			cli := fmt.Sprintf(`ifconfig lo 127.0.0.1 up
+
+// switchTCPClient is the /init script of the client guest (%d: tcpMiB).
+const switchTCPClient = `ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.77.0.2 netmask 255.255.255.0 up
 i=0
 until ping -c 1 -W 1 10.77.0.1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 60 ] && break; done
@@ -43,35 +41,33 @@ for r in 1 2 3; do
   /bin/tcptool send 10.77.0.1:5001 %d
   echo TX-DONE-$r
 done
-poweroff -f`, mib)
-			tool, err := buildTCPTool(e.Dir)
-			if err != nil {
-				return err
-			}
-			for name, script := range map[string]string{"srvimg": srv, "cliimg": cli} {
-				img, err := busyboxImage(filepath.Join(e.Dir, name), script, tool)
-				if err != nil {
-					return err
-				}
-				e.Vars[name] = img
-			}
-			return nil
-		},
-		Variants: []Variant{
-			{Name: "ours", Run: func(e *Env) ([]Metric, error) {
-				srv, cli := images(e)
-				return guestTCP(e, "ours", srv, cli, mib)
-			}},
-			{Name: "uml_switch", Run: func(e *Env) ([]Metric, error) {
-				srv, cli := images(e)
-				return guestTCP(e, "real", srv, cli, mib)
-			}},
-			{Name: "vde_switch", Run: func(e *Env) ([]Metric, error) {
-				srv, cli := images(e)
-				return guestTCP(e, "vde", srv, cli, mib)
-			}},
-		},
-	})
+poweroff -f`
+
+// switchTCPSetup builds tcptool and the two guests' images (srvimg, cliimg).
+func switchTCPSetup(e *Env) error {
+	if _, err := exec.LookPath("linux.uml"); err != nil {
+		return fmt.Errorf("linux.uml not installed (apt-get install user-mode-linux)")
+	}
+	tool, err := buildTCPTool(e.Dir)
+	if err != nil {
+		return err
+	}
+	for _, im := range []struct{ name, script string }{
+		{"srvimg", switchTCPServer},
+		{"cliimg", fmt.Sprintf(switchTCPClient, tcpMiB)},
+	} {
+		img, err := busyboxImage(filepath.Join(e.Dir, im.name), im.script, tool)
+		if err != nil {
+			return err
+		}
+		e.Vars[im.name] = img
+	}
+	return nil
+}
+
+// switchTCP measures the guests' TCP throughput over the switch of kind.
+func switchTCP(e *Env, kind string) ([]Metric, error) {
+	return guestTCP(e, kind, e.Vars["srvimg"], e.Vars["cliimg"], tcpMiB)
 }
 
 // busyboxImage makes an ext4 image whose /init runs script.
@@ -122,10 +118,12 @@ func busyboxImage(dir, script, tool string) (string, error) {
 
 // markerLog records when each console line containing a marker arrived.
 type markerLog struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // guards buf and times
 	buf   bytes.Buffer
 	times map[string]time.Time
 }
+
+func newMarkerLog() *markerLog { return &markerLog{times: map[string]time.Time{}} }
 
 var markerRE = regexp.MustCompile(`(TX-START-\d|TX-DONE-\d|SRV-READY)`)
 
@@ -147,6 +145,34 @@ func (m *markerLog) get(k string) (time.Time, bool) {
 	defer m.mu.Unlock()
 	t, ok := m.times[k]
 	return t, ok
+}
+
+// waitTransfers waits (at most 120 s) for the end of the third transfer; the
+// error names the guest's console and shows it.
+func (m *markerLog) waitTransfers(kind, console string) error {
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		if _, ok := m.get("TX-DONE-3"); ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return fmt.Errorf("%s: transfers did not finish; %s:\n%s", kind, console, m.buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rates returns the MB/s of the three transfers of mib MiB each.
+func (m *markerLog) rates(mib int) []float64 {
+	var rates []float64
+	for r := 1; r <= 3; r++ {
+		t0, _ := m.get(fmt.Sprintf("TX-START-%d", r))
+		t1, _ := m.get(fmt.Sprintf("TX-DONE-%d", r))
+		rates = append(rates, float64(mib)*1048576/t1.Sub(t0).Seconds()/1e6)
+	}
+	return rates
 }
 
 func bootGuest(e *Env, img, umid, eth string, out *markerLog) (*exec.Cmd, error) {
@@ -180,8 +206,7 @@ func guestTCP(e *Env, kind, srvImg, cliImg string, mib int) ([]Metric, error) {
 			g.Wait()
 		}
 	}()
-	srvLog := &markerLog{times: map[string]time.Time{}}
-	cliLog := &markerLog{times: map[string]time.Time{}}
+	srvLog, cliLog := newMarkerLog(), newMarkerLog()
 	g, err := bootGuest(e, srvImg, "bsrv", "eth0=daemon,fe:fd:0a:4d:00:01,unix,"+s.ctl, srvLog)
 	if err != nil {
 		return nil, err
@@ -192,23 +217,10 @@ func guestTCP(e *Env, kind, srvImg, cliImg string, mib int) ([]Metric, error) {
 		return nil, err
 	}
 	guests = append(guests, g)
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		if _, ok := cliLog.get("TX-DONE-3"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: transfers did not finish; client console:\n%s", kind, cliLog.buf.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := cliLog.waitTransfers(kind, "client console"); err != nil {
+		return nil, err
 	}
-	var rates []float64
-	for r := 1; r <= 3; r++ {
-		t0, _ := cliLog.get(fmt.Sprintf("TX-START-%d", r))
-		t1, _ := cliLog.get(fmt.Sprintf("TX-DONE-%d", r))
-		rates = append(rates, float64(mib)*1048576/t1.Sub(t0).Seconds()/1e6)
-	}
-	return []Metric{{"guest TCP", median(rates), "MB/s"}}, nil
+	return []Metric{{"guest TCP", median(cliLog.rates(mib)), "MB/s"}}, nil
 }
 
 const tcpToolSource = `package main

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,26 +21,53 @@ import (
 const module = "github.com/umlkit/umlkit"
 
 // layer of every internal package (path below internal/). A new package must
-// be added here: the test fails for unlisted ones.
+// be added here: the test fails for unlisted ones, and for listed ones that
+// do not exist.
 //
 //	0 leaves (stdlib + x/sys)          1 pure wire/file formats (stdlib only)
-//	2 devices, transports, daemons     3 the kernel
+//	2 devices, transports, daemons     3 linux's three processes
+//	4 linux's entry point
 //
 // cli sits beside the mains (layer 2 rules: it may use cobra).
 var layer = map[string]int{
-	"buildinfo": 0, "rawcli": 0, "sys": 0, "fdpass": 0, "cleanup": 0, "atomicfile": 0,
-	"childrole": 0, "testutil": 0, "progress": 0, "hostcheck": 0,
+	"buildinfo": 0, "rawcli": 0, "sys": 0, "fdpass": 0, "atomicfile": 0, "childrole": 0, "testutil": 0,
+	"progress": 0, "hostcheck": 0, "stage": 0,
 
 	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1, "slip": 1,
-	"watchdogproto": 1, "umlhelp": 1, "chanspec": 1, "procstatus": 1,
+	"watchdogproto": 1, "chanspec": 1, "procstatus": 1, "linux/plan": 1,
 
-	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "console": 2,
-	"uswitch": 2, "mconsole/mcclient": 2, "mconsole/mcserver": 2, "mconsole/mconsoletest": 2,
-	"umid": 2, "hostfs": 2, "netsetup": 2, "umlnet": 2, "tunctl": 2, "porthelper": 2,
-	"watchdog": 2, "mkrootfs": 2, "cli": 2, "blockfuse": 2, "idmap": 2,
-	"portchan": 2, "uswitch/switchtest": 2, "mountemu": 2,
+	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "uswitch": 2,
+	"mconsole/mcclient": 2, "mconsole/mcserver": 2, "mconsole/mconsoletest": 2, "umid": 2, "netsetup": 2,
+	"umlnet": 2, "tunctl": 2, "porthelper": 2, "watchdog": 2, "mkrootfs": 2, "cli": 2, "blockfuse": 2,
+	"portchan": 2, "uswitch/switchtest": 2, "mountemu": 2, "loopdev": 2,
 
-	"kernel": 3, "guestinit": 3,
+	// P, K and G talk only through linux/plan: none imports another.
+	"linux/host": 3, "linux/kside": 3, "linux/guest": 3,
+
+	"linux": 4,
+}
+
+// sameLayer lists the imports allowed between packages of one layer (by
+// importer); every other import must point to a lower layer.
+var sameLayer = map[string][]string{
+	"rawcli":                {"buildinfo"},
+	"testutil":              {"hostcheck"},
+	"moo":                   {"ubd"},
+	"netdev":                {"tuntap"},
+	"netdev/netdevtest":     {"netdev"},
+	"portchan":              {"porthelper"},
+	"tunctl":                {"tuntap"},
+	"umlnet":                {"netsetup", "tuntap"},
+	"uswitch":               {"tuntap"},
+	"mconsole/mconsoletest": {"mconsole/mcserver"},
+}
+
+// entry is the one internal package each command's main calls; besides
+// it a main may import only internal/cli and internal/rawcli.
+var entry = map[string]string{
+	"linux": "linux", "port-helper": "porthelper", "tunctl": "tunctl", "uml_mconsole": "mconsole/mcclient",
+	"uml_mkcow": "moo", "uml_moo": "moo", "uml_mkrootfs": "mkrootfs", "uml_net": "umlnet",
+	"uml_switch": "uswitch", "uml_watchdog": "watchdog",
 }
 
 // thirdPartyAllowed lists the modules layer-2+ packages may import.
@@ -91,12 +119,7 @@ func TestLayers(t *testing.T) {
 		}
 		name, isInternal := internalName(p.ImportPath)
 		if !isInternal {
-			// cmd/*: nothing may import it; checked below via imports.
-			for _, imp := range p.Imports {
-				if strings.HasPrefix(imp, module+"/cmd/") {
-					t.Errorf("%s imports %s: nothing imports cmd/*", p.ImportPath, imp)
-				}
-			}
+			checkMain(t, p)
 			continue
 		}
 		if name == "" {
@@ -121,6 +144,8 @@ func TestLayers(t *testing.T) {
 					t.Errorf("internal/%s (layer %d) imports internal/%s (layer %d): layers 0-1 import only layer 0", name, l, dep, dl)
 				case dl > l:
 					t.Errorf("internal/%s (layer %d) imports internal/%s (layer %d): imports must point downward", name, l, dep, dl)
+				case dl == l && !slices.Contains(sameLayer[name], dep):
+					t.Errorf("internal/%s imports internal/%s of its own layer %d: not in sameLayer of internal/repo_test.go", name, dep, l)
 				}
 				continue
 			}
@@ -144,6 +169,56 @@ func TestLayers(t *testing.T) {
 			if !allowed {
 				t.Errorf("internal/%s imports %s, which is not in thirdPartyAllowed", name, imp)
 			}
+		}
+	}
+}
+
+// checkMain checks a package outside internal/: nothing imports cmd/*,
+// and a command's main imports only its entry package, internal/cli and
+// internal/rawcli.
+func checkMain(t *testing.T, p goPkg) {
+	t.Helper()
+	cmd, isCmd := strings.CutPrefix(p.ImportPath, module+"/cmd/")
+	for _, imp := range p.Imports {
+		if strings.HasPrefix(imp, module+"/cmd/") {
+			t.Errorf("%s imports %s: nothing imports cmd/*", p.ImportPath, imp)
+		}
+		dep, internal := internalName(imp)
+		if !isCmd || !internal {
+			continue
+		}
+		if want, ok := entry[cmd]; !ok {
+			t.Errorf("cmd/%s has no entry package in internal/repo_test.go", cmd)
+		} else if dep != want && dep != "cli" && dep != "rawcli" {
+			t.Errorf("cmd/%s imports internal/%s: a main imports only its entry package (internal/%s), internal/cli and internal/rawcli", cmd, dep, want)
+		}
+	}
+}
+
+// TestLayerTableMatchesTree fails for packages in the tables that do not
+// exist.
+func TestLayerTableMatchesTree(t *testing.T) {
+	exists := map[string]bool{}
+	for _, p := range listPackages(t) {
+		if name, ok := internalName(p.ImportPath); ok {
+			exists[name] = true
+		}
+	}
+	for name := range layer {
+		if !exists[name] {
+			t.Errorf("internal/%s is in the layer table but does not exist", name)
+		}
+	}
+	for name, deps := range sameLayer {
+		for _, d := range append([]string{name}, deps...) {
+			if !exists[d] {
+				t.Errorf("internal/%s is in sameLayer but does not exist", d)
+			}
+		}
+	}
+	for cmd, e := range entry {
+		if !exists[e] {
+			t.Errorf("the entry package internal/%s of cmd/%s does not exist", e, cmd)
 		}
 	}
 }

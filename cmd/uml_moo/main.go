@@ -10,12 +10,11 @@ import (
 	"syscall"
 
 	"github.com/umlkit/umlkit/internal/moo"
-	"github.com/umlkit/umlkit/internal/progress"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := moo.Moo(ctx, os.Args[0], os.Args[1:], moo.Stdio{Stdout: os.Stdout, Stderr: os.Stderr, StderrTTY: progress.IsTerminal(os.Stderr)})
+	code := moo.Moo(ctx, os.Args[0], os.Args[1:], moo.OSStdio())
 	stop()
 	os.Exit(code)
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/umlkit/umlkit/internal/buildinfo"
 	"github.com/umlkit/umlkit/internal/cli"
 	"github.com/umlkit/umlkit/internal/uswitch"
 )
@@ -51,7 +50,7 @@ func run(cmd *cobra.Command, args []string) error {
 	case o.Help:
 		return cmd.Help()
 	case o.Version:
-		fmt.Println(buildinfo.Line("uml_switch"))
+		fmt.Println(uswitch.VersionLine())
 		return nil
 	}
 	err = uswitch.Command(cmd.Context(), o, uswitch.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})

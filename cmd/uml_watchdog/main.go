@@ -14,7 +14,6 @@ import (
 
 	"github.com/umlkit/umlkit/internal/rawcli"
 	"github.com/umlkit/umlkit/internal/watchdog"
-	"github.com/umlkit/umlkit/internal/watchdogproto"
 )
 
 const usage = `Usage: uml_watchdog -pid PID
@@ -33,11 +32,10 @@ func main() {
 			os.Exit(code)
 		}
 	}
-	a, err := watchdogproto.Parse(args)
+	cfg, err := watchdog.ParseArgs(args)
 	if err != nil {
 		os.Exit(1)
 	}
-	cfg := watchdog.Config{Args: a}
 	if v := os.Getenv("UMLKIT_WATCHDOG_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

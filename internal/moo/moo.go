@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -172,4 +173,10 @@ func info(a mooArgs, io Stdio) int {
 	row("backing check", "%s", in.BackingStatus)
 	io.Stdout.Write([]byte(sb.String()))
 	return 0
+}
+
+// OSStdio is the process's stdout and stderr as a Stdio (progress on
+// stderr when it is a terminal).
+func OSStdio() Stdio {
+	return Stdio{Stdout: os.Stdout, Stderr: os.Stderr, StderrTTY: progress.IsTerminal(os.Stderr)}
 }

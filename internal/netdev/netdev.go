@@ -1,11 +1,16 @@
 //go:build linux
 
-// Package netdev holds the host transports of the `linux` eth devices and
-// the relay that moves Ethernet frames between a guest TAP device and its
-// transport: the uml_switch daemon transport and a host TAP device.
+// Package netdev is the eth devices of `linux`: one Driver per UML
+// transport (daemon, tuntap, mcast, ucast, vde, slirp), each in a file of
+// its own holding the transport's typed spec parse, its host half (run by
+// linux's host process P: registry.go, Open) and its kernel half (run by
+// K: the Transport it wraps around the descriptor P opened), plus the
+// guest's TAP/TUN devices (tap.go) and the Relay between a guest device
+// and its transport. A new transport is one new file and its tests.
 //
-// Spec: shared/spec/net.md §1–§2 and shared/spec/switch.md §2–§3. Every
-// descriptor is non-blocking on the Go poller, so Close unblocks readers.
+// Spec: shared/spec/net.md §1–§4 and shared/spec/switch.md §2–§3, §7.
+// Every descriptor is non-blocking on the Go poller, so Close unblocks
+// readers.
 package netdev
 
 import (
@@ -61,16 +66,16 @@ func (t *File) WriteFrame(b []byte) error {
 // Close implements Transport.
 func (t *File) Close() error { return t.f.Close() }
 
-// Relay copies frames both ways between a and b until Stop is called or
-// one side is closed.
+// Relay copies frames both ways between a and b (a guest device and its
+// transport) until Stop is called or one side is closed. A frame that
+// cannot be delivered is dropped, as a NIC would drop it.
 type Relay struct {
 	a, b Transport
-	wg   sync.WaitGroup
-	once sync.Once
-	// Errors receives at most one message per direction about a read
-	// error that ended the relay (nil: not reported).
-	errMu sync.Mutex
-	err   error
+	wg   sync.WaitGroup // the two pumps
+	once sync.Once      // Stop
+
+	errMu sync.Mutex // guards err
+	err   error      // the first read error that ended a direction, other than a close
 }
 
 // StartRelay starts the two copying goroutines between a and b. The relay

@@ -80,6 +80,9 @@ func (m *machine) netHost() *netdev.Host {
 // openEth sets up ethN=spec (netdev.Open) and keeps its host side; nil
 // when UML makes no device of spec.
 func (m *machine) openEth(h *hostNet, n int, spec string) (*plan.Eth, error) {
+	if h == nil {
+		return nil, errNotRunning // the mconsole answers before the network is set up
+	}
 	o, err := netdev.Open(m.netHost(), n, spec)
 	if err != nil || o == nil {
 		return nil, err

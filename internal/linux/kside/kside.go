@@ -1,13 +1,11 @@
 package kside
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/blockfuse"
@@ -24,6 +21,7 @@ import (
 	"github.com/umlkit/umlkit/internal/linux/plan"
 	"github.com/umlkit/umlkit/internal/loopdev"
 	"github.com/umlkit/umlkit/internal/netdev"
+	"github.com/umlkit/umlkit/internal/stage"
 	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/ubd"
 )
@@ -147,132 +145,18 @@ func (k *kernel) logf(format string, args ...any) {
 	}
 }
 
+// run sets the machine's devices up and starts G (stages), then serves
+// until the guest halts, reboots or dies; it returns the exit code for P.
 func (k *kernel) run() (int, error) {
-	if err := unix.Sethostname([]byte(k.plan.Hostname)); err != nil {
-		return 0, fmt.Errorf("sethostname: %w", err)
-	}
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return 0, fmt.Errorf("make mounts private: %w", err)
-	}
-	if err := bindPrivateNodes(k.plan.DevDir); err != nil {
-		return 0, err
-	}
-	w := k.plan.WorkDir
-	if err := unix.Mount("umlkit", w, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-		return 0, fmt.Errorf("mount work tmpfs on %s: %w", w, err)
-	}
-	root := filepath.Join(w, "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		return 0, err
-	}
-	diskDir := filepath.Join(w, "disks")
-	if err := os.Mkdir(diskDir, 0o755); err != nil {
-		return 0, err
-	}
-	closeDisks, err := k.openDisks(diskDir)
+	gs := &guestStart{}
+	undo, err := stage.Run(k.stages(gs))
 	if err != nil {
 		return 0, err
 	}
-	defer closeDisks()
-	if err := k.mountRoot(root); err != nil {
-		return 0, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", k.plan.Root.Path, err)
-	}
-	defer k.unmountRoot(root)
-
-	defer k.startNet(k.files)()
-
-	master, slave, err := pty.Open()
-	if err != nil {
-		return 0, fmt.Errorf("open console pty: %w", err)
-	}
-	k.master = master
-	defer master.Close()
-
-	gp := plan.Guest{
-		RootMount: root,
-		Init:      k.plan.Init,
-		InitArgs:  k.plan.InitArgs,
-		InitEnv:   k.plan.InitEnv,
-		Console:   slave.Name(),
-		Devices:   map[string]string{},
-		Cgroup:    k.plan.GuestCgroup,
-	}
-	if k.plan.Shifted && k.helper != nil {
-		gp.Cgroup = "" // P moves G (hostguard.go)
-	}
-	for _, d := range k.plan.Disks {
-		if d.IsDir {
-			continue
-		}
-		name := plan.DiskName(d.Unit)
-		gp.Devices[name] = filepath.Join(diskDir, name)
-		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = filepath.Join(diskDir, name)
-	}
-	startConsoles, stopConsoles, err := k.setupConsoles(gp.Devices)
-	if err != nil {
-		return 0, err
-	}
-	defer stopConsoles()
-	startWatchdog, stopWatchdog, err := k.setupWatchdog(gp.Devices)
-	if err != nil {
-		return 0, err
-	}
-	defer stopWatchdog()
-	mnt := k.prepareMounts(w, &gp) // guest mount(2) emulation (mounts.go)
-	defer mnt.Close()
-	b, err := json.Marshal(gp)
-	if err != nil {
-		return 0, err
-	}
-	g := exec.Command("/proc/self/exe")
-	g.Args = []string{"linux-guest-init"}
-	aliveR, aliveW, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	defer aliveW.Close()
-	donated := map[string]*os.File{"alive": aliveR, plan.FDGuestMount: mnt.guestFile()}
-	outerGuard := k.plan.Shifted && k.helper != nil
-	var goW *os.File
-	if outerGuard {
-		// Run as root, P starts the guard (hostguard.go), out of the
-		// guest's reach, and moves G into the guest's cgroup; G starts
-		// no guard, does not move itself, and waits for both.
-		delete(donated, "alive")
-		goR, w, err := os.Pipe()
-		if err != nil {
-			return 0, err
-		}
-		defer goR.Close()
-		defer w.Close()
-		goW = w
-		donated[plan.FDGuestGo] = goR
-	}
-	extra, fdEnv := childrole.Donate(donated, []string{"alive", plan.FDGuestMount, plan.FDGuestGo})
-	g.ExtraFiles = extra
-	g.Env = append(os.Environ(), childrole.EnvRole+"="+plan.RoleGuest, plan.EnvGuest+"="+string(b), fdEnv)
-	g.Stdin, g.Stdout, g.Stderr = slave, slave, slave
-	g.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
-		// A session without a controlling terminal, like the real init:
-		// the guest's getty or shell makes the console its own.
-		Setsid:    true,
-		Pdeathsig: syscall.SIGKILL,
-	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	if err := g.Start(); err != nil {
-		return 0, fmt.Errorf("start guest init: %w", err)
-	}
-	k.guestPid.Store(int64(g.Process.Pid))
-	if outerGuard {
-		if err := k.helper.guard(g.Process.Pid); err != nil {
-			k.logf("guard: %v (the guest may outlive a killed linux until its id block is reused)", err)
-		}
-		goW.Write([]byte{1})
-		goW.Close()
-	}
+	defer undo()
+	g, master, sigs := gs.g, gs.master, gs.sigs
+	startConsoles, startWatchdog := gs.startConsoles, gs.startWatchdog
+	slave, aliveR, mnt := gs.slave, gs.aliveR, gs.mnt
 	startConsoles()
 	startWatchdog()
 	slave.Close()

@@ -1,0 +1,483 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/umlkit/umlkit/internal/buildinfo"
+	"github.com/umlkit/umlkit/internal/childrole"
+	"github.com/umlkit/umlkit/internal/hostcheck"
+	"github.com/umlkit/umlkit/internal/linux/plan"
+	"github.com/umlkit/umlkit/internal/loopdev"
+	"github.com/umlkit/umlkit/internal/mconsole"
+	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
+	"github.com/umlkit/umlkit/internal/stage"
+	"github.com/umlkit/umlkit/internal/umid"
+)
+
+// Boot is two lists of stages (internal/stage): the machine's, run once
+// (bootStages), and each boot's, run every time K starts (kernelStages).
+// A failing stage undoes the ones before it; the machine's undo runs when
+// linux exits, a boot's when its K has exited.
+
+// boot sets the machine up, then runs K until the guest halts: a reboot
+// starts K again with the same host devices.
+func (m *machine) boot() int {
+	for _, w := range m.cfg.Warnings {
+		m.logf("%s", w)
+	}
+	var ctx context.Context
+	undo, err := stage.Run(m.bootStages(&ctx))
+	if err != nil {
+		return m.fail("%v", err)
+	}
+	defer undo()
+	bootUbd := m.cfg.Ubd // what mconsole hot-plug changes lasts until the next boot
+	for {
+		m.resetHotplug(bootUbd)
+		mcserver.SendNotify(m.logf, m.cfg.Notify, mconsole.NotifySocket, m.mconsole.Path())
+		m.cg.Freeze(false) // a machine rebooted while stopped starts running
+		code, err := m.runKernel(ctx)
+		if err != nil {
+			return m.fail("%v", err)
+		}
+		switch code {
+		case plan.ExitReboot:
+			if m.cfg.NoReboot {
+				return 0
+			}
+			m.logf("")
+			continue
+		case plan.ExitHalt:
+			return 0
+		case plan.ExitPanic:
+			return 134
+		default: // a signal to linux, or K failed (its message is printed)
+			return 1
+		}
+	}
+}
+
+// bootStages are the machine's stages; the signal stage sets *ctx.
+func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
+	c := m.cfg
+	return []stage.Stage{
+		{Name: "check host", Run: func() (func(), error) {
+			if p := hostcheck.UserNS(); p != nil {
+				return nil, p
+			}
+			return nil, nil
+		}},
+		{Name: "plan", Run: func() (func(), error) {
+			p, err := m.makePlan()
+			m.plan = p
+			return nil, err
+		}},
+		{Name: "claim umid", Run: func() (func(), error) {
+			umlDir := c.UmlDir
+			if umlDir == "" {
+				var err error
+				if umlDir, err = umid.DefaultUmlDir(); err != nil {
+					return nil, err
+				}
+			}
+			d, err := umid.Claim(umlDir, c.Umid, os.Getpid())
+			if err != nil {
+				return nil, err
+			}
+			m.dir = d
+			return func() { d.Release() }, nil
+		}},
+		{Name: "work directory", Run: m.workDir},
+		{Name: "host terminal", Run: m.rawTerminal},
+		{Name: "signals", Run: func() (func(), error) {
+			var stop context.CancelFunc
+			*ctx, stop = signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			return stop, nil
+		}},
+		{Name: "mconsole", Run: func() (func(), error) {
+			mc, err := m.startMconsole(*ctx)
+			if err != nil {
+				return nil, err
+			}
+			m.mconsole = mc
+			m.logf("Linux version %s (umlkit)", buildinfo.Version)
+			m.logf("Kernel command line: %s", c.GuestLine)
+			if len(c.Unknown) > 0 {
+				m.logf("Unknown kernel command line parameters \"%s\", will be passed to user space.", strings.Join(c.Unknown, " "))
+			}
+			m.logf("%s", mcserver.InitMessage(mc.Path()))
+			return func() { mc.Close() }, nil
+		}},
+		{Name: "memory cgroup", Run: func() (func(), error) {
+			if c.Mem == 0 {
+				return nil, nil
+			}
+			cg, err := newMemCgroup(m.dir.Umid, c.Mem)
+			if err != nil {
+				m.logf("mem=%s: memory limit is not enforced (%v)", c.MemText, err)
+				return nil, nil
+			}
+			m.logf("mem=%s: memory limit enforced by cgroup %s", c.MemText, cg.dir)
+			return cg.Close, nil
+		}},
+		// After the memory cgroup: on a v2-only host the freezer's cgroups
+		// nest inside it, so the limit covers the whole machine.
+		{Name: "freezer cgroup", Run: func() (func(), error) {
+			fc, err := newFreezeCgroup(m.dir.Umid)
+			if err != nil {
+				return nil, nil // stop/go fall back to SIGSTOP
+			}
+			m.cg = fc
+			m.plan.GuestCgroup = fc.guest
+			if m.ids != nil {
+				if err := m.ids.delegateCgroup(fc); err != nil {
+					m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
+				}
+			}
+			return fc.Close, nil
+		}},
+		{Name: "id map", Run: func() (func(), error) {
+			if m.ids != nil {
+				m.logf("%s", m.ids)
+				return nil, nil
+			}
+			if mapper, why := subordinateMapper(); mapper != nil {
+				m.mapper = mapper
+				m.logf("%s", mapper)
+			} else {
+				m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped: %s", os.Geteuid(), why)
+			}
+			return nil, nil
+		}},
+		{Name: "network", Run: func() (func(), error) {
+			m.net = m.setupNet()
+			return m.net.Close, nil
+		}},
+		{Name: "consoles", Run: func() (func(), error) {
+			m.cons = m.setupConsoles()
+			m.plan.Consoles = m.cons.plan
+			return m.cons.Close, nil
+		}},
+	}
+}
+
+// workDir makes K's work directory. K's mount point lives in the umid dir
+// (an empty directory on the host: K mounts a private tmpfs over it), so a
+// kill -9 leaves nothing that the next claim of the umid does not clean.
+// As root, K is an unprivileged host uid and works in its id block's
+// directory.
+func (m *machine) workDir() (func(), error) {
+	if os.Geteuid() != 0 {
+		work := m.dir.File(".kernel")
+		if err := os.Mkdir(work, 0o700); err != nil {
+			return nil, fmt.Errorf("create work directory: %v", err)
+		}
+		m.setWork(work)
+		return func() { os.Remove(work) }, nil
+	}
+	b, err := allocIDs()
+	if err != nil {
+		return nil, fmt.Errorf("guest id map: %v", err)
+	}
+	m.ids = b
+	m.plan.Shifted, m.plan.DevDir = true, b.dev
+	if err := m.prepareShifted(); err != nil {
+		b.Close()
+		m.ids = nil
+		return nil, err
+	}
+	m.setWork(b.work)
+	return b.Close, nil
+}
+
+func (m *machine) setWork(work string) {
+	m.work = work
+	m.plan.WorkDir = work
+	m.plan.Hostname = "(none)"
+}
+
+// rawTerminal puts the host terminal in raw mode while the guest owns it;
+// its undo restores the terminal and stdin's file flags (K makes its copy
+// non-blocking).
+func (m *machine) rawTerminal() (func(), error) {
+	in := m.stdio.In
+	if in == nil {
+		return nil, nil
+	}
+	var undo []func()
+	if term.IsTerminal(int(in.Fd())) {
+		if st, err := term.MakeRaw(int(in.Fd())); err == nil {
+			undo = append(undo, func() { term.Restore(int(in.Fd()), st) })
+		}
+	}
+	if fl, err := unix.FcntlInt(in.Fd(), unix.F_GETFL, 0); err == nil {
+		undo = append(undo, func() { unix.FcntlInt(in.Fd(), unix.F_SETFL, fl) })
+	}
+	return func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}, nil
+}
+
+// kernelStart is what one boot's stages build up for starting K.
+type kernelStart struct {
+	self  string              // the linux binary
+	files map[string]*os.File // donated to K by name
+	ctl   *controlClient
+	ck    *os.File // K's end of the control channel (closed once K runs)
+	cmd   *exec.Cmd
+}
+
+// runKernel starts K and waits for it; it returns K's exit code.
+func (m *machine) runKernel(ctx context.Context) (int, error) {
+	ks := &kernelStart{files: map[string]*os.File{plan.FDConIn: m.stdio.In}}
+	undo, err := stage.Run(m.kernelStages(ks))
+	if err != nil {
+		return 0, err
+	}
+	defer undo()
+	cmd := ks.cmd
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		return plan.ExitFailed, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return plan.ExitHalt, nil
+}
+
+// kernelStages are one boot's stages, ending with K running.
+func (m *machine) kernelStages(ks *kernelStart) []stage.Stage {
+	return []stage.Stage{
+		{Name: "kernel binary", Run: func() (func(), error) {
+			self, err := os.Executable()
+			ks.self = self
+			return nil, err
+		}},
+		{Name: "control channel", Run: func() (func(), error) {
+			cp, ck, err := controlPair()
+			if err != nil {
+				return nil, err
+			}
+			ctl, err := newControlClient(cp)
+			if err != nil {
+				ck.Close()
+				return nil, err
+			}
+			ks.ctl, ks.ck = ctl, ck
+			ks.files[plan.FDControl] = ck
+			return func() { ck.Close(); ctl.Close() }, nil
+		}},
+		{Name: "host helper", Run: func() (func(), error) {
+			hk, stop := m.startHostHelper() // host work for a root-run K (hosthelper.go)
+			if hk == nil {
+				return nil, nil
+			}
+			ks.files[plan.FDHostHelper] = hk
+			return stop, nil
+		}},
+		{Name: "root mount", Run: func() (func(), error) { return m.rootMount(ks) }},
+		{Name: "notify socket", Run: func() (func(), error) {
+			if m.ids == nil || m.plan.Notify == "" {
+				return nil, nil
+			}
+			// K cannot reach the notify socket's directory: it sends on a
+			// socket P connected.
+			c, err := dialNotify(m.plan.Notify)
+			if err != nil {
+				return nil, nil // K logs the failed sends
+			}
+			ks.files[plan.FDNotify] = c
+			return func() { c.Close() }, nil
+		}},
+		{Name: "start kernel", Run: func() (func(), error) { return m.startKernel(ks) }},
+		{Name: "address hooks", Run: func() (func(), error) {
+			return m.watchAddrs(ks.cmd.Process.Pid, m.net.addrHooks()), nil
+		}},
+	}
+}
+
+// rootMount prepares the root K attaches: the native loop+ext4 mount of a
+// plain image (real root), or the tree of a directory root that a
+// root-run K cannot reach itself (idmapped once K's user namespace exists,
+// kernelReady).
+func (m *machine) rootMount(ks *kernelStart) (func(), error) {
+	r := m.plan.Root
+	switch {
+	case r.Kind == plan.RootImage && r.Native:
+		mfd, loop, err := loopdev.LoopMount(r.Path, r.ReadOnly)
+		if err != nil {
+			return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", r.Path, err)
+		}
+		ks.files[plan.FDRootMount] = mfd
+		return func() {
+			mfd.Close()
+			if !loopdev.WaitLoopFree(loop, 20*time.Second) {
+				m.logf("%s: root file system still busy 20 s after the guest ended", loop)
+			}
+		}, nil
+	case m.ids != nil && r.Kind == plan.RootDir:
+		tree, err := dirTree(r.Path, r.ReadOnly)
+		if err != nil {
+			return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", r.Path, err)
+		}
+		ks.files[plan.FDRootMount] = tree
+		return func() { tree.Close() }, nil
+	}
+	return nil, nil
+}
+
+// startKernel starts K in its fresh namespaces with the plan and the
+// donated descriptors, and waits until it may run (id maps written, user
+// namespace taken). Its undo ends K (if it still runs) and forgets it.
+func (m *machine) startKernel(ks *kernelStart) (func(), error) {
+	planJSON, err := m.plan.Encode()
+	if err != nil {
+		return nil, err
+	}
+	planEnv := plan.EnvPlan + "=" + planJSON
+	files := ks.files
+	if f, ok := m.stdio.Out.(*os.File); ok {
+		files[plan.FDConOut] = f
+	}
+	order := m.cons.donate(files, []string{plan.FDConIn, plan.FDConOut, plan.FDControl, plan.FDRootMount, plan.FDHostHelper, plan.FDNotify})
+	order = m.net.donate(files, order)
+	extra, fdEnv := childrole.Donate(files, order)
+	cmd := exec.Command(ks.self)
+	cmd.Args = []string{"linux-kernel"}
+	role := plan.RoleKernel
+	cmd.Stdin = nil
+	cmd.Stdout = m.stdio.Out
+	cmd.Stderr = m.stdio.Err
+	uid, gid := os.Geteuid(), os.Getegid()
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWCGROUP,
+		Pdeathsig: syscall.SIGKILL,
+		// K stays in P's process group: it reads the host terminal, which
+		// a background group could not (SIGTTIN).
+	}
+	var closeAfter []*os.File // our copies of what K got, closed once K runs
+	defer func() {
+		for _, f := range closeAfter {
+			f.Close()
+		}
+	}()
+	var nsReadyW, syncW *os.File
+	defer func() {
+		if nsReadyW != nil {
+			nsReadyW.Close()
+		}
+		if syncW != nil {
+			syncW.Close()
+		}
+	}()
+	switch {
+	case m.ids != nil:
+		// Never an identity map: guest ids are the machine's id block.
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.ids.uid, Size: idBlockSize}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.ids.gid, Size: idBlockSize}}
+		attr.GidMappingsEnableSetgroups = true // login's initgroups needs setgroups
+		// P's uid (0) is not in the map: K becomes the namespace's root
+		// (host uid base) before it execs.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		// K may not be able to reach the binary's path (a 0700 home):
+		// it runs the open file instead.
+		exe, err := os.Open(ks.self)
+		if err != nil {
+			return nil, err
+		}
+		closeAfter = append(closeAfter, exe)
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", 3+len(extra))
+		extra = append(extra, exe)
+		// K waits until P has its user namespace and idmapped the root.
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		closeAfter = append(closeAfter, r)
+		nsReadyW = w
+		fdEnv += fmt.Sprintf(",%s=%d", plan.FDNSReady, 3+len(extra))
+		extra = append(extra, r)
+	case uid == 0:
+		return nil, errors.New("internal error: root without an id block")
+	case m.mapper == nil:
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	default:
+		// With newuidmap the maps are written after the clone: K starts
+		// as an unmapped "premap" stage that waits on mapsync, then
+		// re-execs itself as uid 0 of the namespace (which gives it its
+		// capabilities).
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		closeAfter = append(closeAfter, r)
+		syncW = w
+		fdEnv += fmt.Sprintf(",%s=%d", plan.FDMapSync, 3+len(extra))
+		extra = append(extra, r)
+		role = plan.RolePremap
+	}
+	cmd.ExtraFiles = extra
+	cmd.Env = append(os.Environ(), childrole.EnvRole+"="+role, planEnv, fdEnv, fmt.Sprintf("%s=%d", plan.EnvParent, os.Getpid()))
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start kernel process: %w", hostcheck.Explain(err))
+	}
+	ks.ck.Close()
+	stop := func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if nsReadyW != nil {
+		if err := m.kernelReady(cmd.Process.Pid, files[plan.FDRootMount]); err != nil {
+			stop()
+			return nil, err
+		}
+		nsReadyW.Write([]byte{1})
+	}
+	if syncW != nil {
+		if err := m.mapper.apply(cmd.Process.Pid); err != nil {
+			stop()
+			m.dropUserNS()
+			return nil, err
+		}
+		syncW.Write([]byte{1})
+	}
+	ks.cmd = cmd
+	m.setKernel(cmd.Process.Pid, ks.ctl)
+	return func() {
+		m.setKernel(0, nil)
+		m.dropUserNS()
+		// After runKernel's Wait this only forgets K; on a failure of a
+		// later stage it ends K and reaps it.
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}, nil
+}

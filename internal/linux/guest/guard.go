@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/childrole"
+	"github.com/umlkit/umlkit/internal/linux/plan"
 )
 
 // roleGuard is a small process in the guest's pid namespace that ties the
@@ -21,13 +22,13 @@ func init() { childrole.Register(roleGuard, guard) }
 
 func guard() int {
 	files, err := childrole.Files()
-	if err != nil || files["alive"] == nil {
+	if err != nil || files[plan.FDGuestAlive] == nil {
 		return 1
 	}
 	for _, s := range []unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2} {
 		ignore(s)
 	}
-	alive := files["alive"]
+	alive := files[plan.FDGuestAlive]
 	buf := make([]byte, 1)
 	for {
 		n, err := unix.Read(int(alive.Fd()), buf) // blocking by design: this is the process's one job
@@ -45,7 +46,7 @@ func startGuard(alive *os.File) error {
 		return nil // started without a guard pipe (tests)
 	}
 	defer alive.Close()
-	extra, fdEnv := childrole.Donate(map[string]*os.File{"alive": alive}, []string{"alive"})
+	extra, fdEnv := childrole.Donate(map[string]*os.File{plan.FDGuestAlive: alive}, []string{plan.FDGuestAlive})
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"[umlkit-guard]"}
 	cmd.Env = []string{childrole.EnvRole + "=" + roleGuard, fdEnv}

@@ -1,15 +1,6 @@
-// Package guestinit is the guest init stage (G): the re-exec'd process that
-// becomes PID 1 of the guest's fresh pid and mount namespaces. It mounts
-// /proc, /sys and a /dev (tmpfs with bound device nodes, a devpts
-// newinstance and the console ptys), pivots into the root filesystem K
-// mounted, and execs the guest's init (init= or the standard search order)
-// with the arguments and environment the command line gave.
-//
-// Design: shared/docs/architecture.md ("Three processes").
 package guest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,25 +14,15 @@ import (
 	"github.com/umlkit/umlkit/internal/linux/plan"
 )
 
-// Role is the childrole name of G.
-const Role = "guest-init"
-
-// GoFD names the pipe G waits on before it execs the guest's init, when
-// K donates one.
-const GoFD = "go"
-
-// EnvPlan carries the JSON plan.Guest from K to G.
-const EnvPlan = "_UMLKIT_GUEST_PLAN"
-
-func init() { childrole.Register(Role, run) }
+func init() { childrole.Register(plan.RoleGuest, run) }
 
 func run() int {
-	var p plan.Guest
-	if err := json.Unmarshal([]byte(os.Getenv(EnvPlan)), &p); err != nil {
-		fmt.Fprintf(os.Stderr, "guest init: bad plan: %v\n", err)
+	p, err := plan.DecodeGuest(os.Getenv(plan.EnvGuest))
+	os.Unsetenv(plan.EnvGuest)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
-	os.Unsetenv(EnvPlan)
 	files, err := childrole.Files()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
@@ -56,7 +37,7 @@ func run() int {
 	}
 	// The parent-death signal does not survive the execs into the guest's
 	// init here, so a guard process watches K instead (see guard.go).
-	if err := startGuard(files["alive"]); err != nil {
+	if err := startGuard(files[plan.FDGuestAlive]); err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
@@ -64,7 +45,7 @@ func run() int {
 		// Best effort: without it, stop/go falls back to signals.
 		os.WriteFile(filepath.Join(p.Cgroup, "cgroup.procs"), []byte("0"), 0o644)
 	}
-	if err := setup(&p); err != nil {
+	if err := setup(p); err != nil {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
@@ -72,10 +53,10 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "guest init: %v\n", err)
 		return 1
 	}
-	if sock := files[MountEmuFD]; sock != nil {
+	if sock := files[plan.FDGuestMount]; sock != nil {
 		installMountFilter(sock) // locks this thread: execInit must run on it
 	}
-	if g := files[GoFD]; g != nil {
+	if g := files[plan.FDGuestGo]; g != nil {
 		// Run by root, P puts this process into the guest's cgroup and
 		// starts the guard; no guest code runs before it has.
 		b := make([]byte, 1)
@@ -85,7 +66,7 @@ func run() int {
 		}
 		g.Close()
 	}
-	err = execInit(&p)
+	err = execInit(p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
 	return 1
 }

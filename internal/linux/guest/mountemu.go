@@ -8,9 +8,6 @@ import (
 	"github.com/umlkit/umlkit/internal/mountemu"
 )
 
-// MountEmuFD names the socket K donates for the seccomp listener.
-const MountEmuFD = "mountemu"
-
 // installMountFilter installs the guest's mount filter on this thread (the
 // one that execs init, which makes it the guest's) and sends the listener
 // to K over sock; on failure it sends the reason instead, for K's log. The

@@ -5,9 +5,9 @@ package host
 // P (this file's machine methods) decides which lines exist from conN=,
 // con=, sslN=, ssl= and the defaults, binds one listener per port:P (the
 // host's network namespace is P's), and donates every host fd an fd:N
-// channel names. K (the consoles type) gives each line a pty pair from a
+// channel names. K (kside/console_k.go) gives each line a pty pair from a
 // private devpts instance; the slave is bound onto the guest's /dev/ttyN or
-// /dev/ttySN (guestinit plan.Plan.Devices) and K keeps the master. A master
+// /dev/ttySN (plan.Guest.Devices) and K keeps the master. A master
 // polls POLLHUP while no guest process has the slave open, so one watcher
 // goroutine polls the masters of closed lines every watchInterval; when a
 // line opens, K opens its host channels (as UML opens them when the guest
@@ -15,10 +15,10 @@ package host
 // the guest closed the line) and host->guest; then the channels are closed
 // and the line is watched again.
 //
-// con0 is the console: it keeps kside.go's pty (/dev/console and
+// con0 is the console: it keeps K's console pty (kside/kside.go) (/dev/console and
 // /dev/tty0). With the default fd:0,fd:1 nothing here is involved; any
 // other con0 spec is opened at boot (a port or xterm console waits for its
-// terminal, as UML's boot does) and becomes kernel.in / kernel.out.
+// terminal, as UML's boot does) and becomes K's console input and output.
 //
 // Differences from UML: the guest's open of a port or xterm line does not
 // block (output waits in the pty until the terminal arrives); a legacy pty

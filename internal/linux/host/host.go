@@ -1,15 +1,3 @@
-// Package kernel is the `linux` program: the host side (P) that parses UML's
-// command line, claims the umid directory, checks the host's capabilities,
-// and starts and supervises the kernel role (K, see kside.go) in fresh
-// user/mount/net/uts/ipc/cgroup namespaces, restarting it on reboot. K in
-// turn starts the guest init stage (internal/guestinit) in fresh pid and
-// mount namespaces.
-//
-// Lifecycle (shared/spec/cmdline.md §5): guest halt/poweroff → exit 0;
-// reboot → boot again (noreboot → exit 0); SIGINT/SIGTERM → guest killed,
-// cleanup, exit 1; init exiting → panic line, exit 134.
-//
-// Design: shared/docs/architecture.md.
 package host
 
 import (

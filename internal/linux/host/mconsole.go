@@ -11,11 +11,11 @@ import (
 	"github.com/umlkit/umlkit/internal/mconsole/mcserver"
 )
 
-// startMconsole opens <umid dir>/mconsole and serves the commands this
-// build implements: version, halt, reboot, help, cad, stop/go (SIGSTOP/
-// SIGCONT of every guest process but the guard), log, proc (the guest's
-// /proc) and config queries of ubd and con. Not yet: config/remove changes,
-// sysrq, stack.
+// startMconsole opens <umid dir>/mconsole and serves UML's commands:
+// version, halt, reboot, help, cad, stop/go (the freezer cgroup, or
+// SIGSTOP/SIGCONT of every guest process but the guard), log, proc (the
+// guest's /proc), sysrq, stack, config (queries, and hot-plug of ubd, eth
+// and the lines: hotplug.go, console.go) and remove.
 func (m *machine) startMconsole(ctx context.Context) (*mcserver.Server, error) {
 	s, err := mcserver.Listen(m.dir.File("mconsole"))
 	if err != nil {
@@ -92,8 +92,8 @@ func (m *machine) stopGuest(stop bool) {
 	}
 }
 
-// configQuery answers "config ubdN" and "config conN" queries; changing a
-// device from the mconsole is not supported yet.
+// configQuery answers "config DEV" queries and hands "config DEV=SPEC"
+// changes to configSet (hotplug.go) or the lines (console.go).
 func (m *machine) configQuery(arg string) mcserver.Reply {
 	if strings.HasPrefix(arg, "con") || strings.HasPrefix(arg, "ssl") {
 		return m.lineConfigQuery(arg) // queries and changes (console.go)

@@ -34,7 +34,9 @@ type consoles struct {
 	ptmx  string // the private devpts instance's ptmx, or /dev/ptmx
 	lines []*line
 
-	con0Desc string // the console's config answer once open (non-default con0)
+	con0Desc  string   // the console's config answer once open (non-default con0)
+	conIn     *os.File // the console's host input, for its window size (or nil)
+	conMaster *os.File // the console pty's master
 
 	stop    chan struct{} // closed by shutdown: the watcher ends
 	watchWG sync.WaitGroup
@@ -275,8 +277,8 @@ func slaveInUse(revents int16) bool {
 // watches SIGWINCH in a helper thread; a poll on the watcher's tick reaches
 // every channel type (a pts or telnet terminal sends no signal to K).
 func (cs *consoles) followWinsize() {
-	if cs.k.in != nil && cs.k.master != nil {
-		setWinsize(cs.k.in, cs.k.master)
+	if cs.conIn != nil && cs.conMaster != nil {
+		setWinsize(cs.conIn, cs.conMaster)
 	}
 	for _, l := range cs.lines {
 		l.mu.Lock()
@@ -647,45 +649,49 @@ func setWinsize(from, to *os.File) {
 	}
 }
 
-// openConsole opens a non-default con0 at boot and makes it the kernel's
-// console input and output (kside.go pumps them). It returns what to close
-// after the guest is gone.
-func (cs *consoles) openConsole() (func(), error) {
+// console0 is the console's host side when con0 is not the default.
+type console0 struct {
+	in, out *os.File // nil: no input / output
+	close   func()   // after the guest is gone
+}
+
+// openConsole opens a non-default con0 at boot; nil for the default
+// (fd:0,fd:1: K's own input and output stay the console's).
+func (cs *consoles) openConsole() *console0 {
 	spec := cs.con0Spec()
 	if spec == "" {
-		return func() {}, nil
+		return nil
 	}
+	none := &console0{close: func() {}}
 	pair, err := chanspec.Parse(spec)
 	if err != nil { // none, or a failure setup printed: no console
-		cs.k.in, cs.k.out = nil, nil
-		return func() {}, nil
+		return none
 	}
 	lp := plan.Line{N: 0, Spec: spec}
 	in, out, err := cs.openPair(context.Background(), lp, pair)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		cs.k.in, cs.k.out = nil, nil
-		return func() {}, nil
+		return none
 	}
 	if out == nil {
 		out = in
 	}
-	cs.k.in = in.r
+	c := &console0{in: in.r, close: func() {
+		in.close()
+		if out != in {
+			out.close()
+		}
+	}}
 	cs.con0Desc = in.desc
 	if pair.Split {
 		cs.con0Desc = in.desc + "," + out.desc
 	}
 	if f, ok := out.w.(*os.File); ok {
-		cs.k.out = f
+		c.out = f
 	} else {
-		cs.k.out, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		c.out, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	}
-	return func() {
-		in.close()
-		if out != in {
-			out.close()
-		}
-	}, nil
+	return c
 }
 
 // setupConsoles is kside's entry point: it creates the lines (adding their
@@ -701,10 +707,11 @@ func (k *kernel) setupConsoles(devices map[string]string) (start, stop func(), e
 	if err := cs.setup(k.plan.WorkDir, devices); err != nil {
 		return nil, nil, err
 	}
-	closeCon0, err := cs.openConsole()
-	if err != nil {
-		return nil, nil, err
+	closeCon0 := func() {}
+	if c := cs.openConsole(); c != nil { // kside.go pumps the console
+		k.in, k.out, closeCon0 = c.in, c.out, c.close
 	}
+	cs.conIn, cs.conMaster = k.in, k.master
 	return cs.start, func() { cs.shutdown(); closeCon0() }, nil
 }
 
@@ -763,7 +770,7 @@ func (k *kernel) lineSet(name, spec string) error {
 }
 
 // openTTY opens a tty: channel's host device; a root-run K (an
-// unprivileged id block) has P open it (hostside.go), and P opens only the
+// unprivileged id block) has P open it (host/hosthelper.go), and P opens only the
 // devices the machine's lines name.
 func (cs *consoles) openTTY(dev string, flags int) (*os.File, error) {
 	k := cs.k

@@ -71,7 +71,7 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 }
 
 // ubdOptions are the driver's options for d; a root-run K has P open the
-// host files (hostside.go).
+// host files (host/hostside.go).
 func (k *kernel) ubdOptions(d plan.Disk) ubd.Options {
 	o := ubd.Options{
 		File: d.File, Backing: d.Backing,

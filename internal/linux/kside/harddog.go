@@ -120,7 +120,7 @@ func (h *harddog) session() {
 func (h *harddog) startHelper() (*exec.Cmd, *os.File, error) {
 	if h.k.plan.Shifted && h.k.helper != nil {
 		// Run as root, K is an id block that could neither signal P nor
-		// reach the notify socket: P runs the helper (hostside.go).
+		// reach the notify socket: P runs the helper (host/hosthelper.go).
 		_, f, err := h.k.helper.do(plan.HostRequest{Op: plan.HostWatchdog}, nil)
 		if err != nil {
 			return nil, nil, err

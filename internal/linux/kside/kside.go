@@ -130,7 +130,7 @@ type kernel struct {
 	ethMu  sync.Mutex            // guards relays (mconsole hot-plug)
 	relays map[int]*netdev.Relay // running eth devices by unit
 	files  map[string]*os.File   // donated by P (ethN: net.go)
-	helper *helperClient         // P's host work (mounts.go, hostside.go), or nil
+	helper *helperClient         // P's host work (hosthelper.go), or nil
 	cons   *consoles             // lines other than the default console (console.go)
 }
 

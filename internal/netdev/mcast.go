@@ -103,19 +103,12 @@ func parseMcast(f []string) (Spec, error) {
 	if g := field(f, 1); g != "" {
 		s.Group = g
 	}
-	if p := field(f, 2); p != "" {
-		v, err := strconv.ParseUint(p, 10, 16)
-		if err != nil {
-			return nil, fmt.Errorf("mcast_setup - Bad port : '%s'", p)
-		}
-		s.Port = int(v)
+	var err error
+	if s.Port, err = numField(f, 2, 16, s.Port, "mcast_setup - Bad port"); err != nil {
+		return nil, err
 	}
-	if p := field(f, 3); p != "" {
-		v, err := strconv.ParseUint(p, 10, 8)
-		if err != nil {
-			return nil, fmt.Errorf("mcast_setup - Bad ttl : '%s'", p)
-		}
-		s.TTL = int(v)
+	if s.TTL, err = numField(f, 3, 8, s.TTL, "mcast_setup - Bad ttl"); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

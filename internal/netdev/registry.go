@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/umlkit/umlkit/internal/ether"
@@ -249,3 +250,18 @@ func params(e plan.Eth, v any) error {
 // wrapFile is the Wrap of transports whose host side reads and writes one
 // frame per read(2)/write(2).
 func wrapFile(_ plan.Eth, f *os.File) (Transport, error) { return NewFile(f) }
+
+// numField parses f[i] as an unsigned decimal of the given bit size: def
+// when the field is missing or empty, UML's message "bad : 'FIELD'" when it
+// does not parse.
+func numField(f []string, i, bits, def int, bad string) (int, error) {
+	s := field(f, i)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseUint(s, 10, bits)
+	if err != nil {
+		return 0, fmt.Errorf("%s : '%s'", bad, s)
+	}
+	return int(v), nil
+}

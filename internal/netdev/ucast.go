@@ -41,19 +41,12 @@ func parseUcast(f []string) (Spec, error) {
 		return nil, fmt.Errorf("ucast_setup - Extra garbage on specification : '%s'", strings.Join(f[4:], ","))
 	}
 	s := ucastSpec{MAC: field(f, 0), Addr: field(f, 1), LPort: DefaultUcastPort, RPort: DefaultUcastPort}
-	if p := field(f, 2); p != "" {
-		v, err := strconv.ParseUint(p, 10, 16)
-		if err != nil {
-			return nil, fmt.Errorf("ucast_setup - Bad listen port : '%s'", p)
-		}
-		s.LPort = int(v)
+	var err error
+	if s.LPort, err = numField(f, 2, 16, s.LPort, "ucast_setup - Bad listen port"); err != nil {
+		return nil, err
 	}
-	if p := field(f, 3); p != "" {
-		v, err := strconv.ParseUint(p, 10, 16)
-		if err != nil {
-			return nil, fmt.Errorf("ucast_setup - Bad remote port : '%s'", p)
-		}
-		s.RPort = int(v)
+	if s.RPort, err = numField(f, 3, 16, s.RPort, "ucast_setup - Bad remote port"); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

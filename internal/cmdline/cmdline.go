@@ -84,6 +84,12 @@ type Config struct {
 // ErrUsage marks command-line errors that stop the boot.
 var ErrUsage = errors.New("command line")
 
+// Errors of a ubd spec that the mconsole's config answers with an errno.
+var (
+	ErrUbdFlag       = errors.New("Expected '=' or flag letter (r, s, c, t or d)")
+	ErrUbdConfigured = errors.New("Device is already configured")
+)
+
 // Parse parses argv[1:] of linux.
 func Parse(args []string) (*Config, error) {
 	c := &Config{Con: map[int]string{}, Ssl: map[int]string{}, Eth: map[int]string{}, Vec: map[int]string{}}
@@ -364,7 +370,7 @@ func (c *Config) addUbd(w string) (*Ubd, error) {
 		case 't':
 			u.NoTrim = true
 		default:
-			return nil, errors.New("Expected '=' or flag letter (r, s, c, t or d)")
+			return nil, ErrUbdFlag
 		}
 		nflags++
 		if nflags > 6 {
@@ -379,7 +385,7 @@ func (c *Config) addUbd(w string) (*Ubd, error) {
 		return nil, errors.New("Can't specify both 'd' and a cow file")
 	}
 	if c.Ubd[unit] != nil && c.Ubd[unit].Specified {
-		return nil, errors.New("Device is already configured")
+		return nil, ErrUbdConfigured
 	}
 	c.Ubd[unit] = u
 	return u, nil

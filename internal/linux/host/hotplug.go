@@ -37,10 +37,10 @@ func (m *machine) ubdConfig(spec string) mcserver.Reply {
 	defer m.cfgMu.Unlock()
 	u, err := m.cfg.ConfigUbd(spec)
 	if err != nil {
-		switch err.Error() {
-		case "Device is already configured":
+		switch {
+		case errors.Is(err, cmdline.ErrUbdConfigured):
 			return mcserver.Errno(syscall.EBUSY, err.Error())
-		case "Expected '=' or flag letter (r, s, c, t or d)":
+		case errors.Is(err, cmdline.ErrUbdFlag):
 			return mcserver.Errno(syscall.EINVAL, err.Error())
 		}
 		return mcserver.Error(err.Error())

@@ -183,8 +183,13 @@ func (r *Request) Validate() error {
 	return nil
 }
 
-// MarshalRequest encodes a request for the control channel.
-func MarshalRequest(r *Request) ([]byte, error) { return marshal(r) }
+// MarshalRequest validates and encodes a request for the control channel.
+func MarshalRequest(r *Request) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return marshal(r)
+}
 
 // UnmarshalRequest decodes and validates a request.
 func UnmarshalRequest(b []byte) (*Request, error) {

@@ -109,8 +109,13 @@ func (r *HostReply) Err() error {
 	return &HostError{Errno: syscall.Errno(r.Errno), Msg: r.Msg}
 }
 
-// MarshalHostRequest encodes a host request.
-func MarshalHostRequest(r *HostRequest) ([]byte, error) { return marshal(r) }
+// MarshalHostRequest validates and encodes a host request.
+func MarshalHostRequest(r *HostRequest) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return marshal(r)
+}
 
 // UnmarshalHostRequest decodes and validates a host request.
 func UnmarshalHostRequest(b []byte) (*HostRequest, error) {

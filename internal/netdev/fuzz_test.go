@@ -54,8 +54,8 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("transport %s: want a known name this build does not make", name)
 		}
 	}
-	if got, want := supportedText(), "daemon, mcast, slirp, tuntap, ucast and vde"; got != want {
-		t.Errorf("supportedText() = %q; want %q", got, want)
+	if got, want := SupportedText(), "daemon, mcast, slirp, tuntap, ucast and vde"; got != want {
+		t.Errorf("SupportedText() = %q; want %q", got, want)
 	}
 	h, _ := testHost()
 	if o, err := Open(h, 0, "frobnicate,1,2"); o != nil || err != nil {

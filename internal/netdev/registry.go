@@ -114,8 +114,8 @@ func Help() string {
 	return b.String()
 }
 
-// supportedText is Supported for a message: "a, b and c".
-func supportedText() string {
+// SupportedText is Supported for a message: "a, b and c".
+func SupportedText() string {
 	s := Supported()
 	if len(s) < 2 {
 		return strings.Join(s, "")
@@ -142,7 +142,7 @@ func Open(h *Host, unit int, spec string) (*Opened, error) {
 		return nil, nil // UML ignores an unknown transport on the command line
 	}
 	if d.Open == nil {
-		return nil, fmt.Errorf("eth_setup - eth%d: the %s transport is not supported by this build (%s are)", unit, name, supportedText())
+		return nil, fmt.Errorf("eth_setup - eth%d: the %s transport is not supported by this build (%s are)", unit, name, SupportedText())
 	}
 	s, err := d.Parse(fields)
 	if err != nil {

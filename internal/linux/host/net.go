@@ -129,5 +129,5 @@ func vecUnsupported(n int, spec string) string {
 		}
 	}
 	return fmt.Sprintf("vector_setup - vec%d: the vector transports (transport=%s) are not supported by this build; "+
-		"the device is absent (ethN= %s are)", n, transport, strings.Join(netdev.Supported(), ", "))
+		"the device is absent (ethN= %s are)", n, transport, netdev.SupportedText())
 }

@@ -70,10 +70,9 @@ func (m *machine) boot() int {
 
 // bootStages are the machine's stages; the signal stage sets *ctx.
 func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
-	c := m.cfg
 	return []stage.Stage{
 		{Name: "check host", Run: func() (func(), error) {
-			if p := hostcheck.UserNS(); p != nil {
+			if p := hostcheck.UserNS(); p != nil { // a *Problem: not returned as a nil error
 				return nil, p
 			}
 			return nil, nil
@@ -83,21 +82,7 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			m.plan = p
 			return nil, err
 		}},
-		{Name: "claim umid", Run: func() (func(), error) {
-			umlDir := c.UmlDir
-			if umlDir == "" {
-				var err error
-				if umlDir, err = umid.DefaultUmlDir(); err != nil {
-					return nil, err
-				}
-			}
-			d, err := umid.Claim(umlDir, c.Umid, os.Getpid())
-			if err != nil {
-				return nil, err
-			}
-			m.dir = d
-			return func() { d.Release() }, nil
-		}},
+		{Name: "claim umid", Run: m.claimUmid},
 		{Name: "work directory", Run: m.workDir},
 		{Name: "host terminal", Run: m.rawTerminal},
 		{Name: "signals", Run: func() (func(), error) {
@@ -105,61 +90,12 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			*ctx, stop = signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			return stop, nil
 		}},
-		{Name: "mconsole", Run: func() (func(), error) {
-			mc, err := m.startMconsole(*ctx)
-			if err != nil {
-				return nil, err
-			}
-			m.mconsole = mc
-			m.logf("Linux version %s (umlkit)", buildinfo.Version)
-			m.logf("Kernel command line: %s", c.GuestLine)
-			if len(c.Unknown) > 0 {
-				m.logf("Unknown kernel command line parameters \"%s\", will be passed to user space.", strings.Join(c.Unknown, " "))
-			}
-			m.logf("%s", mcserver.InitMessage(mc.Path()))
-			return func() { mc.Close() }, nil
-		}},
-		{Name: "memory cgroup", Run: func() (func(), error) {
-			if c.Mem == 0 {
-				return nil, nil
-			}
-			cg, err := newMemCgroup(m.dir.Umid, c.Mem)
-			if err != nil {
-				m.logf("mem=%s: memory limit is not enforced (%v)", c.MemText, err)
-				return nil, nil
-			}
-			m.logf("mem=%s: memory limit enforced by cgroup %s", c.MemText, cg.dir)
-			return cg.Close, nil
-		}},
+		{Name: "mconsole", Run: func() (func(), error) { return m.mconsoleStage(*ctx) }},
+		{Name: "memory cgroup", Run: m.memoryCgroup},
 		// After the memory cgroup: on a v2-only host the freezer's cgroups
 		// nest inside it, so the limit covers the whole machine.
-		{Name: "freezer cgroup", Run: func() (func(), error) {
-			fc, err := newFreezeCgroup(m.dir.Umid)
-			if err != nil {
-				return nil, nil // stop/go fall back to SIGSTOP
-			}
-			m.cg = fc
-			m.plan.GuestCgroup = fc.guest
-			if m.ids != nil {
-				if err := m.ids.delegateCgroup(fc); err != nil {
-					m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
-				}
-			}
-			return fc.Close, nil
-		}},
-		{Name: "id map", Run: func() (func(), error) {
-			if m.ids != nil {
-				m.logf("%s", m.ids)
-				return nil, nil
-			}
-			if mapper, why := subordinateMapper(); mapper != nil {
-				m.mapper = mapper
-				m.logf("%s", mapper)
-			} else {
-				m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped: %s", os.Geteuid(), why)
-			}
-			return nil, nil
-		}},
+		{Name: "freezer cgroup", Run: m.freezerCgroup},
+		{Name: "id map", Run: m.idMap},
 		{Name: "network", Run: func() (func(), error) {
 			m.net = m.setupNet()
 			return m.net.Close, nil
@@ -170,6 +106,88 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			return m.cons.Close, nil
 		}},
 	}
+}
+
+// claimUmid claims ~/.uml/UMID (or uml_dir=/umid=) for this machine.
+func (m *machine) claimUmid() (func(), error) {
+	umlDir := m.cfg.UmlDir
+	if umlDir == "" {
+		var err error
+		if umlDir, err = umid.DefaultUmlDir(); err != nil {
+			return nil, err
+		}
+	}
+	d, err := umid.Claim(umlDir, m.cfg.Umid, os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	m.dir = d
+	return func() { d.Release() }, nil
+}
+
+// mconsoleStage opens the mconsole socket and prints the boot log's head.
+func (m *machine) mconsoleStage(ctx context.Context) (func(), error) {
+	c := m.cfg
+	mc, err := m.startMconsole(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.mconsole = mc
+	m.logf("Linux version %s (umlkit)", buildinfo.Version)
+	m.logf("Kernel command line: %s", c.GuestLine)
+	if len(c.Unknown) > 0 {
+		m.logf("Unknown kernel command line parameters \"%s\", will be passed to user space.", strings.Join(c.Unknown, " "))
+	}
+	m.logf("%s", mcserver.InitMessage(mc.Path()))
+	return func() { mc.Close() }, nil
+}
+
+// memoryCgroup enforces mem= where the host lets it (else it says so).
+func (m *machine) memoryCgroup() (func(), error) {
+	c := m.cfg
+	if c.Mem == 0 {
+		return nil, nil
+	}
+	cg, err := newMemCgroup(m.dir.Umid, c.Mem)
+	if err != nil {
+		m.logf("mem=%s: memory limit is not enforced (%v)", c.MemText, err)
+		return nil, nil
+	}
+	m.logf("mem=%s: memory limit enforced by cgroup %s", c.MemText, cg.dir)
+	return cg.Close, nil
+}
+
+// freezerCgroup makes the cgroups of the mconsole's stop/go (without
+// them, stop/go fall back to SIGSTOP).
+func (m *machine) freezerCgroup() (func(), error) {
+	fc, err := newFreezeCgroup(m.dir.Umid)
+	if err != nil {
+		return nil, nil
+	}
+	m.cg = fc
+	m.plan.GuestCgroup = fc.guest
+	if m.ids != nil {
+		if err := m.ids.delegateCgroup(fc); err != nil {
+			m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
+		}
+	}
+	return fc.Close, nil
+}
+
+// idMap says how guest ids map to host ids; an ordinary user's
+// subordinate ids are used when newuidmap can map them.
+func (m *machine) idMap() (func(), error) {
+	if m.ids != nil {
+		m.logf("%s", m.ids)
+		return nil, nil
+	}
+	if mapper, why := subordinateMapper(); mapper != nil {
+		m.mapper = mapper
+		m.logf("%s", mapper)
+	} else {
+		m.logf("uid map: single mapping (guest root = uid %d); other guest uids are unmapped: %s", os.Geteuid(), why)
+	}
+	return nil, nil
 }
 
 // workDir makes K's work directory. K's mount point lives in the umid dir
@@ -349,51 +367,34 @@ func (m *machine) rootMount(ks *kernelStart) (func(), error) {
 	return nil, nil
 }
 
-// startKernel starts K in its fresh namespaces with the plan and the
-// donated descriptors, and waits until it may run (id maps written, user
-// namespace taken). Its undo ends K (if it still runs) and forgets it.
-func (m *machine) startKernel(ks *kernelStart) (func(), error) {
-	planJSON, err := m.plan.Encode()
-	if err != nil {
-		return nil, err
-	}
-	planEnv := plan.EnvPlan + "=" + planJSON
-	files := ks.files
-	if f, ok := m.stdio.Out.(*os.File); ok {
-		files[plan.FDConOut] = f
-	}
-	order := m.cons.donate(files, []string{plan.FDConIn, plan.FDConOut, plan.FDControl, plan.FDRootMount, plan.FDHostHelper, plan.FDNotify})
-	order = m.net.donate(files, order)
-	extra, fdEnv := childrole.Donate(files, order)
-	cmd := exec.Command(ks.self)
-	cmd.Args = []string{"linux-kernel"}
-	role := plan.RoleKernel
-	cmd.Stdin = nil
-	cmd.Stdout = m.stdio.Out
-	cmd.Stderr = m.stdio.Err
-	uid, gid := os.Geteuid(), os.Getegid()
-	attr := &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
-			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWCGROUP,
-		Pdeathsig: syscall.SIGKILL,
-		// K stays in P's process group: it reads the host terminal, which
-		// a background group could not (SIGTTIN).
-	}
-	var closeAfter []*os.File // our copies of what K got, closed once K runs
-	defer func() {
-		for _, f := range closeAfter {
+// kernelIDs is how K gets its ids: the maps in the clone's attributes, or
+// written by P after the clone (newuidmap); the pipes K waits on.
+type kernelIDs struct {
+	role      string   // plan.RoleKernel, or plan.RolePremap (maps written after the clone)
+	path      string   // what to exec ("": the binary's path)
+	nsReadyW  *os.File // root: P has K's user namespace and idmapped the root
+	syncW     *os.File // newuidmap: P wrote the maps
+	ourCopies []*os.File
+}
+
+// close releases P's ends once K runs (or failed to start).
+func (k *kernelIDs) close() {
+	for _, f := range append(k.ourCopies, k.nsReadyW, k.syncW) {
+		if f != nil {
 			f.Close()
 		}
-	}()
-	var nsReadyW, syncW *os.File
-	defer func() {
-		if nsReadyW != nil {
-			nsReadyW.Close()
-		}
-		if syncW != nil {
-			syncW.Close()
-		}
-	}()
+	}
+}
+
+// mapIDs sets K's id maps in attr and adds the descriptors K then needs
+// to extra (announced in *fdEnv).
+func (m *machine) mapIDs(ks *kernelStart, attr *syscall.SysProcAttr, extra *[]*os.File, fdEnv *string) (*kernelIDs, error) {
+	ids := &kernelIDs{role: plan.RoleKernel}
+	donate := func(name string, f *os.File) {
+		*fdEnv += fmt.Sprintf(",%s=%d", name, 3+len(*extra))
+		*extra = append(*extra, f)
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
 	switch {
 	case m.ids != nil:
 		// Never an identity map: guest ids are the machine's id block.
@@ -409,18 +410,18 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		closeAfter = append(closeAfter, exe)
-		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", 3+len(extra))
-		extra = append(extra, exe)
+		ids.ourCopies = append(ids.ourCopies, exe)
+		ids.path = fmt.Sprintf("/proc/self/fd/%d", 3+len(*extra))
+		*extra = append(*extra, exe)
 		// K waits until P has its user namespace and idmapped the root.
 		r, w, err := os.Pipe()
 		if err != nil {
+			ids.close()
 			return nil, err
 		}
-		closeAfter = append(closeAfter, r)
-		nsReadyW = w
-		fdEnv += fmt.Sprintf(",%s=%d", plan.FDNSReady, 3+len(extra))
-		extra = append(extra, r)
+		ids.ourCopies = append(ids.ourCopies, r)
+		ids.nsReadyW = w
+		donate(plan.FDNSReady, r)
 	case uid == 0:
 		return nil, errors.New("internal error: root without an id block")
 	case m.mapper == nil:
@@ -436,14 +437,50 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		closeAfter = append(closeAfter, r)
-		syncW = w
-		fdEnv += fmt.Sprintf(",%s=%d", plan.FDMapSync, 3+len(extra))
-		extra = append(extra, r)
-		role = plan.RolePremap
+		ids.ourCopies = append(ids.ourCopies, r)
+		ids.syncW = w
+		donate(plan.FDMapSync, r)
+		ids.role = plan.RolePremap
 	}
+	return ids, nil
+}
+
+// startKernel starts K in its fresh namespaces with the plan and the
+// donated descriptors, and waits until it may run (id maps written, user
+// namespace taken). Its undo ends K (if it still runs) and forgets it.
+func (m *machine) startKernel(ks *kernelStart) (func(), error) {
+	planJSON, err := m.plan.Encode()
+	if err != nil {
+		return nil, err
+	}
+	files := ks.files
+	if f, ok := m.stdio.Out.(*os.File); ok {
+		files[plan.FDConOut] = f
+	}
+	order := m.cons.donate(files, []string{plan.FDConIn, plan.FDConOut, plan.FDControl, plan.FDRootMount, plan.FDHostHelper, plan.FDNotify})
+	order = m.net.donate(files, order)
+	extra, fdEnv := childrole.Donate(files, order)
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWCGROUP,
+		Pdeathsig: syscall.SIGKILL,
+		// K stays in P's process group: it reads the host terminal, which
+		// a background group could not (SIGTTIN).
+	}
+	ids, err := m.mapIDs(ks, attr, &extra, &fdEnv)
+	if err != nil {
+		return nil, err
+	}
+	defer ids.close()
+	cmd := exec.Command(ks.self)
+	if ids.path != "" {
+		cmd.Path = ids.path
+	}
+	cmd.Args = []string{"linux-kernel"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, m.stdio.Out, m.stdio.Err
 	cmd.ExtraFiles = extra
-	cmd.Env = append(os.Environ(), childrole.EnvRole+"="+role, planEnv, fdEnv, fmt.Sprintf("%s=%d", plan.EnvParent, os.Getpid()))
+	cmd.Env = append(os.Environ(), childrole.EnvRole+"="+ids.role, plan.EnvPlan+"="+planJSON, fdEnv,
+		fmt.Sprintf("%s=%d", plan.EnvParent, os.Getpid()))
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start kernel process: %w", hostcheck.Explain(err))
@@ -453,20 +490,20 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
-	if nsReadyW != nil {
+	if ids.nsReadyW != nil {
 		if err := m.kernelReady(cmd.Process.Pid, files[plan.FDRootMount]); err != nil {
-			stop()
-			return nil, err
-		}
-		nsReadyW.Write([]byte{1})
-	}
-	if syncW != nil {
-		if err := m.mapper.apply(cmd.Process.Pid); err != nil {
 			stop()
 			m.dropUserNS()
 			return nil, err
 		}
-		syncW.Write([]byte{1})
+		ids.nsReadyW.Write([]byte{1})
+	}
+	if ids.syncW != nil {
+		if err := m.mapper.apply(cmd.Process.Pid); err != nil {
+			stop()
+			return nil, err
+		}
+		ids.syncW.Write([]byte{1})
 	}
 	ks.cmd = cmd
 	m.setKernel(cmd.Process.Pid, ks.ctl)
@@ -476,8 +513,7 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		// After runKernel's Wait this only forgets K; on a failure of a
 		// later stage it ends K and reaps it.
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			stop()
 		}
 	}, nil
 }

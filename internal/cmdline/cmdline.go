@@ -307,7 +307,24 @@ func (c *Config) parseVec(w string) {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("vector_setup - Couldn't parse '%s' : Device already configured", num))
 		return
 	}
+	if bad, ok := badVecSpec(rest); ok {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("vector_setup - Couldn't parse '%s'", bad))
+		return
+	}
 	c.Vec[int(n)] = rest
+}
+
+// badVecSpec reports whether UML's parser refuses a vector spec (a value
+// with a second '='; options without '=' are ignored) and what its message
+// names: the spec up to its first '='.
+func badVecSpec(spec string) (string, bool) {
+	for _, opt := range strings.Split(spec, ",") {
+		if _, v, ok := strings.Cut(opt, "="); ok && strings.Contains(v, "=") {
+			name, _, _ := strings.Cut(spec, "=")
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // parseUbd parses ubd<unit><flags>=<file>[(,|:)<file2>][(,|:)<serial>].

@@ -149,11 +149,11 @@ func TestMemIsKernelOption(t *testing.T) {
 // unknown, never init's, parse errors in UML's words (verified on
 // linux.uml 6.1: vec2=x, vecx:foo).
 func TestVec(t *testing.T) {
-	c, err := Parse(strings.Fields("vec0:transport=tap,ifname=t0 vec0x5:transport=raw,ifname=e0 vec2=x vecx:foo vec0:transport=gre vec1_0:x"))
+	c, err := Parse(strings.Fields("vec0:transport=tap,ifname=t0 vec0x5:transport=raw,ifname=e0 vec2=x vecx:foo vec0:transport=gre vec1_0:x vec3:transport=tap,a=b=c vec4:a=b=c,transport=tap vec6:abc,transport=tap"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[int]string{0: "transport=tap,ifname=t0", 5: "transport=raw,ifname=e0"}, c.Vec); diff != "" {
+	if diff := cmp.Diff(map[int]string{0: "transport=tap,ifname=t0", 5: "transport=raw,ifname=e0", 6: "abc,transport=tap"}, c.Vec); diff != "" {
 		t.Errorf("Vec (-want +got):\n%s", diff)
 	}
 	want := []string{
@@ -161,6 +161,8 @@ func TestVec(t *testing.T) {
 		"vector_setup - Couldn't parse 'x' : Bad device number",
 		"vector_setup - Couldn't parse '0' : Device already configured",
 		"vector_setup - Couldn't parse '1_0' : Bad device number",
+		"vector_setup - Couldn't parse 'transport'", // a value with a second '=': UML names the spec up to its first '='
+		"vector_setup - Couldn't parse 'a'",
 	}
 	if diff := cmp.Diff(want, c.Warnings); diff != "" {
 		t.Errorf("Warnings (-want +got):\n%s", diff)

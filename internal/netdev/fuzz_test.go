@@ -4,6 +4,7 @@ package netdev
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -15,12 +16,22 @@ func FuzzSpecs(f *testing.F) {
 		"tuntap,tap0", "tuntap,,fe:fd:00:00:00:02,10.0.0.1", "tuntap,a,b,c,d",
 		"mcast", "mcast,,239.192.168.1,1102,1", "mcast,,x,70000", "ucast,,10.0.0.2,1102,1103",
 		"vde,/tmp/vde.ctl,,3,users,770,my plug", "vde,,,,,9", "slirp", "slirp,,slirp,-P_2222:22", "ethertap,tap0",
+		"vec:transport=raw,ifname=veth0,depth=128,gro=1", "vec:transport=gre,src=10.0.0.1,dst=10.0.0.2,rx_key=1,tx_key=2,sequence=1",
+		"vec:transport=l2tpv3,udp=1,dst=10.0.0.2,dstport=1701,rx_session=1,tx_session=2,cookie64=1,rx_cookie=3,tx_cookie=4",
+		"vec:transport=fd,fd=3", "vec:transport=bess,dst=/tmp/s", "vec:transport=tap",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
 		name, fields := SplitSpec(spec)
 		d := Lookup(name)
+		if v, ok := strings.CutPrefix(spec, "vec:"); ok { // a vector spec
+			a, err := ParseVecArgs(v)
+			if err != nil {
+				return
+			}
+			name, d, fields = a["transport"], LookupVector(a["transport"]), strings.Split(v, ",")
+		}
 		if d == nil || d.Parse == nil || d.Open == nil {
 			return
 		}

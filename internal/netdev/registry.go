@@ -34,6 +34,11 @@ type Host struct {
 	// gateway address gate; it returns the tap's descriptor and name.
 	// nil: no helper available.
 	UMLNet func(gate string) (*os.File, string, error)
+	// HostFD returns linux's own descriptor n (vecN:transport=fd), or nil
+	// when it is not open.
+	HostFD func(n int) *os.File
+
+	vecMAC *ether.MAC // the MAC OpenVector chose for the device being opened
 }
 
 func (h *Host) logf(format string, args ...any) {

@@ -63,3 +63,15 @@ func CreateTun(name string) (*File, error) {
 	}
 	return NewFile(d.File())
 }
+
+// SetMTU sets the MTU of the interface name (a vecN device's mtu=).
+func SetMTU(name string, mtu int) error {
+	link, err := netlink.LinkByName(name)
+	if err == nil {
+		err = netlink.LinkSetMTU(link, mtu)
+	}
+	if err != nil {
+		return fmt.Errorf("set the MTU of %s to %d: %w", name, mtu, err)
+	}
+	return nil
+}

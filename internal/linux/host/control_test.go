@@ -74,7 +74,7 @@ func TestControlClient(t *testing.T) {
 	if _, err := c.do(plan.Request{Op: plan.OpUbdRemove, Unit: 1}, nil); !errors.Is(err, plan.ErrBusy) {
 		t.Errorf("ubd-remove = %v; want ErrBusy", err)
 	}
-	_, err := c.do(plan.Request{Op: plan.OpEthRemove, Unit: 1}, nil)
+	_, err := c.do(plan.Request{Op: plan.OpEthRemove, Arg: "eth1"}, nil)
 	if !errors.Is(err, plan.ErrNoDevice) || errors.Is(err, plan.ErrBusy) || err.Error() != "Device doesn't exist" {
 		t.Errorf("eth-remove = %v; want ErrNoDevice with UML's text", err)
 	}

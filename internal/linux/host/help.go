@@ -27,6 +27,8 @@ var helpOptions = []struct{ opt, help string }{
 	{"ubd<n><flags>=<filename>[(:|,)<filename2>][(:|,)<serial>]", "Associate ubd device <n> (0 to 15, or a to p) with a file or a directory.\nFlags: 'r' read-only, 's' synchronous writes, 'd' never a COW file,\n'c' shared (no host locking), 't' no trim/discard. With two filenames the\nfirst is the COW file and the second its backing file."},
 	{"eth[0-9]+=<transport>,<options>", "Configure a network device. Transports in this build:\n" + netdev.Help() +
 		"Without <mac> a random locally administered address is chosen.\n\tExample: eth0=daemon,,unix,/tmp/uml.ctl"},
+	{"vec[0-9]+:transport=<transport>,<key>=<value>,...", "Configure a vector network device, vecN in the guest. Transports:\n" + netdev.VectorHelp() +
+		"Every transport takes mac=, mtu= (576-65534), depth=, headroom=, gro=, vec=, ifup=.\n\tExample: vec0:transport=raw,ifname=veth0"},
 	{"udb", "This option is here solely to catch ubd -> udb typos."},
 	{"fake_ide", "Obsolete stub."},
 }

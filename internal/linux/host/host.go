@@ -68,9 +68,9 @@ type machine struct {
 	net      *hostNet        // host sides of the eth devices (net.go)
 	cons     *hostConsoles   // host sides of the consoles and serial lines (console.go)
 
-	cfgMu  sync.Mutex    // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
-	hotEth map[int]bool  // eth units added by the mconsole
-	cg     *freezeCgroup // the guest's freezer cgroup (stop/go), or nil
+	cfgMu  sync.Mutex      // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
+	hotEth map[string]bool // network devices added by the mconsole, by name
+	cg     *freezeCgroup   // the guest's freezer cgroup (stop/go), or nil
 
 	mconsole *mcserver.Server // the machine's mconsole socket
 

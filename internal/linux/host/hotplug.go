@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +27,10 @@ func (m *machine) configSet(arg string) mcserver.Reply {
 		return m.ubdConfig(arg[len("ubd"):])
 	}
 	if strings.HasPrefix(arg, "eth") {
-		return m.ethConfig(arg[len("eth"):])
+		return m.devConfig(false, arg[len("eth"):])
+	}
+	if strings.HasPrefix(arg, "vec") {
+		return m.devConfig(true, arg[len("vec"):])
 	}
 	return mcserver.Error("configuring this device from the mconsole is not supported by this build")
 }
@@ -80,10 +84,13 @@ func (m *machine) remove(arg string) mcserver.Reply {
 		return m.lineRemove(arg)
 	}
 	if strings.HasPrefix(arg, "eth") {
-		return m.ethRemove(arg[len("eth"):])
+		return m.devRemove(false, arg[len("eth"):])
+	}
+	if strings.HasPrefix(arg, "vec") {
+		return m.devRemove(true, arg[len("vec"):])
 	}
 	if !strings.HasPrefix(arg, "ubd") {
-		for _, dev := range []string{"mem", "vec"} {
+		for _, dev := range []string{"mem"} {
 			if strings.HasPrefix(arg, dev) {
 				return mcserver.Error("removing this device from the mconsole is not supported by this build")
 			}
@@ -118,34 +125,37 @@ func (m *machine) remove(arg string) mcserver.Reply {
 	return mcserver.OK("")
 }
 
-// ethConfig adds ethN=SPEC to the running machine: rest is the text after
-// "eth". As in UML, a known transport whose host side fails is answered OK
-// and the failure is in the kernel log only.
-func (m *machine) ethConfig(rest string) mcserver.Reply {
+// devConfig adds ethN=SPEC (vector false; rest is the text after "eth")
+// or vecN:SPEC (vector; after "vec") to the running machine. As in UML, a
+// known transport whose host side fails is answered OK and the failure is
+// in the kernel log only.
+func (m *machine) devConfig(vector bool, rest string) mcserver.Reply {
+	sep := byte('=')
+	if vector {
+		sep = ':'
+	}
 	end := 0
 	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
 		end++
 	}
-	if end == 0 {
-		return mcserver.Errno(syscall.EINVAL, "Bad device number")
-	}
 	n, err := strconv.Atoi(rest[:end])
-	if err != nil {
+	if end == 0 || err != nil {
 		return mcserver.Errno(syscall.EINVAL, "Bad device number")
 	}
-	if end == len(rest) || rest[end] != '=' {
-		return mcserver.Errno(syscall.EINVAL, "Expected '=' after device number")
+	if end == len(rest) || rest[end] != sep {
+		return mcserver.Errno(syscall.EINVAL, fmt.Sprintf("Expected '%c' after device number", sep))
 	}
 	spec := rest[end+1:]
 	m.cfgMu.Lock()
 	defer m.cfgMu.Unlock()
-	if _, ok := m.cfg.Eth[n]; ok {
+	specs := m.devSpecs(vector)
+	if _, ok := (*specs)[n]; ok {
 		return mcserver.Errno(syscall.EINVAL, "Device already configured")
 	}
-	if transport, _ := netdev.SplitSpec(spec); netdev.Lookup(transport) == nil {
+	if transport, _ := netdev.SplitSpec(spec); !vector && netdev.Lookup(transport) == nil {
 		return mcserver.Error("") // UML's answer for a transport it does not know
 	}
-	e, err := m.openEth(m.net, n, spec)
+	e, err := m.openDev(m.net, vector, n, spec)
 	if err != nil {
 		m.logf("%v", err)
 		return mcserver.OK("")
@@ -153,28 +163,39 @@ func (m *machine) ethConfig(rest string) mcserver.Reply {
 	if e == nil {
 		return mcserver.Error("")
 	}
-	if _, err := m.askWith(plan.Request{Op: plan.OpEthAdd, Eth: e}, m.net.devs[n].File); err != nil {
-		m.logf("eth%d: %v", n, err)
-		m.net.drop(n)
+	name := e.Name()
+	if _, err := m.askWith(plan.Request{Op: plan.OpEthAdd, Eth: e}, m.net.devs[name].File); err != nil {
+		m.logf("%s: %v", name, err)
+		m.net.drop(name)
 		return mcserver.OK("")
 	}
-	if m.cfg.Eth == nil {
-		m.cfg.Eth = map[int]string{}
+	if *specs == nil {
+		*specs = map[int]string{}
 	}
-	m.cfg.Eth[n] = spec
-	m.hotEth[n] = true
+	(*specs)[n] = spec
+	m.hotEth[name] = true
 	return mcserver.OK("")
 }
 
-// ethRemove takes ethN away unless the guest has it up.
-func (m *machine) ethRemove(rest string) mcserver.Reply {
+// devSpecs is the command line's map of eth (or vector) devices.
+func (m *machine) devSpecs(vector bool) *map[int]string {
+	if vector {
+		return &m.cfg.Vec
+	}
+	return &m.cfg.Eth
+}
+
+// devRemove takes ethN or vecN away (rest: the text after "eth"/"vec")
+// unless the guest has it up.
+func (m *machine) devRemove(vector bool, rest string) mcserver.Reply {
 	n, err := strconv.ParseUint(rest, 0, 31)
 	if err != nil {
 		return mcserver.Error("Couldn't parse device number")
 	}
+	name := plan.DevName(vector, int(n))
 	m.cfgMu.Lock()
 	defer m.cfgMu.Unlock()
-	if _, err := m.ask(plan.Request{Op: plan.OpEthRemove, Unit: int(n)}); err != nil {
+	if _, err := m.ask(plan.Request{Op: plan.OpEthRemove, Arg: name}); err != nil {
 		switch {
 		case errors.Is(err, plan.ErrBusy):
 			return mcserver.Errno(syscall.EBUSY, "Device is currently open")
@@ -183,9 +204,9 @@ func (m *machine) ethRemove(rest string) mcserver.Reply {
 		}
 		return mcserver.Error(err.Error())
 	}
-	m.net.drop(int(n))
-	delete(m.cfg.Eth, int(n))
-	delete(m.hotEth, int(n))
+	m.net.drop(name)
+	delete(*m.devSpecs(vector), int(n))
+	delete(m.hotEth, name)
 	return mcserver.OK("")
 }
 
@@ -195,9 +216,12 @@ func (m *machine) resetHotplug(bootUbd [len(cmdline.Config{}.Ubd)]*cmdline.Ubd) 
 	m.cfgMu.Lock()
 	defer m.cfgMu.Unlock()
 	m.cfg.Ubd = bootUbd
-	for n := range m.hotEth {
-		m.net.drop(n)
-		delete(m.cfg.Eth, n)
+	for name := range m.hotEth {
+		o := m.net.devs[name]
+		m.net.drop(name)
+		if o != nil {
+			delete(*m.devSpecs(o.Eth.Vector), o.Eth.Unit)
+		}
 	}
-	m.hotEth = map[int]bool{}
+	m.hotEth = map[string]bool{}
 }

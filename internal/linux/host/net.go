@@ -1,10 +1,8 @@
 package host
 
 import (
-	"fmt"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/umlkit/umlkit/internal/linux/plan"
 	"github.com/umlkit/umlkit/internal/netdev"
@@ -18,7 +16,7 @@ import (
 
 // hostNet holds the host sides P opened; they live across reboots.
 type hostNet struct {
-	devs map[int]*netdev.Opened // by unit
+	devs map[string]*netdev.Opened // by device name (eth0, vec1)
 }
 
 // addrHooks returns the devices whose address changes run uml_net hooks.
@@ -27,46 +25,45 @@ func (h *hostNet) addrHooks() []addrHook {
 		return nil
 	}
 	var hooks []addrHook
-	for _, unit := range h.units() {
-		if tap := h.devs[unit].UMLNetTap; tap != "" {
-			hooks = append(hooks, addrHook{unit: unit, tap: tap})
+	for _, name := range h.names() {
+		if o := h.devs[name]; o.UMLNetTap != "" {
+			hooks = append(hooks, addrHook{unit: o.Eth.Unit, tap: o.UMLNetTap})
 		}
 	}
 	return hooks
 }
 
-func (h *hostNet) units() []int {
-	units := make([]int, 0, len(h.devs))
-	for u := range h.devs {
-		units = append(units, u)
+func (h *hostNet) names() []string {
+	names := make([]string, 0, len(h.devs))
+	for n := range h.devs {
+		names = append(names, n)
 	}
-	sort.Ints(units)
-	return units
+	sort.Strings(names)
+	return names
 }
 
 // drop closes the host side of one device (mconsole remove).
-func (h *hostNet) drop(unit int) {
-	h.devs[unit].Close()
-	delete(h.devs, unit)
+func (h *hostNet) drop(name string) {
+	h.devs[name].Close()
+	delete(h.devs, name)
 }
 
 func (h *hostNet) Close() {
 	if h == nil {
 		return
 	}
-	for unit := range h.devs {
-		h.drop(unit)
+	for name := range h.devs {
+		h.drop(name)
 	}
 }
 
-// donate adds the eth descriptors to files and their names to order.
+// donate adds the devices' descriptors to files and their names to order.
 func (h *hostNet) donate(files map[string]*os.File, order []string) []string {
 	if h == nil {
 		return order
 	}
-	for _, unit := range h.units() {
-		name := plan.EthFD(unit)
-		files[name] = h.devs[unit].File
+	for _, name := range h.names() {
+		files[name] = h.devs[name].File
 		order = append(order, name)
 	}
 	return order
@@ -74,60 +71,49 @@ func (h *hostNet) donate(files map[string]*os.File, order []string) []string {
 
 // netHost is what the transports' host halves may use of P.
 func (m *machine) netHost() *netdev.Host {
-	return &netdev.Host{Logf: m.logf, Stderr: m.stdio.Err, UMLNet: m.tuntapUp}
+	return &netdev.Host{Logf: m.logf, Stderr: m.stdio.Err, UMLNet: m.tuntapUp, HostFD: m.hostFD}
 }
 
-// openEth sets up ethN=spec (netdev.Open) and keeps its host side; nil
-// when UML makes no device of spec.
-func (m *machine) openEth(h *hostNet, n int, spec string) (*plan.Eth, error) {
+// openDev sets up ethN=spec or (vector) vecN:spec (netdev.Open,
+// netdev.OpenVector) and keeps its host side; nil when UML makes no device
+// of spec.
+func (m *machine) openDev(h *hostNet, vector bool, n int, spec string) (*plan.Eth, error) {
 	if h == nil {
 		return nil, errNotRunning // the mconsole answers before the network is set up
 	}
-	o, err := netdev.Open(m.netHost(), n, spec)
+	open := netdev.Open
+	if vector {
+		open = netdev.OpenVector
+	}
+	o, err := open(m.netHost(), n, spec)
 	if err != nil || o == nil {
 		return nil, err
 	}
-	h.devs[n] = o
+	h.devs[o.Eth.Name()] = o
 	return &o.Eth, nil
 }
 
-// setupNet sets up every ethN= of the command line the way UML's eth_init
-// does and records each device it could build in the plan. Failures are
-// logged and skip the device.
+// setupNet sets up every ethN= and vecN: of the command line the way
+// UML's eth_init and vector_init do and records each device it could
+// build in the plan. Failures are logged and skip the device.
 func (m *machine) setupNet() *hostNet {
-	h := &hostNet{devs: map[int]*netdev.Opened{}}
-	units := make([]int, 0, len(m.cfg.Eth))
-	for n := range m.cfg.Eth {
-		units = append(units, n)
-	}
-	sort.Ints(units)
-	for _, n := range units {
-		if e, err := m.openEth(h, n, m.cfg.Eth[n]); err != nil {
-			m.logf("%v", err)
-		} else if e != nil {
-			m.plan.Eth = append(m.plan.Eth, *e)
+	h := &hostNet{devs: map[string]*netdev.Opened{}}
+	for _, dev := range []struct {
+		vector bool
+		specs  map[int]string
+	}{{false, m.cfg.Eth}, {true, m.cfg.Vec}} {
+		units := make([]int, 0, len(dev.specs))
+		for n := range dev.specs {
+			units = append(units, n)
 		}
-	}
-	vecs := make([]int, 0, len(m.cfg.Vec))
-	for n := range m.cfg.Vec {
-		vecs = append(vecs, n)
-	}
-	sort.Ints(vecs)
-	for _, n := range vecs {
-		m.logf("%s", vecUnsupported(n, m.cfg.Vec[n]))
+		sort.Ints(units)
+		for _, n := range units {
+			if e, err := m.openDev(h, dev.vector, n, dev.specs[n]); err != nil {
+				m.logf("%v", err)
+			} else if e != nil {
+				m.plan.Eth = append(m.plan.Eth, *e)
+			}
+		}
 	}
 	return h
-}
-
-// vecUnsupported is the boot-log line for a vecN: device, which this build
-// cannot set up: UML's vector_setup prefix, the device and what works instead.
-func vecUnsupported(n int, spec string) string {
-	transport := "(none)"
-	for _, kv := range strings.Split(spec, ",") {
-		if v, ok := strings.CutPrefix(kv, "transport="); ok {
-			transport = v
-		}
-	}
-	return fmt.Sprintf("vector_setup - vec%d: the vector transports (transport=%s) are not supported by this build; "+
-		"the device is absent (ethN= %s are)", n, transport, netdev.SupportedText())
 }

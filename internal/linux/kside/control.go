@@ -97,7 +97,7 @@ func (k *kernel) control(req *plan.Request, f *os.File) (string, error) {
 	case plan.OpEthAdd:
 		return "", k.addEth(*req.Eth, f)
 	case plan.OpEthRemove:
-		return "", k.removeEth(req.Unit)
+		return "", k.removeEth(req.Arg)
 	case plan.OpSysrq:
 		return k.sysrq(req.Arg[0], init), nil
 	case plan.OpStack:

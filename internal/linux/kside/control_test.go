@@ -89,7 +89,7 @@ func TestControlServer(t *testing.T) {
 	if r := ask(t, c, req(t, plan.Request{Seq: 4, Op: plan.OpUbdRemove, Unit: 3}), nil); !errors.Is(r.Err(), plan.ErrNoDevice) || r.Msg != "Device doesn't exist" {
 		t.Errorf("ubd-remove of a missing disk = %+v; want no device, UML's text", r)
 	}
-	if r := ask(t, c, req(t, plan.Request{Seq: 5, Op: plan.OpEthRemove, Unit: 3}), nil); !errors.Is(r.Err(), plan.ErrNoDevice) {
+	if r := ask(t, c, req(t, plan.Request{Seq: 5, Op: plan.OpEthRemove, Arg: "eth3"}), nil); !errors.Is(r.Err(), plan.ErrNoDevice) {
 		t.Errorf("eth-remove of a missing device = %+v; want no device", r)
 	}
 	if r := ask(t, c, req(t, plan.Request{Seq: 6, Op: plan.OpProc, Arg: "no/such/file"}), nil); !errors.Is(r.Err(), plan.ErrNotFound) || r.Msg != "Failed to open file" {

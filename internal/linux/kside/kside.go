@@ -127,11 +127,11 @@ type kernel struct {
 	blocks  *blockfuse.Server        // the export of ubd as files in diskDir, nil while none
 	diskDir string
 
-	ethMu  sync.Mutex            // guards relays (mconsole hot-plug)
-	relays map[int]*netdev.Relay // running eth devices by unit
-	files  map[string]*os.File   // donated by P (ethN: net.go)
-	helper *helperClient         // P's host work (hosthelper.go), or nil
-	cons   *consoles             // lines other than the default console (console.go)
+	ethMu  sync.Mutex               // guards relays (mconsole hot-plug)
+	relays map[string]*netdev.Relay // running network devices by name
+	files  map[string]*os.File      // donated by P (ethN: net.go)
+	helper *helperClient            // P's host work (hosthelper.go), or nil
+	cons   *consoles                // lines other than the default console (console.go)
 }
 
 // logf writes a boot-log line to the console output.

@@ -14,9 +14,8 @@ import (
 // namespace and starts its relay; it returns a function stopping them.
 func (k *kernel) startNet(files map[string]*os.File) func() {
 	for _, e := range k.plan.Eth {
-		name := plan.EthFD(e.Unit)
-		if err := k.addEth(e, files[name]); err != nil {
-			k.logf("eth%d: %v", e.Unit, err)
+		if err := k.addEth(e, files[e.Name()]); err != nil {
+			k.logf("%s: %v", e.Name(), err)
 		}
 	}
 	return func() {
@@ -46,9 +45,14 @@ func (k *kernel) addEth(e plan.Eth, f *os.File) error {
 	}
 	var tap *netdev.File
 	if d.L3 {
-		tap, err = netdev.CreateTun(fmt.Sprintf("eth%d", e.Unit))
+		tap, err = netdev.CreateTun(e.Name())
 	} else {
-		tap, err = netdev.CreateTap(fmt.Sprintf("eth%d", e.Unit), e.MAC)
+		tap, err = netdev.CreateTap(e.Name(), e.MAC)
+	}
+	if err == nil && e.MTU != 0 && e.MTU != netdev.MTU {
+		if err = netdev.SetMTU(e.Name(), e.MTU); err != nil {
+			tap.Close()
+		}
 	}
 	if err != nil {
 		tr.Close()
@@ -57,25 +61,25 @@ func (k *kernel) addEth(e plan.Eth, f *os.File) error {
 	k.ethMu.Lock()
 	defer k.ethMu.Unlock()
 	if k.relays == nil {
-		k.relays = map[int]*netdev.Relay{}
+		k.relays = map[string]*netdev.Relay{}
 	}
-	k.relays[e.Unit] = netdev.StartRelay(tap, tr)
+	k.relays[e.Name()] = netdev.StartRelay(tap, tr)
 	return nil
 }
 
 // removeEth stops ethN's relay, which deletes the device, unless the
 // guest has the interface up (plan.ErrBusy): UML's rule for removing a
 // device.
-func (k *kernel) removeEth(unit int) error {
+func (k *kernel) removeEth(name string) error {
 	k.ethMu.Lock()
 	defer k.ethMu.Unlock()
-	r := k.relays[unit]
+	r := k.relays[name]
 	if r == nil {
 		return plan.Errorf(plan.CodeNoDevice, "Device doesn't exist")
 	}
-	if ifc, err := net.InterfaceByName(fmt.Sprintf("eth%d", unit)); err == nil && ifc.Flags&net.FlagUp != 0 {
+	if ifc, err := net.InterfaceByName(name); err == nil && ifc.Flags&net.FlagUp != 0 {
 		return plan.ErrBusy
 	}
-	delete(k.relays, unit)
+	delete(k.relays, name)
 	return r.Stop()
 }

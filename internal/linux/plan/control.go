@@ -25,7 +25,7 @@ const (
 	OpUbdAdd    Op = "ubd-add"    // Disk
 	OpUbdRemove Op = "ubd-remove" // Unit
 	OpEthAdd    Op = "eth-add"    // Eth, with the host side's descriptor
-	OpEthRemove Op = "eth-remove" // Unit
+	OpEthRemove Op = "eth-remove" // Arg: the device (eth0, vec1)
 	OpSysrq     Op = "sysrq"      // Arg: the key
 	OpStack     Op = "stack"      // Pid
 	OpProc      Op = "proc"       // Arg: path below the guest's /proc
@@ -171,8 +171,12 @@ func (r *Request) Validate() error {
 		if r.Eth == nil || r.Eth.Unit < 0 {
 			return Errorf(CodeBadRequest, "bad eth-add request")
 		}
-	case OpUbdRemove, OpEthRemove:
+	case OpUbdRemove:
 		if r.Unit < 0 {
+			return Errorf(CodeBadRequest, "bad %s request", r.Op)
+		}
+	case OpEthRemove:
+		if r.Arg == "" {
 			return Errorf(CodeBadRequest, "bad %s request", r.Op)
 		}
 	case OpSysrq:

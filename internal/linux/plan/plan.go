@@ -38,8 +38,8 @@ const (
 )
 
 // Names of the descriptors P donates to K (internal/childrole.Donate).
-// Eth devices come as EthFD(unit), console host fds as "hostfd-N", port
-// listeners as "port-N".
+// Network devices come by their name (Eth.Name: eth0, vec1), console host
+// fds as "hostfd-N", port listeners as "port-N".
 const (
 	FDConIn       = "con-in"
 	FDConOut      = "con-out"
@@ -54,9 +54,6 @@ const (
 	FDGuestGo     = "go"          // G: P placed G in its cgroup and started the guard
 	FDGuestPrefix = "guest-"      // (reserved)
 )
-
-// EthFD names the descriptor of eth device unit.
-func EthFD(unit int) string { return fmt.Sprintf("eth%d", unit) }
 
 // Exit codes of K, read by P.
 const (
@@ -139,14 +136,28 @@ type FileIdent struct {
 	Ino uint64 `json:"ino"`
 }
 
-// Eth is one eth device: P opened its host side and donates it as
-// EthFD(Unit); K creates the guest's interface and relays frames. Params
-// are the transport's own (internal/netdev decodes them).
+// Eth is one network device, ethN= or vecN:: P opened its host side and
+// donates it by the device's name; K creates the guest's interface of that
+// name and relays frames. Params are the transport's own (internal/netdev
+// decodes them).
 type Eth struct {
 	Unit      int             `json:"unit"`
+	Vector    bool            `json:"vector,omitempty"` // a vecN: device
 	MAC       [6]byte         `json:"mac"`
+	MTU       int             `json:"mtu,omitempty"` // 0: 1500
 	Transport string          `json:"transport"`
 	Params    json.RawMessage `json:"params,omitempty"`
+}
+
+// Name is the device's name in the guest (and of its donated descriptor).
+func (e Eth) Name() string { return DevName(e.Vector, e.Unit) }
+
+// DevName is the name of eth (or, vector, vec) device unit.
+func DevName(vector bool, unit int) string {
+	if vector {
+		return fmt.Sprintf("vec%d", unit)
+	}
+	return fmt.Sprintf("eth%d", unit)
 }
 
 // Consoles is what P tells K about the console and serial lines.

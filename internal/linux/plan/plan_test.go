@@ -92,7 +92,7 @@ func TestReplyCodes(t *testing.T) {
 func TestRequestValidate(t *testing.T) {
 	bad := []string{
 		`{"op":"frobnicate"}`, `{"op":"ubd-add"}`, `{"op":"ubd-add","disk":{"unit":16}}`, `{"op":"eth-add"}`,
-		`{"op":"sysrq"}`, `{"op":"eth-remove","unit":-1}`, `[]`, `{"op":`,
+		`{"op":"sysrq"}`, `{"op":"eth-remove"}`, `{"op":"ubd-remove","unit":-1}`, `[]`, `{"op":`,
 	}
 	for _, s := range bad {
 		if _, err := UnmarshalRequest([]byte(s)); !errors.Is(err, ErrBadRequest) {

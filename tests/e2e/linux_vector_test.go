@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/umlkit/umlkit/internal/testutil"
+	"github.com/umlkit/umlkit/tests/harness"
+)
+
+// The vector transports (vecN:transport=...), ours against linux.uml on
+// the other end, inside network namespaces the tests make.
+
+// vecPingInit is netPingInit on vec0.
+func vecPingInit(addr, peer string, stay int) string {
+	return strings.ReplaceAll(netPingInit(addr, peer, stay), "eth0", "vec0")
+}
+
+// run runs argv and fails the test on error.
+func run(t *testing.T, argv ...string) {
+	t.Helper()
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", argv, err, out)
+	}
+}
+
+// vethPair makes two namespaces joined by a veth pair (va in a, vb in b),
+// up, with 10.99.0.1/24 on va and 10.99.0.2/24 on vb.
+func vethPair(t *testing.T) (a, b string) {
+	t.Helper()
+	a, b = testutil.NetNS(t), testutil.NetNS(t)
+	run(t, "ip", "-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b)
+	run(t, "ip", "-n", a, "addr", "add", "10.99.0.1/24", "dev", "va")
+	run(t, "ip", "-n", b, "addr", "add", "10.99.0.2/24", "dev", "vb")
+	run(t, "ip", "-n", a, "link", "set", "va", "up")
+	run(t, "ip", "-n", b, "link", "set", "vb", "up")
+	return a, b
+}
+
+// pingPair boots ours in nsOurs with ourVec and linux.uml in nsReal with
+// realVec, each pinging the other over vec0.
+func pingPair(t *testing.T, nsOurs, ourVec, nsReal, realVec string) {
+	t.Helper()
+	ours := bootLinuxIn(t, nsOurs, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.5.1", "10.77.5.2", 20)}), ourVec)
+	real := harness.BootRealUMLIn(t, nsReal, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.5.2", "10.77.5.1", 20)}), realVec)
+	for _, g := range []struct {
+		g    *harness.Guest
+		want string
+	}{{ours, "PING-OK-10.77.5.1"}, {real, "PING-OK-10.77.5.2"}} {
+		if err := g.g.WaitOutput(g.want, 120*time.Second); err != nil {
+			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
+		}
+	}
+}
+
+// TestIntegrationLinuxVecRawWithRealUML: ours on one end of a veth pair
+// and linux.uml on the other, both vec0:transport=raw, ping each other.
+func TestIntegrationLinuxVecRawWithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	a, b := vethPair(t)
+	pingPair(t, a, "vec0:transport=raw,ifname=va,mac=02:00:0a:4d:05:01", b, "vec0:transport=raw,ifname=vb")
+}
+
+// TestIntegrationLinuxVecTapWithRealUML: ours and linux.uml each on a
+// host tap (vecN:transport=tap), the taps on one bridge, ping each other;
+// the namespace pings our guest too.
+func TestIntegrationLinuxVecTapWithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireTUN(t)
+	ns := testutil.NetNS(t)
+	run(t, "ip", "-n", ns, "link", "add", "br0", "type", "bridge")
+	run(t, "ip", "-n", ns, "addr", "add", "10.77.5.9/24", "dev", "br0")
+	run(t, "ip", "-n", ns, "link", "set", "br0", "up")
+	for _, tap := range []string{"vtours", "vtreal"} {
+		run(t, "ip", "-n", ns, "tuntap", "add", "dev", tap, "mode", "tap")
+		run(t, "ip", "-n", ns, "link", "set", tap, "master", "br0")
+		run(t, "ip", "-n", ns, "link", "set", tap, "up")
+	}
+	pingPair(t, ns, "vec0:transport=tap,ifname=vtours", ns, "vec0:transport=tap,ifname=vtreal")
+}
+
+// TestIntegrationLinuxVecGREWithRealUML: ours and linux.uml on both ends
+// of an Ethernet-over-GRE tunnel between two namespaces, with keys and
+// sequence numbers, ping each other.
+func TestIntegrationLinuxVecGREWithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	a, b := vethPair(t)
+	pingPair(t, a, "vec0:transport=gre,src=10.99.0.1,dst=10.99.0.2,rx_key=7,tx_key=8,sequence=1",
+		b, "vec0:transport=gre,src=10.99.0.2,dst=10.99.0.1,rx_key=8,tx_key=7")
+}
+
+// TestIntegrationLinuxVecL2TPv3WithRealUML: the same over L2TPv3, on IP
+// and on UDP, with cookies and counters.
+func TestIntegrationLinuxVecL2TPv3WithRealUML(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	for _, mode := range []struct{ name, ours, real string }{
+		{"ip", "vec0:transport=l2tpv3,src=10.99.0.1,dst=10.99.0.2,rx_session=0xffffffff,tx_session=0xfffffffe,rx_cookie=0x1234,tx_cookie=0x4321,counter=1",
+			"vec0:transport=l2tpv3,src=10.99.0.2,dst=10.99.0.1,rx_session=0xfffffffe,tx_session=0xffffffff,rx_cookie=0x4321,tx_cookie=0x1234,counter=1"},
+		{"udp", "vec0:transport=l2tpv3,udp=1,src=10.99.0.1,dst=10.99.0.2,srcport=1706,dstport=1707,rx_session=5,tx_session=6,cookie64=1,rx_cookie=0x1122334455667788,tx_cookie=0x8877665544332211",
+			"vec0:transport=l2tpv3,udp=1,src=10.99.0.2,dst=10.99.0.1,srcport=1707,dstport=1706,rx_session=6,tx_session=5,cookie64=1,rx_cookie=0x8877665544332211,tx_cookie=0x1122334455667788"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			a, b := vethPair(t)
+			pingPair(t, a, mode.ours, b, mode.real)
+		})
+	}
+}
+
+// responder answers ARP requests for ip (with mac) and ICMP echo requests
+// to ip on conn, one Ethernet frame per message, until conn closes.
+func responder(conn net.Conn, ip net.IP, mac net.HardwareAddr) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return
+		}
+		f := buf[:n]
+		if len(f) < 14 {
+			continue
+		}
+		switch binary.BigEndian.Uint16(f[12:]) {
+		case 0x0806: // ARP request for ip
+			if len(f) < 42 || binary.BigEndian.Uint16(f[20:]) != 1 || !net.IP(f[38:42]).Equal(ip) {
+				continue
+			}
+			r := make([]byte, 42)
+			copy(r[0:], f[6:12])
+			copy(r[6:], mac)
+			copy(r[12:], []byte{0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2})
+			copy(r[22:], mac)
+			copy(r[28:], ip.To4())
+			copy(r[32:], f[22:28])
+			copy(r[38:], f[28:32])
+			conn.Write(r)
+		case 0x0800: // ICMP echo request to ip
+			ihl := int(f[14]&0x0f) * 4
+			if len(f) < 14+ihl+8 || f[23] != 1 || !net.IP(f[30:34]).Equal(ip) || f[14+ihl] != 8 {
+				continue
+			}
+			r := append([]byte(nil), f...)
+			copy(r[0:], f[6:12])
+			copy(r[6:], mac)
+			copy(r[26:], f[30:34])
+			copy(r[30:], f[26:30])
+			icmp := r[14+ihl:]
+			icmp[0] = 0 // echo reply
+			icmp[2], icmp[3] = 0, 0
+			binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
+			conn.Write(r)
+		}
+	}
+}
+
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+// TestIntegrationLinuxVecFD: vec0:transport=fd on a socket pair whose
+// other end is the test, which answers ARP and ICMP: the guest pings it.
+func TestIntegrationLinuxVecFD(t *testing.T) {
+	testutil.RequireUserNS(t)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := os.NewFile(uintptr(fds[1]), "guest-end")
+	mine := os.NewFile(uintptr(fds[0]), "test-end")
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go responder(conn, net.IPv4(10, 77, 6, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 6, 2})
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.6.1", "10.77.6.2", 1)})
+	cmd := exec.Command(harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+t.TempDir(), "vec0:transport=fd,fd=3")
+	cmd.ExtraFiles = []*os.File{theirs}
+	g := harness.StartCmd(t, cmd)
+	theirs.Close()
+	if err := g.WaitOutput("PING-OK-10.77.6.1", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+}
+
+// TestIntegrationLinuxVecBess: vec0:transport=bess to a unix seqpacket
+// socket the test listens on, answering ARP and ICMP.
+func TestIntegrationLinuxVecBess(t *testing.T) {
+	testutil.RequireUserNS(t)
+	sock := t.TempDir() + "/bess.sock"
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go responder(c, net.IPv4(10, 77, 6, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 6, 2})
+		}
+	}()
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.6.1", "10.77.6.2", 1)})
+	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+t.TempDir(), "vec0:transport=bess,dst="+sock)
+	if err := g.WaitOutput("PING-OK-10.77.6.1", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+}

@@ -226,3 +226,12 @@ func openedVec(h *Host, unit int, transport string, c vecCommon, f *os.File, par
 	}
 	return o, nil
 }
+
+// DriverOf returns the transport of device e (an eth or a vector device),
+// or nil.
+func DriverOf(e plan.Eth) *Driver {
+	if e.Vector {
+		return vectors[e.Transport]
+	}
+	return drivers[e.Transport]
+}

@@ -89,23 +89,26 @@ func TestIntegrationLinuxVecTapWithRealUML(t *testing.T) {
 
 // TestIntegrationLinuxVecGREWithRealUML: ours and linux.uml on both ends
 // of an Ethernet-over-GRE tunnel between two namespaces, with keys and
-// sequence numbers, ping each other.
+// sequence numbers, ping each other. (UML drops packets whose GRE flags
+// differ from its own configuration, so both ends use the same options.)
 func TestIntegrationLinuxVecGREWithRealUML(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
 	a, b := vethPair(t)
 	pingPair(t, a, "vec0:transport=gre,src=10.99.0.1,dst=10.99.0.2,rx_key=7,tx_key=8,sequence=1",
-		b, "vec0:transport=gre,src=10.99.0.2,dst=10.99.0.1,rx_key=8,tx_key=7")
+		b, "vec0:transport=gre,src=10.99.0.2,dst=10.99.0.1,rx_key=8,tx_key=7,sequence=1")
 }
 
 // TestIntegrationLinuxVecL2TPv3WithRealUML: the same over L2TPv3, on IP
-// and on UDP, with cookies and counters.
+// and on UDP, with cookies and counters. (linux.uml 6.1 oopses in
+// vector_net_open with session ids of 0xfffffffe and up; ours takes any
+// 32-bit id.)
 func TestIntegrationLinuxVecL2TPv3WithRealUML(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
 	for _, mode := range []struct{ name, ours, real string }{
-		{"ip", "vec0:transport=l2tpv3,src=10.99.0.1,dst=10.99.0.2,rx_session=0xffffffff,tx_session=0xfffffffe,rx_cookie=0x1234,tx_cookie=0x4321,counter=1",
-			"vec0:transport=l2tpv3,src=10.99.0.2,dst=10.99.0.1,rx_session=0xfffffffe,tx_session=0xffffffff,rx_cookie=0x4321,tx_cookie=0x1234,counter=1"},
+		{"ip", "vec0:transport=l2tpv3,src=10.99.0.1,dst=10.99.0.2,rx_session=0x1f2f3f4f,tx_session=0x4f3f2f1f,rx_cookie=0x1234,tx_cookie=0x4321,counter=1",
+			"vec0:transport=l2tpv3,src=10.99.0.2,dst=10.99.0.1,rx_session=0x4f3f2f1f,tx_session=0x1f2f3f4f,rx_cookie=0x4321,tx_cookie=0x1234,counter=1"},
 		{"udp", "vec0:transport=l2tpv3,udp=1,src=10.99.0.1,dst=10.99.0.2,srcport=1706,dstport=1707,rx_session=5,tx_session=6,cookie64=1,rx_cookie=0x1122334455667788,tx_cookie=0x8877665544332211",
 			"vec0:transport=l2tpv3,udp=1,src=10.99.0.2,dst=10.99.0.1,srcport=1707,dstport=1706,rx_session=6,tx_session=5,cookie64=1,rx_cookie=0x8877665544332211,tx_cookie=0x1122334455667788"},
 	} {

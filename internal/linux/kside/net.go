@@ -34,7 +34,7 @@ func (k *kernel) addEth(e plan.Eth, f *os.File) error {
 	if f == nil {
 		return errors.New("no host descriptor from the parent")
 	}
-	d := netdev.Lookup(e.Transport)
+	d := netdev.DriverOf(e)
 	if d == nil || d.Wrap == nil {
 		f.Close()
 		return fmt.Errorf("unknown transport %q", e.Transport)

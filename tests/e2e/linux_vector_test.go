@@ -231,3 +231,124 @@ func TestIntegrationLinuxVecBess(t *testing.T) {
 		t.Fatalf("%v\n%s", err, g.Output())
 	}
 }
+
+// vecHotplugErrors are malformed vector requests, answered as linux.uml
+// answers them.
+var vecHotplugErrors = []string{
+	"config vecx:transport=tap", "config vec1x:transport=tap", "config vec1", "config vec1=transport=tap",
+	"config vec1:transport=tap,a=b=c", "remove vec7", "remove vecz",
+}
+
+// TestIntegrationLinuxVecHotplug: "config vec1:transport=bess,..." gives a
+// running guest of ours a vec1 on a unix seqpacket port the test answers
+// ARP and ICMP on; "remove vec1" is refused while the interface is up and
+// takes it away once it is down. Malformed requests get linux.uml's
+// answers.
+func TestIntegrationLinuxVecHotplug(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	run := debianMconsole(t)
+	real := map[string]string{}
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sleep 1000"})
+	peer := harness.BootRealUML(t, img, "umid=vh-real")
+	if err := peer.WaitOutput("READY", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	rsock := realMconsoleSocket(t, peer, "vh-real")
+	for _, req := range vecHotplugErrors {
+		real[req] = run(rsock, req)
+	}
+	run(rsock, "halt")
+
+	sockPath := t.TempDir() + "/bess.sock"
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sockPath, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go responder(c, net.IPv4(10, 77, 7, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 7, 2})
+		}
+	}()
+	g, sock := bootForMconsole(t, "echo READY; exec sh", "vh")
+	sameReplies(t, run, sock, vecHotplugErrors, real)
+	guest := (&guestShell{t: t, g: g}).run
+	if out := run(sock, "config vec1:transport=bess,dst="+sockPath+",mac=02:00:0a:4d:07:01"); out != "OK \n" {
+		t.Fatalf("config vec1: = %q\n%s", out, g.Output())
+	}
+	if out := run(sock, "config vec1:transport=bess,dst="+sockPath); out != "ERR Device already configured\n" {
+		t.Errorf("second config vec1: = %q", out)
+	}
+	guest("cat /sys/class/net/vec1/address", "02:00:0a:4d:07:01")
+	guest("ifconfig vec1 10.77.7.1 netmask 255.255.255.0 up && ping -c 2 -W 5 10.77.7.2 >/dev/null && echo PING-OK", "PING-OK")
+	if out := run(sock, "remove vec1"); out != "ERR Device is currently open\n" {
+		t.Errorf("remove of an up vec1 = %q", out)
+	}
+	guest("ifconfig vec1 down", "")
+	if out := run(sock, "remove vec1"); out != "OK \n" {
+		t.Errorf("remove vec1 = %q", out)
+	}
+	run(sock, "halt")
+	g.Wait(bootTimeout)
+	peer.Wait(bootTimeout)
+}
+
+// TestIntegrationLinuxVecBadInput: every malformed vecN: gets a one-line
+// message naming the problem, and the guest boots with the other devices
+// (vec0 on a socket pair works).
+func TestIntegrationLinuxVecBadInput(t *testing.T) {
+	testutil.RequireUserNS(t)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := os.NewFile(uintptr(fds[1]), "guest-end")
+	mine := os.NewFile(uintptr(fds[0]), "test-end")
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go responder(conn, net.IPv4(10, 77, 6, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 6, 2})
+	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.6.1", "10.77.6.2", 1)})
+	bad := map[string]string{
+		"vec1:transport=tap,a=b=c":                                            "vector_setup - Couldn't parse 'transport'",
+		"vec2:ifname=x":                                                       "vec2: no transport= given",
+		"vec3:transport=zzz":                                                  "vec3: unknown transport 'zzz'",
+		"vec4:transport=raw":                                                  "vec4: transport=raw needs ifname=",
+		"vec5:transport=gre,src=10.0.0.1":                                     "vec5: transport=gre needs dst=",
+		"vec6:transport=gre,dst=10.0.0.1,rx_key=1":                            "vec6: transport=gre: give both rx_key= and tx_key=, or neither",
+		"vec7:transport=l2tpv3,dst=10.0.0.1":                                  "vec7: transport=l2tpv3 needs rx_session= and tx_session=",
+		"vec8:transport=bess":                                                 "vec8: transport=bess needs dst=",
+		"vec9:transport=fd,fd=77":                                             "vec9: fd=77 is not open",
+		"vec10:transport=bess,dst=/nonexistent/socket":                        "vec10: connect /nonexistent/socket: no such file or directory",
+		"vec11:transport=raw,ifname=nosuchif0":                                "vec11: nosuchif0: route ip+net: no such network interface",
+		"vec12:transport=l2tpv3,dst=10.0.0.1,udp=1,rx_session=1,tx_session=2": "vec12: transport=l2tpv3,udp=1 needs dstport=",
+	}
+	args := []string{harness.Bin(t, "linux"), "ubd0=" + img, "init=/init", "uml_dir=" + t.TempDir(), "vec0:transport=fd,fd=3"}
+	for spec := range bad {
+		args = append(args, spec)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.ExtraFiles = []*os.File{theirs}
+	g := harness.StartCmd(t, cmd)
+	theirs.Close()
+	if err := g.WaitOutput("PING-OK-10.77.6.1", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	out := g.Output()
+	for spec, want := range bad {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("%s: boot log lacks (once) %q", spec, want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
+	}
+}

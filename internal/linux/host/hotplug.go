@@ -2,7 +2,6 @@ package host
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,22 +129,15 @@ func (m *machine) remove(arg string) mcserver.Reply {
 // known transport whose host side fails is answered OK and the failure is
 // in the kernel log only.
 func (m *machine) devConfig(vector bool, rest string) mcserver.Reply {
-	sep := byte('=')
+	n, spec, reply := devNumber(vector, rest)
+	if reply != nil {
+		return *reply
+	}
 	if vector {
-		sep = ':'
+		if _, err := netdev.ParseVecArgs(spec); err != nil {
+			return mcserver.Errno(syscall.EINVAL, "vector_config failed to parse parameters")
+		}
 	}
-	end := 0
-	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
-		end++
-	}
-	n, err := strconv.Atoi(rest[:end])
-	if end == 0 || err != nil {
-		return mcserver.Errno(syscall.EINVAL, "Bad device number")
-	}
-	if end == len(rest) || rest[end] != sep {
-		return mcserver.Errno(syscall.EINVAL, fmt.Sprintf("Expected '%c' after device number", sep))
-	}
-	spec := rest[end+1:]
 	m.cfgMu.Lock()
 	defer m.cfgMu.Unlock()
 	specs := m.devSpecs(vector)
@@ -175,6 +167,39 @@ func (m *machine) devConfig(vector bool, rest string) mcserver.Reply {
 	(*specs)[n] = spec
 	m.hotEth[name] = true
 	return mcserver.OK("")
+}
+
+// devNumber splits "N=SPEC" (eth) or "N:SPEC" (vector) with UML's
+// answers for a bad one: eth's parser reads the digits, the vector
+// parser the whole text before the ':'.
+func devNumber(vector bool, rest string) (int, string, *mcserver.Reply) {
+	bad := func(msg string) (int, string, *mcserver.Reply) {
+		r := mcserver.Errno(syscall.EINVAL, msg)
+		return 0, "", &r
+	}
+	if vector {
+		num, spec, ok := strings.Cut(rest, ":")
+		if !ok {
+			return bad("Expected ':' after device number")
+		}
+		n, err := strconv.ParseUint(num, 0, 31)
+		if err != nil {
+			return bad("Bad device number")
+		}
+		return int(n), spec, nil
+	}
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	n, err := strconv.Atoi(rest[:end])
+	if end == 0 || err != nil {
+		return bad("Bad device number")
+	}
+	if end == len(rest) || rest[end] != '=' {
+		return bad("Expected '=' after device number")
+	}
+	return n, rest[end+1:], nil
 }
 
 // devSpecs is the command line's map of eth (or vector) devices.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -350,5 +351,39 @@ func TestIntegrationLinuxVecBadInput(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(out)
+	}
+}
+
+// TestIntegrationLinuxVecUnprivileged: run by an ordinary user, the
+// transports that need CAP_NET_RAW say so in one line, a tap the user
+// owns works (pinged from its namespace), and the guest boots.
+func TestIntegrationLinuxVecUnprivileged(t *testing.T) {
+	u := harness.UnprivilegedUser(t)
+	requireLinuxHostAs(t, u)
+	testutil.RequireTUNAs(t, u.UID, u.GID)
+	ns := testutil.NetNS(t)
+	run(t, "ip", "-n", ns, "tuntap", "add", "dev", "uvtap0", "mode", "tap", "user", u.Name)
+	run(t, "ip", "-n", ns, "addr", "add", "10.77.8.1/24", "dev", "uvtap0")
+	run(t, "ip", "-n", ns, "link", "set", "uvtap0", "up")
+	home := u.Dir(t)
+	img := harness.BusyboxImage(t, home, harness.Image{Init: vecPingInit("10.77.8.2", "10.77.8.1", 0)})
+	u.Chown(t, img)
+	bin := filepath.Join(home, "linux")
+	if out, err := exec.Command("cp", harness.Bin(t, "linux"), bin).CombinedOutput(); err != nil {
+		t.Fatalf("copy linux: %v: %s", err, out)
+	}
+	g := harness.Start(t, []string{"HOME=" + u.Home}, "ip", "netns", "exec", ns, "setpriv",
+		"--reuid="+itoa(int(u.UID)), "--regid="+itoa(int(u.GID)), "--clear-groups",
+		bin, "ubd0="+img, "init=/init", "uml_dir="+filepath.Join(home, "uml"), "vec0:transport=tap,ifname=uvtap0",
+		"vec1:transport=raw,ifname=lo", "vec2:transport=gre,src=127.0.0.1,dst=127.0.0.1")
+	if err := g.WaitOutput("PING-OK-10.77.8.2", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	out := g.Output()
+	for _, want := range []string{"vec1: lo: raw socket: operation not permitted (transport=raw needs CAP_NET_RAW",
+		"vec2: raw gre socket: operation not permitted (transport=gre needs CAP_NET_RAW"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("boot log lacks %q:\n%s", want, out)
+		}
 	}
 }

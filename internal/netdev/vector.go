@@ -195,8 +195,11 @@ func OpenVector(h *Host, unit int, spec string) (*Opened, error) {
 		return nil, fmt.Errorf("vec%d: no transport= given (one of %s)", unit, strings.Join(VectorNames(), ", "))
 	}
 	d := LookupVector(t)
-	if d == nil || d.Open == nil {
+	switch {
+	case d == nil:
 		return nil, fmt.Errorf("vec%d: unknown transport '%s' (this build has %s)", unit, t, strings.Join(VectorNames(), ", "))
+	case d.Open == nil:
+		return nil, fmt.Errorf("vec%d: transport=%s is not supported by this build (%s are)", unit, d.Name, strings.Join(VectorNames(), ", "))
 	}
 	s, err := d.Parse(strings.Split(spec, ","))
 	if err != nil {

@@ -79,6 +79,9 @@ func TestVecCommon(t *testing.T) {
 	if d := LookupVector("zzz"); d != nil {
 		t.Errorf("transport=zzz = %v; want none", d)
 	}
+	if _, err := OpenVector(&Host{Logf: func(string, ...any) {}}, 1, "transport=hybrid,ifname=x"); err == nil || !strings.Contains(err.Error(), "transport=hybrid is not supported by this build") {
+		t.Errorf("OpenVector(hybrid) = %v", err)
+	}
 	h, out := testHost()
 	if _, err := OpenVector(h, 2, "transport=zzz"); err == nil || !strings.Contains(err.Error(), "vec2: unknown transport 'zzz'") {
 		t.Errorf("OpenVector(zzz) = %v", err)

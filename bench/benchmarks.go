@@ -68,6 +68,14 @@ var benchmarks = []*Benchmark{
 		Setup:    linuxNetSetup,
 		Variants: byKind(tapTCP, impl{"ours", "ours"}, impl{"linux.uml", "real"}),
 	},
+	{
+		Name:  "vec-net",
+		Doc:   "TCP from the guest over vec0:transport=raw (a veth) and =tap to a host sink (32 MiB x3), our linux vs linux.uml, and the veth ceiling",
+		Setup: vecNetSetup,
+		Variants: append(append(byKind(vecTCP("raw"), impl{"ours", "ours"}, impl{"linux.uml", "real"}),
+			byKind(vecTCP("tap"), impl{"ours-tap", "ours"}, impl{"linux.uml-tap", "real"})...),
+			Variant{Name: "veth", Run: vethCeiling}),
+	},
 }
 
 // guestBenches are the benchmarks of linux against Debian's linux.uml on the

@@ -88,6 +88,12 @@ func addBenchTap(ns string) error {
 // bootOnTap boots kernel kind in ns on a fresh copy of the image with
 // eth0=tuntap,benchtap0; stop kills and reaps it.
 func bootOnTap(e *Env, ns, kind string) (log *markerLog, stop func(), err error) {
+	return bootWith(e, ns, kind, "eth0=tuntap,benchtap0")
+}
+
+// bootWith boots kernel kind in ns on a fresh copy of the image with the
+// device dev; stop kills and reaps it.
+func bootWith(e *Env, ns, kind, dev string) (log *markerLog, stop func(), err error) {
 	img := filepath.Join(e.Dir, kind+"-net.img")
 	data, err := os.ReadFile(e.Vars["netimg"])
 	if err != nil {
@@ -96,7 +102,7 @@ func bootOnTap(e *Env, ns, kind string) (log *markerLog, stop func(), err error)
 	if err := os.WriteFile(img, data, 0o644); err != nil {
 		return nil, nil, err
 	}
-	argv := bootArgs(e, kind, img, "eth0=tuntap,benchtap0")
+	argv := bootArgs(e, kind, img, dev)
 	log = newMarkerLog()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+os.TempDir())

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// vec-net: TCP throughput from a guest's vec0 to a sink on the host, our
+// linux vs Debian's linux.uml on the same image and the same vector
+// transport, and the ceiling: the same transfer between two network
+// namespaces over a veth pair, no guest. Each measurement runs in fresh
+// namespaces (needs root): a veth pair vbench0 (10.77.9.1, the sink) /
+// vbench1 (no address; vec0:transport=raw,ifname=vbench1), or a tap
+// benchtap0 (vec0:transport=tap,ifname=benchtap0).
+
+// vecNetSetup is linuxNetSetup on vec0.
+func vecNetSetup(e *Env) error {
+	if _, err := os.Stat(realUML); err != nil {
+		return fmt.Errorf("linux.uml not installed (apt-get install user-mode-linux)")
+	}
+	tool, err := buildTCPTool(e.Dir)
+	if err != nil {
+		return err
+	}
+	e.Vars["tcptool"] = tool
+	script := strings.ReplaceAll(fmt.Sprintf(linuxNetClient, tcpMiB), "eth0", "vec0")
+	img, err := busyboxImage(filepath.Join(e.Dir, "vecimg"), script, tool)
+	if err != nil {
+		return err
+	}
+	e.Vars["netimg"] = img
+	return nil
+}
+
+// ipn runs ip -n ns args.
+func ipn(ns string, args ...string) error {
+	if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %v: %v: %s", args, err, out)
+	}
+	return nil
+}
+
+// addBenchVeth brings lo up in ns and adds the veth pair vbench0
+// (10.77.9.1/24) / vbench1 (into peerNS, or ns when "").
+func addBenchVeth(ns, peerNS string) error {
+	if peerNS == "" {
+		peerNS = ns
+	}
+	for _, step := range [][]string{
+		{ns, "link", "set", "lo", "up"},
+		{ns, "link", "add", "vbench0", "type", "veth", "peer", "name", "vbench1", "netns", peerNS},
+		{ns, "addr", "add", "10.77.9.1/24", "dev", "vbench0"},
+		{ns, "link", "set", "vbench0", "up"},
+		{peerNS, "link", "set", "vbench1", "up"},
+	} {
+		if err := ipn(step[0], step[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startSink starts tcptool's sink in ns; stop kills it.
+func startSink(e *Env, ns string) (stop func(), err error) {
+	sink := exec.Command("ip", "netns", "exec", ns, e.Vars["tcptool"], "sink", "5001")
+	sink.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := sink.Start(); err != nil {
+		return nil, err
+	}
+	return func() { syscall.Kill(-sink.Process.Pid, syscall.SIGKILL); sink.Wait() }, nil
+}
+
+// vecTCP measures kernel kind ("ours", "real") with vec0 on transport
+// ("raw" or "tap").
+func vecTCP(transport string) func(e *Env, kind string) ([]Metric, error) {
+	return func(e *Env, kind string) ([]Metric, error) {
+		return withNetNS("umlkit-bench-vec", func(ns string) ([]Metric, error) {
+			spec := "vec0:transport=raw,ifname=vbench1"
+			setup := func() error { return addBenchVeth(ns, "") }
+			if transport == "tap" {
+				spec = "vec0:transport=tap,ifname=benchtap0"
+				setup = func() error { return addBenchTap(ns) }
+			}
+			if err := setup(); err != nil {
+				return nil, err
+			}
+			stopSink, err := startSink(e, ns)
+			if err != nil {
+				return nil, err
+			}
+			defer stopSink()
+			log, stop, err := bootWith(e, ns, kind, spec)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+			if err := log.waitTransfers(kind, "console"); err != nil {
+				return nil, err
+			}
+			return []Metric{{"guest TCP over vec0 " + transport, median(log.rates(tcpMiB)), "MB/s"}}, nil
+		})
+	}
+}
+
+// vethCeiling sends the same three transfers from a second namespace over
+// the veth pair: the host's own speed on this path, no guest.
+func vethCeiling(e *Env) ([]Metric, error) {
+	return withNetNS("umlkit-bench-vec", func(ns string) ([]Metric, error) {
+		return withNetNS("umlkit-bench-vecpeer", func(peer string) ([]Metric, error) {
+			if err := addBenchVeth(ns, peer); err != nil {
+				return nil, err
+			}
+			if err := ipn(peer, "addr", "add", "10.77.9.2/24", "dev", "vbench1"); err != nil {
+				return nil, err
+			}
+			stopSink, err := startSink(e, ns)
+			if err != nil {
+				return nil, err
+			}
+			defer stopSink()
+			// 16 times the guests' transfer, so the two process starts
+			// timed with it are noise.
+			const mib = 16 * tcpMiB
+			var rates []float64
+			for r := 0; r < 3; r++ {
+				ms, err := Timed(exec.Command("ip", "netns", "exec", peer, e.Vars["tcptool"], "send", "10.77.9.1:5001", fmt.Sprint(mib)))
+				if err != nil {
+					return nil, err
+				}
+				rates = append(rates, float64(mib)*1.048576/(ms/1000))
+			}
+			return []Metric{{"host TCP over the veth (ceiling)", median(rates), "MB/s"}}, nil
+		})
+	})
+}

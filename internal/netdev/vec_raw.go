@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/umlkit/umlkit/internal/encap"
-	"github.com/umlkit/umlkit/internal/linux/plan"
 	"github.com/umlkit/umlkit/internal/sys"
 )
 
@@ -28,7 +25,8 @@ func init() {
 		Help:  "vecN:transport=raw,ifname=<host interface>[,mac=<mac>][,mtu=<n>] (needs CAP_NET_RAW)",
 		Parse: parseVecRaw,
 		Open:  openVecRaw,
-		Wrap:  wrapRaw,
+		Wrap:  wrapFile,
+		Vnet:  true,
 	})
 }
 
@@ -74,8 +72,9 @@ func openPacketSocket(ifname string) (*os.File, error) {
 		return nil, os.NewSyscallError("setsockopt PACKET_IGNORE_OUTGOING", err)
 	}
 	// The host's own packets on the interface (veth, bridge) carry
-	// partial checksums and may be large segments: the vnet header says
-	// which (rawVnet completes them).
+	// partial checksums and may be large segments, and the guest's may
+	// too: the vnet header before every frame says which, and the guest's
+	// device and the host's kernel finish them (Driver.Vnet).
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		f.Close()
 		return nil, os.NewSyscallError("setsockopt PACKET_VNET_HDR", err)
@@ -97,56 +96,3 @@ func openVecRaw(h *Host, n int, sp Spec) (*Opened, error) {
 	runIfup(h, s.common.Ifup, s.Ifname)
 	return o, nil
 }
-
-func wrapRaw(_ plan.Eth, f *os.File) (Transport, error) {
-	p, err := sys.Pollable(f, f.Name())
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &rawVnet{f: p, rbuf: make([]byte, encap.VnetHdrLen+bufSize)}, nil
-}
-
-// rawVnet is the frame transport of a packet socket with PACKET_VNET_HDR:
-// each frame comes after a virtio_net_hdr. A received frame's partial
-// checksum is completed in software (the guest's device takes no vnet
-// header); a large segment (GSO) goes to the guest whole, which takes it
-// as one IP packet. Frames sent carry an empty header (no offloads).
-type rawVnet struct {
-	f    *os.File
-	rbuf []byte // ReadFrame's (one reader)
-
-	wmu  sync.Mutex // guards wbuf
-	wbuf []byte
-}
-
-// ReadFrame implements Transport.
-func (r *rawVnet) ReadFrame(b []byte) (int, error) {
-	for {
-		n, err := r.f.Read(r.rbuf)
-		if err != nil {
-			return 0, err
-		}
-		h, err := encap.DecodeVnetHdr(r.rbuf[:n])
-		if err != nil {
-			continue
-		}
-		frame := r.rbuf[encap.VnetHdrLen:n]
-		if !encap.CompleteChecksum(frame, h) {
-			continue
-		}
-		return copy(b, frame), nil
-	}
-}
-
-// WriteFrame implements Transport.
-func (r *rawVnet) WriteFrame(b []byte) error {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	r.wbuf = append(append(r.wbuf[:0], make([]byte, encap.VnetHdrLen)...), b...)
-	_, err := r.f.Write(r.wbuf)
-	return err
-}
-
-// Close implements Transport.
-func (r *rawVnet) Close() error { return r.f.Close() }

@@ -22,6 +22,7 @@ func init() {
 		Parse: parseVecTap,
 		Open:  openVecTap,
 		Wrap:  wrapFile,
+		Vnet:  true,
 	})
 }
 
@@ -57,8 +58,14 @@ func openVecTap(h *Host, n int, sp Spec) (*Opened, error) {
 	if name == "" {
 		name = randomTapName()
 	}
-	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP})
+	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP, VnetHdr: true})
 	if err != nil {
+		return nil, fmt.Errorf("vec%d: tap %s: %w", n, name, err)
+	}
+	// As UML's vector tap: the host hands over partial checksums and
+	// large segments, which pass to the guest whole (Driver.Vnet).
+	if err := d.SetOffload(vnetOffloads); err != nil {
+		d.Close()
 		return nil, fmt.Errorf("vec%d: tap %s: %w", n, name, err)
 	}
 	o, err := openedVec(h, n, "tap", s.common, d.File(), nil)

@@ -396,3 +396,17 @@ func parseTunData(in *Info, data []attr) {
 		}
 	}
 }
+
+// Offloads a device with IFF_VNET_HDR may take (TUNSETOFFLOAD): frames
+// with partial checksums, and TCP segments up to 64 KiB.
+const (
+	OffloadCsum = unix.TUN_F_CSUM
+	OffloadTSO4 = unix.TUN_F_TSO4
+	OffloadTSO6 = unix.TUN_F_TSO6
+)
+
+// SetOffload sets the offloads the reader of the device accepts
+// (TUNSETOFFLOAD; the device needs IFF_VNET_HDR).
+func (d *Device) SetOffload(flags int) error {
+	return d.ioctlInt("ioctl TUNSETOFFLOAD", unix.TUNSETOFFLOAD, flags)
+}

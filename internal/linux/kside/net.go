@@ -44,9 +44,12 @@ func (k *kernel) addEth(e plan.Eth, f *os.File) error {
 		return err
 	}
 	var tap *netdev.File
-	if d.L3 {
+	switch {
+	case d.L3:
 		tap, err = netdev.CreateTun(e.Name())
-	} else {
+	case d.Vnet:
+		tap, err = netdev.CreateTapVnet(e.Name(), e.MAC)
+	default:
 		tap, err = netdev.CreateTap(e.Name(), e.MAC)
 	}
 	if err == nil && e.MTU != 0 && e.MTU != netdev.MTU {

@@ -70,7 +70,7 @@ var benchmarks = []*Benchmark{
 	},
 	{
 		Name:  "vec-net",
-		Doc:   "TCP from the guest over vec0:transport=raw (a veth) and =tap to a host sink (32 MiB x3), our linux vs linux.uml, and the veth ceiling",
+		Doc:   "TCP from the guest over vec0:transport=raw (a veth) and =tap, gro=1, to a host sink (32 MiB x3), our linux vs linux.uml, and the veth ceiling",
 		Setup: vecNetSetup,
 		Variants: append(byKind(vecBoth, impl{"ours", "ours"}, impl{"linux.uml", "real"}),
 			Variant{Name: "veth ceiling", Run: vethCeiling}),

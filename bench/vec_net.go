@@ -15,7 +15,8 @@ import (
 // namespaces over a veth pair, no guest. Each measurement runs in fresh
 // namespaces (needs root): a veth pair vbench0 (10.77.9.1, the sink) /
 // vbench1 (no address; vec0:transport=raw,ifname=vbench1), or a tap
-// benchtap0 (vec0:transport=tap,ifname=benchtap0).
+// benchtap0 (vec0:transport=tap,ifname=benchtap0). Both kernels get gro=1:
+// the guest's 64 KiB segments then cross whole.
 
 // vecNetSetup is linuxNetSetup on vec0.
 func vecNetSetup(e *Env) error {
@@ -96,10 +97,10 @@ func vecBoth(e *Env, kind string) ([]Metric, error) {
 func vecTCP(transport string) func(e *Env, kind string) ([]Metric, error) {
 	return func(e *Env, kind string) ([]Metric, error) {
 		return withNetNS("umlkit-bench-vec", func(ns string) ([]Metric, error) {
-			spec := "vec0:transport=raw,ifname=vbench1"
+			spec := "vec0:transport=raw,ifname=vbench1,gro=1"
 			setup := func() error { return addBenchVeth(ns, "") }
 			if transport == "tap" {
-				spec = "vec0:transport=tap,ifname=benchtap0"
+				spec = "vec0:transport=tap,ifname=benchtap0,gro=1"
 				setup = func() error { return addBenchTap(ns) }
 			}
 			if err := setup(); err != nil {

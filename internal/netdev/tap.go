@@ -17,20 +17,23 @@ import (
 // calling thread's network namespace with hardware address mac, and
 // leaves it down: the guest configures it. The interface exists as long as
 // the returned transport is open.
-func CreateTap(name string, mac ether.MAC) (*File, error) { return createTap(name, mac, false) }
+func CreateTap(name string, mac ether.MAC) (*File, error) { return createTap(name, mac, false, false) }
 
 // CreateTapVnet is CreateTap for a transport that carries virtio_net_hdr
 // frames (Driver.Vnet): the device puts the header before every frame and
-// takes partial checksums and 64 KiB TCP segments from the guest, which
-// the transport hands on whole.
-func CreateTapVnet(name string, mac ether.MAC) (*File, error) { return createTap(name, mac, true) }
+// takes large segments from the host whole; with offload, the guest may
+// send partial checksums and 64 KiB TCP segments too, which the transport
+// hands on whole (the peer must take them: UML's gro=1).
+func CreateTapVnet(name string, mac ether.MAC, offload bool) (*File, error) {
+	return createTap(name, mac, true, offload)
+}
 
-func createTap(name string, mac ether.MAC, vnet bool) (*File, error) {
-	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP, VnetHdr: vnet})
+func createTap(name string, mac ether.MAC, vnetHdr, offload bool) (*File, error) {
+	d, err := tuntap.Open(tuntap.Config{Name: name, Mode: tuntap.TAP, VnetHdr: vnetHdr})
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	if vnet {
+	if offload {
 		if err := d.SetOffload(vnetOffloads); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("set up %s: %w", name, err)

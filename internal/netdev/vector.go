@@ -224,6 +224,7 @@ func openedVec(h *Host, unit int, transport string, c vecCommon, f *os.File, par
 		return nil, err
 	}
 	o.Eth.Vector = true
+	o.Eth.Offload = c.GRO // large segments from the guest: the peer takes them (UML's gro=1)
 	if c.MTU != MTU {
 		o.Eth.MTU = c.MTU
 	}

@@ -48,7 +48,7 @@ func (k *kernel) addEth(e plan.Eth, f *os.File) error {
 	case d.L3:
 		tap, err = netdev.CreateTun(e.Name())
 	case d.Vnet:
-		tap, err = netdev.CreateTapVnet(e.Name(), e.MAC)
+		tap, err = netdev.CreateTapVnet(e.Name(), e.MAC, e.Offload)
 	default:
 		tap, err = netdev.CreateTap(e.Name(), e.MAC)
 	}

@@ -141,10 +141,13 @@ type FileIdent struct {
 // name and relays frames. Params are the transport's own (internal/netdev
 // decodes them).
 type Eth struct {
-	Unit      int             `json:"unit"`
-	Vector    bool            `json:"vector,omitempty"` // a vecN: device
-	MAC       [6]byte         `json:"mac"`
-	MTU       int             `json:"mtu,omitempty"` // 0: 1500
+	Unit   int     `json:"unit"`
+	Vector bool    `json:"vector,omitempty"` // a vecN: device
+	MAC    [6]byte `json:"mac"`
+	MTU    int     `json:"mtu,omitempty"` // 0: 1500
+	// Offload: the guest's device may send partial checksums and 64 KiB
+	// segments (vecN: gro=1 on a transport with vnet headers).
+	Offload   bool            `json:"offload,omitempty"`
 	Transport string          `json:"transport"`
 	Params    json.RawMessage `json:"params,omitempty"`
 }

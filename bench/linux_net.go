@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -27,7 +28,10 @@ done
 poweroff -f`
 
 // linuxNetSetup builds tcptool and the guest's image (netimg).
-func linuxNetSetup(e *Env) error {
+func linuxNetSetup(e *Env) error { return netSetup(e, "eth0") }
+
+// netSetup builds tcptool and the image of a guest sending over dev.
+func netSetup(e *Env, dev string) error {
 	if _, err := os.Stat(realUML); err != nil {
 		return fmt.Errorf("linux.uml not installed (apt-get install user-mode-linux)")
 	}
@@ -36,7 +40,8 @@ func linuxNetSetup(e *Env) error {
 		return err
 	}
 	e.Vars["tcptool"] = tool
-	img, err := busyboxImage(filepath.Join(e.Dir, "netimg"), fmt.Sprintf(linuxNetClient, tcpMiB), tool)
+	script := strings.ReplaceAll(fmt.Sprintf(linuxNetClient, tcpMiB), "eth0", dev)
+	img, err := busyboxImage(filepath.Join(e.Dir, dev+"img"), script, tool)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"syscall"
 )
 
@@ -19,23 +16,7 @@ import (
 // the guest's 64 KiB segments then cross whole.
 
 // vecNetSetup is linuxNetSetup on vec0.
-func vecNetSetup(e *Env) error {
-	if _, err := os.Stat(realUML); err != nil {
-		return fmt.Errorf("linux.uml not installed (apt-get install user-mode-linux)")
-	}
-	tool, err := buildTCPTool(e.Dir)
-	if err != nil {
-		return err
-	}
-	e.Vars["tcptool"] = tool
-	script := strings.ReplaceAll(fmt.Sprintf(linuxNetClient, tcpMiB), "eth0", "vec0")
-	img, err := busyboxImage(filepath.Join(e.Dir, "vecimg"), script, tool)
-	if err != nil {
-		return err
-	}
-	e.Vars["netimg"] = img
-	return nil
-}
+func vecNetSetup(e *Env) error { return netSetup(e, "vec0") }
 
 // ipn runs ip -n ns args.
 func ipn(ns string, args ...string) error {

@@ -224,20 +224,29 @@ func TestIntegrationLinuxNetTuntapUnprivileged(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", argv, err, out)
 		}
 	}
+	g := startLinuxAsIn(t, u, ns, netPingInit("10.77.5.2", "10.77.5.1", 0), "eth0=tuntap,umltap7")
+	if err := g.WaitOutput("PING-OK-10.77.5.2", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.Output())
+	}
+}
+
+// startLinuxAsIn boots our linux as the ordinary user u inside network
+// namespace ns, on a busybox image running init, with extra arguments.
+// The binary is copied into the user's directory first: the user may not
+// be able to enter the harness's build directory.
+func startLinuxAsIn(t *testing.T, u *harness.TestUser, ns, init string, extra ...string) *harness.Guest {
+	t.Helper()
 	home := u.Dir(t)
-	img := harness.BusyboxImage(t, home, harness.Image{Init: netPingInit("10.77.5.2", "10.77.5.1", 0)})
+	img := harness.BusyboxImage(t, home, harness.Image{Init: init})
 	u.Chown(t, img)
-	// The user may not be able to enter the harness's build directory.
 	bin := filepath.Join(home, "linux")
 	if out, err := exec.Command("cp", harness.Bin(t, "linux"), bin).CombinedOutput(); err != nil {
 		t.Fatalf("copy linux: %v: %s", err, out)
 	}
-	g := harness.Start(t, []string{"HOME=" + u.Home}, "ip", "netns", "exec", ns, "setpriv",
-		"--reuid="+itoa(int(u.UID)), "--regid="+itoa(int(u.GID)), "--clear-groups",
-		bin, "ubd0="+img, "init=/init", "uml_dir="+filepath.Join(home, "uml"), "eth0=tuntap,umltap7")
-	if err := g.WaitOutput("PING-OK-10.77.5.2", 60*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, g.Output())
-	}
+	argv := append([]string{"ip", "netns", "exec", ns, "setpriv",
+		"--reuid=" + itoa(int(u.UID)), "--regid=" + itoa(int(u.GID)), "--clear-groups",
+		bin, "ubd0=" + img, "init=/init", "uml_dir=" + filepath.Join(home, "uml")}, extra...)
+	return harness.Start(t, []string{"HOME=" + u.Home}, argv...)
 }
 
 // TestIntegrationLinuxNetUcastWithRealUML: our linux and a real linux.uml

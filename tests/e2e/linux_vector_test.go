@@ -180,23 +180,53 @@ func checksum(b []byte) uint16 {
 	return ^uint16(s)
 }
 
-// TestIntegrationLinuxVecFD: vec0:transport=fd on a socket pair whose
-// other end is the test, which answers ARP and ICMP: the guest pings it.
-func TestIntegrationLinuxVecFD(t *testing.T) {
-	testutil.RequireUserNS(t)
+// respondMAC is the MAC the test's responders answer with.
+var respondMAC = net.HardwareAddr{2, 0, 0x0a, 0x4d, 6, 2}
+
+// fdResponder returns the guest's end of a datagram socket pair whose
+// other end a responder for ip serves until the test ends.
+func fdResponder(t *testing.T, ip net.IP) *os.File {
+	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs := os.NewFile(uintptr(fds[1]), "guest-end")
 	mine := os.NewFile(uintptr(fds[0]), "test-end")
 	conn, err := net.FileConn(mine)
 	mine.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	go responder(conn, net.IPv4(10, 77, 6, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 6, 2})
+	t.Cleanup(func() { conn.Close() })
+	go responder(conn, ip, respondMAC)
+	return os.NewFile(uintptr(fds[1]), "guest-end")
+}
+
+// bessResponder listens on the unix seqpacket socket path and serves a
+// responder for ip on every connection until the test ends.
+func bessResponder(t *testing.T, path string, ip net.IP) {
+	t.Helper()
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go responder(c, ip, respondMAC)
+		}
+	}()
+}
+
+// TestIntegrationLinuxVecFD: vec0:transport=fd on a socket pair whose
+// other end is the test, which answers ARP and ICMP: the guest pings it.
+func TestIntegrationLinuxVecFD(t *testing.T) {
+	testutil.RequireUserNS(t)
+	theirs := fdResponder(t, net.IPv4(10, 77, 6, 2))
 	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.6.1", "10.77.6.2", 1)})
 	cmd := exec.Command(harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+t.TempDir(), "vec0:transport=fd,fd=3")
 	cmd.ExtraFiles = []*os.File{theirs}
@@ -212,20 +242,7 @@ func TestIntegrationLinuxVecFD(t *testing.T) {
 func TestIntegrationLinuxVecBess(t *testing.T) {
 	testutil.RequireUserNS(t)
 	sock := t.TempDir() + "/bess.sock"
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go responder(c, net.IPv4(10, 77, 6, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 6, 2})
-		}
-	}()
+	bessResponder(t, sock, net.IPv4(10, 77, 6, 2))
 	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.6.1", "10.77.6.2", 1)})
 	g := harness.Start(t, nil, harness.Bin(t, "linux"), "ubd0="+img, "init=/init", "uml_dir="+t.TempDir(), "vec0:transport=bess,dst="+sock)
 	if err := g.WaitOutput("PING-OK-10.77.6.1", 60*time.Second); err != nil {
@@ -262,20 +279,7 @@ func TestIntegrationLinuxVecHotplug(t *testing.T) {
 	run(rsock, "halt")
 
 	sockPath := t.TempDir() + "/bess.sock"
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sockPath, Net: "unixpacket"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go responder(c, net.IPv4(10, 77, 7, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 7, 2})
-		}
-	}()
+	bessResponder(t, sockPath, net.IPv4(10, 77, 7, 2))
 	g, sock := bootForMconsole(t, "echo READY; exec sh", "vh")
 	sameReplies(t, run, sock, vecHotplugErrors, real)
 	guest := (&guestShell{t: t, g: g}).run
@@ -304,19 +308,7 @@ func TestIntegrationLinuxVecHotplug(t *testing.T) {
 // (vec0 on a socket pair works).
 func TestIntegrationLinuxVecBadInput(t *testing.T) {
 	testutil.RequireUserNS(t)
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs := os.NewFile(uintptr(fds[1]), "guest-end")
-	mine := os.NewFile(uintptr(fds[0]), "test-end")
-	conn, err := net.FileConn(mine)
-	mine.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	go responder(conn, net.IPv4(10, 77, 6, 2), net.HardwareAddr{2, 0, 0x0a, 0x4d, 6, 2})
+	theirs := fdResponder(t, net.IPv4(10, 77, 6, 2))
 	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.6.1", "10.77.6.2", 1)})
 	bad := map[string]string{
 		"vec1:transport=tap,a=b=c":                                            "vector_setup - Couldn't parse 'transport'",
@@ -365,16 +357,7 @@ func TestIntegrationLinuxVecUnprivileged(t *testing.T) {
 	run(t, "ip", "-n", ns, "tuntap", "add", "dev", "uvtap0", "mode", "tap", "user", u.Name)
 	run(t, "ip", "-n", ns, "addr", "add", "10.77.8.1/24", "dev", "uvtap0")
 	run(t, "ip", "-n", ns, "link", "set", "uvtap0", "up")
-	home := u.Dir(t)
-	img := harness.BusyboxImage(t, home, harness.Image{Init: vecPingInit("10.77.8.2", "10.77.8.1", 0)})
-	u.Chown(t, img)
-	bin := filepath.Join(home, "linux")
-	if out, err := exec.Command("cp", harness.Bin(t, "linux"), bin).CombinedOutput(); err != nil {
-		t.Fatalf("copy linux: %v: %s", err, out)
-	}
-	g := harness.Start(t, []string{"HOME=" + u.Home}, "ip", "netns", "exec", ns, "setpriv",
-		"--reuid="+itoa(int(u.UID)), "--regid="+itoa(int(u.GID)), "--clear-groups",
-		bin, "ubd0="+img, "init=/init", "uml_dir="+filepath.Join(home, "uml"), "vec0:transport=tap,ifname=uvtap0",
+	g := startLinuxAsIn(t, u, ns, vecPingInit("10.77.8.2", "10.77.8.1", 0), "vec0:transport=tap,ifname=uvtap0",
 		"vec1:transport=raw,ifname=lo", "vec2:transport=gre,src=127.0.0.1,dst=127.0.0.1")
 	if err := g.WaitOutput("PING-OK-10.77.8.2", 60*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, g.Output())

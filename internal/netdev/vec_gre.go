@@ -4,7 +4,6 @@ package netdev
 
 import (
 	"errors"
-	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -25,7 +24,7 @@ func init() {
 			"(Ethernet over GRE; needs CAP_NET_RAW)",
 		Parse: parseVecGRE,
 		Open:  openVecGRE,
-		Wrap:  wrapGRE,
+		Wrap:  wrapTunnel[greParams],
 	})
 }
 
@@ -82,14 +81,7 @@ func openVecGRE(h *Host, n int, sp Spec) (*Opened, error) {
 	return openedVec(h, n, "gre", s.common, f, greParams{Tx: s.Tx, Rx: s.Rx, V4: s.Addrs.Dst.Is4()})
 }
 
-func wrapGRE(e plan.Eth, f *os.File) (Transport, error) {
-	var p greParams
-	if err := params(e, &p); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return newTunnel(f, &p.Tx, &p.Rx, p.V4), nil
-}
+func (p *greParams) headers() (tx, rx header, ipHdr bool) { return &p.Tx, &p.Rx, p.V4 }
 
 // vecError names the device in a host-side failure.
 func vecError(n int, err error) error { return &vecErr{n, err} }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/encap"
+	"github.com/umlkit/umlkit/internal/linux/plan"
 	"github.com/umlkit/umlkit/internal/sys"
 )
 
@@ -102,6 +103,24 @@ type header interface {
 	Len() int
 	Append(b []byte, seq uint32) []byte
 	Decode(p []byte) ([]byte, error)
+}
+
+// tunnelParams are a tunnel device's parameters (plan.Eth.Params): the
+// headers of both directions.
+type tunnelParams[P any] interface {
+	*P
+	headers() (tx, rx header, ipHdr bool)
+}
+
+// wrapTunnel is the Wrap of an IP tunnel whose parameters are a P.
+func wrapTunnel[P any, PP tunnelParams[P]](e plan.Eth, f *os.File) (Transport, error) {
+	p := PP(new(P))
+	if err := params(e, p); err != nil {
+		f.Close()
+		return nil, err
+	}
+	tx, rx, ipHdr := p.headers()
+	return newTunnel(f, tx, rx, ipHdr), nil
 }
 
 // tunnel is the frame transport of an IP tunnel.

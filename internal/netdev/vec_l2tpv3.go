@@ -4,12 +4,10 @@ package netdev
 
 import (
 	"errors"
-	"os"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/encap"
-	"github.com/umlkit/umlkit/internal/linux/plan"
 )
 
 // vecN:transport=l2tpv3,src=,dst=,rx_session=,tx_session=[,udp=1,srcport=,
@@ -26,7 +24,7 @@ func init() {
 			"[,v6=1][,rx_cookie=<n>,tx_cookie=<n>[,cookie64=1]][,counter=1][,pin_counter=1] (Ethernet over L2TPv3)",
 		Parse: parseVecL2TPv3,
 		Open:  openVecL2TPv3,
-		Wrap:  wrapL2TPv3,
+		Wrap:  wrapTunnel[l2tpParams],
 	})
 }
 
@@ -120,11 +118,4 @@ func openVecL2TPv3(h *Host, n int, sp Spec) (*Opened, error) {
 	return openedVec(h, n, "l2tpv3", s.common, f, l2tpParams{Tx: s.Tx, Rx: s.Rx, IPHdr: !s.Tx.UDP && s.Addrs.Dst.Is4()})
 }
 
-func wrapL2TPv3(e plan.Eth, f *os.File) (Transport, error) {
-	var p l2tpParams
-	if err := params(e, &p); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return newTunnel(f, &p.Tx, &p.Rx, p.IPHdr), nil
-}
+func (p *l2tpParams) headers() (tx, rx header, ipHdr bool) { return &p.Tx, &p.Rx, p.IPHdr }

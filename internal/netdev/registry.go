@@ -71,10 +71,6 @@ type Driver struct {
 	Wrap func(e plan.Eth, f *os.File) (Transport, error)
 	// L3: K makes a TUN device (bare IPv4 packets) instead of a TAP.
 	L3 bool
-	// Vnet: the transport's frames carry a virtio_net_hdr, and K makes the
-	// guest's device with one too (CreateTapVnet), so offloaded frames
-	// pass through unchanged.
-	Vnet bool
 }
 
 var drivers = map[string]*Driver{}

@@ -5,7 +5,6 @@ package netdev
 import (
 	"fmt"
 	"net"
-	"os"
 
 	"github.com/vishvananda/netlink"
 
@@ -20,7 +19,7 @@ import (
 func CreateTap(name string, mac ether.MAC) (*File, error) { return createTap(name, mac, false, false) }
 
 // CreateTapVnet is CreateTap for a transport that carries virtio_net_hdr
-// frames (Driver.Vnet): the device puts the header before every frame and
+// frames (plan.Eth.Vnet): the device puts the header before every frame and
 // takes large segments from the host whole; with offload, the guest may
 // send partial checksums and 64 KiB TCP segments too, which the transport
 // hands on whole (the peer must take them: UML's gro=1).
@@ -51,15 +50,6 @@ func createTap(name string, mac ether.MAC, vnetHdr, offload bool) (*File, error)
 		return nil, fmt.Errorf("set up %s: %w", name, err)
 	}
 	return NewFile(d.File())
-}
-
-// Detach returns the transport's descriptor as a file (blocking until
-// wrapped again by NewFile) for handing to another process; t is unusable
-// afterwards.
-func (t *File) Detach() *os.File {
-	f := t.f
-	t.f = nil
-	return f
 }
 
 // CreateTun creates the TUN interface name (IFF_TUN|IFF_NO_PI: bare IP

@@ -26,7 +26,6 @@ func init() {
 		Parse: parseVecRaw,
 		Open:  openVecRaw,
 		Wrap:  wrapFile,
-		Vnet:  true,
 	})
 }
 
@@ -74,7 +73,7 @@ func openPacketSocket(ifname string) (*os.File, error) {
 	// The host's own packets on the interface (veth, bridge) carry
 	// partial checksums and may be large segments, and the guest's may
 	// too: the vnet header before every frame says which, and the guest's
-	// device and the host's kernel finish them (Driver.Vnet).
+	// device and the host's kernel finish them (plan.Eth.Vnet).
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		f.Close()
 		return nil, os.NewSyscallError("setsockopt PACKET_VNET_HDR", err)

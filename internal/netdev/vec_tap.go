@@ -22,7 +22,6 @@ func init() {
 		Parse: parseVecTap,
 		Open:  openVecTap,
 		Wrap:  wrapFile,
-		Vnet:  true,
 	})
 }
 
@@ -63,7 +62,7 @@ func openVecTap(h *Host, n int, sp Spec) (*Opened, error) {
 		return nil, fmt.Errorf("vec%d: tap %s: %w", n, name, err)
 	}
 	// As UML's vector tap: the host hands over partial checksums and
-	// large segments, which pass to the guest whole (Driver.Vnet).
+	// large segments, which pass to the guest whole (plan.Eth.Vnet).
 	if err := d.SetOffload(vnetOffloads); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("vec%d: tap %s: %w", n, name, err)

@@ -224,7 +224,10 @@ func openedVec(h *Host, unit int, transport string, c vecCommon, f *os.File, par
 		return nil, err
 	}
 	o.Eth.Vector = true
-	o.Eth.Offload = c.GRO // large segments from the guest: the peer takes them (UML's gro=1)
+	if transport == "tap" || transport == "raw" { // their host sides carry vnet headers
+		o.Eth.Vnet = true
+		o.Eth.Offload = c.GRO // large segments from the guest: the peer takes them (UML's gro=1)
+	}
 	if c.MTU != MTU {
 		o.Eth.MTU = c.MTU
 	}

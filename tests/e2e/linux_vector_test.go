@@ -371,17 +371,41 @@ func TestIntegrationLinuxVecUnprivileged(t *testing.T) {
 	}
 }
 
-// TestIntegrationLinuxVecRawHostTCP: TCP between the host's own stack and
-// our guest over vec0:transport=raw on a veth end: the host's segments
-// carry partial checksums (offloads), which ours completes.
-func TestIntegrationLinuxVecRawHostTCP(t *testing.T) {
+// TestIntegrationLinuxHostTCP: 2 MiB of TCP from the host's own stack
+// to our guest and 2 MiB back, over vec0:transport=raw on a veth end (with
+// and without gro=1) and over eth0=tuntap: the host's segments carry
+// partial checksums and are up to 64 KiB (offloads), and so are the
+// guest's where its device takes offloads.
+func TestIntegrationLinuxHostTCP(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
-	ns := testutil.NetNS(t)
-	run(t, "ip", "-n", ns, "link", "add", "vh0", "type", "veth", "peer", "name", "vh1")
-	run(t, "ip", "-n", ns, "addr", "add", "10.77.9.1/24", "dev", "vh0")
-	run(t, "ip", "-n", ns, "link", "set", "vh0", "up")
-	run(t, "ip", "-n", ns, "link", "set", "vh1", "up")
+	for _, c := range []struct{ name, dev, spec string }{
+		{"raw", "vec0", "vec0:transport=raw,ifname=vh1"},
+		{"raw-gro", "vec0", "vec0:transport=raw,ifname=vh1,gro=1"},
+		{"tuntap", "eth0", "eth0=tuntap,vh1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ns := testutil.NetNS(t)
+			host := "vh0"
+			if c.dev == "eth0" { // a tap, 10.77.9.1 on the host's side
+				host = "vh1"
+				run(t, "ip", "-n", ns, "tuntap", "add", "dev", "vh1", "mode", "tap")
+			} else { // a veth pair: vh0 the host's, vh1 the guest's
+				run(t, "ip", "-n", ns, "link", "add", "vh0", "type", "veth", "peer", "name", "vh1")
+				run(t, "ip", "-n", ns, "link", "set", "vh0", "up")
+			}
+			run(t, "ip", "-n", ns, "addr", "add", "10.77.9.1/24", "dev", host)
+			run(t, "ip", "-n", ns, "link", "set", "vh1", "up")
+			hostTCP(t, ns, c.dev, c.spec)
+		})
+	}
+}
+
+// hostTCP boots our guest in ns with spec (device dev, 10.77.9.2), sends
+// 2 MiB from the guest to a listener of the host (10.77.9.1) and 2 MiB
+// from the host to a listener of the guest, and checks both arrive.
+func hostTCP(t *testing.T, ns, dev, spec string) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "received")
 	sink := testutil.InNetNS(ns, "/bin/sh", "-c", "exec /bin/busybox nc -l -p 5001 > "+out)
 	stdin, keep, err := os.Pipe() // busybox nc stops at the end of its input: keep it open
@@ -396,16 +420,24 @@ func TestIntegrationLinuxVecRawHostTCP(t *testing.T) {
 	stdin.Close()
 	defer func() { sink.Process.Kill(); sink.Wait() }()
 	init := `ifconfig lo 127.0.0.1 up
-ifconfig vec0 10.77.9.2 netmask 255.255.255.0 up
+ifconfig ` + dev + ` 10.77.9.2 netmask 255.255.255.0 up
+(sleep 60 | nc -l -p 5002 | wc -c | sed 's/^/GUEST-RECEIVED /') &
 i=0
 until ping -c 1 -W 1 10.77.9.1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 30 ] && break; done
 dd if=/dev/zero bs=1k count=2048 2>/dev/null | tr '\0' 'x' | nc 10.77.9.1 5001 && echo TCP-SENT
-sleep 5
+sleep 30
 poweroff -f
 `
-	g := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: init}), "vec0:transport=raw,ifname=vh1")
+	g := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: init}), spec)
 	if err := g.WaitOutput("TCP-SENT", 90*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	send := testutil.InNetNS(ns, "/bin/sh", "-c", "dd if=/dev/zero bs=1k count=2048 2>/dev/null | /bin/busybox nc 10.77.9.2 5002")
+	if b, err := send.CombinedOutput(); err != nil {
+		t.Errorf("host to guest: %v: %s", err, b)
+	}
+	if err := g.WaitOutput("GUEST-RECEIVED 2097152", 30*time.Second); err != nil {
+		t.Errorf("host to guest: %v\n%s", err, g.Output())
 	}
 	waitDone := make(chan struct{})
 	go func() { sink.Wait(); close(waitDone) }()

@@ -47,7 +47,7 @@ func (k *kernel) addEth(e plan.Eth, f *os.File) error {
 	switch {
 	case d.L3:
 		tap, err = netdev.CreateTun(e.Name())
-	case d.Vnet:
+	case e.Vnet:
 		tap, err = netdev.CreateTapVnet(e.Name(), e.MAC, e.Offload)
 	default:
 		tap, err = netdev.CreateTap(e.Name(), e.MAC)

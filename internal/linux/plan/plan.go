@@ -145,8 +145,11 @@ type Eth struct {
 	Vector bool    `json:"vector,omitempty"` // a vecN: device
 	MAC    [6]byte `json:"mac"`
 	MTU    int     `json:"mtu,omitempty"` // 0: 1500
-	// Offload: the guest's device may send partial checksums and 64 KiB
-	// segments (vecN: gro=1 on a transport with vnet headers).
+	// Vnet: the host side's frames carry a virtio_net_hdr, and the
+	// guest's device gets one too, so offloaded frames pass through.
+	Vnet bool `json:"vnet,omitempty"`
+	// Offload (with Vnet): the guest's device may send partial checksums
+	// and 64 KiB segments (the host side takes them).
 	Offload   bool            `json:"offload,omitempty"`
 	Transport string          `json:"transport"`
 	Params    json.RawMessage `json:"params,omitempty"`

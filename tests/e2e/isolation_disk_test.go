@@ -76,12 +76,7 @@ func TestIntegrationIsolationDisk(t *testing.T) {
 		img := harness.BusyboxImage(t, r.dir, harness.Image{Init: diskProbeScript + "poweroff -f\n", Files: diskProbeFiles})
 		r.chown(img)
 		argv := []string{harness.Bin(t, "linux"), "ubd0=" + img, "ubd1=" + disk, "ubd2=" + scratch, "init=/init", "uml_dir=" + filepath.Join(r.dir, "uml")}
-		var g *harness.Guest
-		if r.user != nil {
-			g = harness.StartAs(t, r.user, argv...)
-		} else {
-			g = harness.Start(t, nil, argv...)
-		}
+		g := r.start(argv...)
 		if _, err := g.Wait(bootTimeout); err != nil {
 			t.Fatalf("%v\n%s", err, g.Output())
 		}

@@ -131,25 +131,6 @@ func redteamProbe(t *testing.T) string {
 	return string(b)
 }
 
-// redteamBoot boots script as /init with extra image files and extra
-// command-line words, as root or as the test user, and returns the output.
-func redteamBoot(t *testing.T, r *mountRun, script string, files map[string]string, extra ...string) string {
-	t.Helper()
-	img := harness.BusyboxImage(t, r.dir, harness.Image{Init: script + "\npoweroff -f\n", Files: files})
-	r.chown(img)
-	argv := append([]string{harness.Bin(t, "linux"), "ubd0=" + img, "init=/init", "uml_dir=" + filepath.Join(r.dir, "uml")}, extra...)
-	var g *harness.Guest
-	if r.user != nil {
-		g = harness.StartAs(t, r.user, argv...)
-	} else {
-		g = harness.Start(t, nil, argv...)
-	}
-	if _, err := g.Wait(bootTimeout); err != nil {
-		t.Fatalf("%v\n%s", err, g.Output())
-	}
-	return g.Output()
-}
-
 // redteamScript runs as guest root. hostfs= is r.dir/share (with a symlink
 // to /etc and one to ../.. in it; r.dir/OUTSIDE must stay out of reach).
 const redteamScript = `chmod 755 /rtprobe
@@ -193,7 +174,7 @@ func TestIntegrationIsolationRedteam(t *testing.T) {
 		r.chown(filepath.Join(share, "sub"))
 		os.Symlink("/etc", filepath.Join(share, "etclink"))
 		os.Symlink("../..", filepath.Join(share, "sub", "up"))
-		out := redteamBoot(t, r, redteamScript, map[string]string{"rtprobe": probe}, "hostfs="+share)
+		out := r.bootWith(redteamScript, map[string]string{"rtprobe": probe}, "hostfs="+share)
 		if !strings.Contains(out, "REDTEAM-DONE") {
 			t.Fatalf("the probe did not finish:\n%s", out)
 		}
@@ -226,7 +207,7 @@ func TestIntegrationIsolationRedteam(t *testing.T) {
 func TestIntegrationIsolationRedteamLiveRootViaHostfs(t *testing.T) {
 	forBoth(t, func(t *testing.T, r *mountRun) {
 		r.file("keep.txt", "host\n")
-		out := redteamBoot(t, r, `mkdir -p /mnt/h /mnt/r
+		out := r.bootWith(`mkdir -p /mnt/h /mnt/r
 mount -t hostfs none /mnt/h -o / && ls /mnt/h/root.img >/dev/null && echo HOSTFS-OK
 mount -o loop /mnt/h/root.img /mnt/r 2>/dev/null && { echo LIVE-ROOT-VIA-HOSTFS-MOUNTED; umount /mnt/r; } || echo LIVE-ROOT-VIA-HOSTFS-REFUSED
 mount -o ro,loop /mnt/h/root.img /mnt/r 2>/dev/null && { ls /mnt/r/init >/dev/null && echo LIVE-ROOT-RO-OK; umount /mnt/r; }
@@ -326,12 +307,7 @@ poweroff -f
 `, Files: map[string]string{"rtprobe": probe}})
 		r.chown(img)
 		argv := []string{harness.Bin(t, "linux"), "ubd0=" + img, "init=/init", "uml_dir=" + filepath.Join(r.dir, "uml")}
-		var g *harness.Guest
-		if r.user != nil {
-			g = harness.StartAs(t, r.user, argv...)
-		} else {
-			g = harness.Start(t, nil, argv...)
-		}
+		g := r.start(argv...)
 		if _, err := g.Wait(30 * time.Second); err != nil {
 			t.Errorf("linux did not exit after the guest's poweroff: %v\n%s", err, g.Output())
 		}

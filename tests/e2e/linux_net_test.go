@@ -67,14 +67,7 @@ func TestIntegrationLinuxNetDaemonWithRealUML(t *testing.T) {
 				"eth0=daemon,02:00:0a:4d:01:01,unix,"+ctl)
 			real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 30)}),
 				"eth0=daemon,,unix,"+ctl)
-			for _, g := range []struct {
-				g    *harness.Guest
-				want string
-			}{{ours, "PING-OK-10.77.1.1"}, {real, "PING-OK-10.77.1.2"}} {
-				if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
-					t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
-				}
-			}
+			waitOursReal(t, 90*time.Second, ours, "PING-OK-10.77.1.1", real, "PING-OK-10.77.1.2")
 			out := ours.Output()
 			for _, want := range []string{
 				"Netdevice 0 (02:00:0a:4d:01:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + ctl + "\r\n",
@@ -151,14 +144,7 @@ func TestIntegrationLinuxNetMcastWithRealUML(t *testing.T) {
 	spec := "eth0=mcast,,239.192.168.77,1177,1"
 	ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.1", "10.77.3.2", 30)}), spec)
 	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.3.2", "10.77.3.1", 30)}), spec)
-	for _, g := range []struct {
-		g    *harness.Guest
-		want string
-	}{{ours, "PING-OK-10.77.3.1"}, {real, "PING-OK-10.77.3.2"}} {
-		if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
-			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
-		}
-	}
+	waitOursReal(t, 90*time.Second, ours, "PING-OK-10.77.3.1", real, "PING-OK-10.77.3.2")
 	for _, want := range []string{"Configured mcast device: 239.192.168.77:1177-1\r\n",
 		"mcast backend multicast address: 239.192.168.77:1177, TTL:1\r\n"} {
 		if !strings.Contains(ours.Output(), want) {
@@ -230,6 +216,20 @@ func TestIntegrationLinuxNetTuntapUnprivileged(t *testing.T) {
 	}
 }
 
+// waitOursReal waits (at most d each) until ours has printed oursWant and
+// real realWant, and fails with both consoles otherwise.
+func waitOursReal(t *testing.T, d time.Duration, ours *harness.Guest, oursWant string, real *harness.Guest, realWant string) {
+	t.Helper()
+	for _, g := range []struct {
+		g    *harness.Guest
+		want string
+	}{{ours, oursWant}, {real, realWant}} {
+		if err := g.g.WaitOutput(g.want, d); err != nil {
+			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
+		}
+	}
+}
+
 // startLinuxAsIn boots our linux as the ordinary user u inside network
 // namespace ns, on a busybox image running init, with extra arguments.
 // The binary is copied into the user's directory first: the user may not
@@ -263,14 +263,7 @@ func TestIntegrationLinuxNetUcastWithRealUML(t *testing.T) {
 		"eth0=ucast,,127.0.0.1,1201,1202")
 	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.6.2", "10.77.6.1", 30)}),
 		"eth0=ucast,,127.0.0.1,1202,1201")
-	for _, g := range []struct {
-		g    *harness.Guest
-		want string
-	}{{ours, "PING-OK-10.77.6.1"}, {real, "PING-OK-10.77.6.2"}} {
-		if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
-			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
-		}
-	}
+	waitOursReal(t, 90*time.Second, ours, "PING-OK-10.77.6.1", real, "PING-OK-10.77.6.2")
 	for _, want := range []string{"Configured ucast device: :1201 -> 127.0.0.1:1202\r\n",
 		"ucast backend address: 127.0.0.1:1202 listen port: 1201\r\n"} {
 		if !strings.Contains(ours.Output(), want) {
@@ -349,14 +342,7 @@ func TestIntegrationLinuxNetVdeWithRealUML(t *testing.T) {
 		"eth0=vde,"+dir)
 	real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.8.2", "10.77.8.1", 30)}),
 		"eth0=vde,"+dir)
-	for _, g := range []struct {
-		g    *harness.Guest
-		want string
-	}{{ours, "PING-OK-10.77.8.1"}, {real, "PING-OK-10.77.8.2"}} {
-		if err := g.g.WaitOutput(g.want, 90*time.Second); err != nil {
-			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
-		}
-	}
+	waitOursReal(t, 90*time.Second, ours, "PING-OK-10.77.8.1", real, "PING-OK-10.77.8.2")
 	for _, want := range []string{"Configured vde device: " + dir + "\r\n", "vde backend - " + dir + ", \r\n",
 		"vde backend - connection opened\r\n"} {
 		if !strings.Contains(ours.Output(), want) {

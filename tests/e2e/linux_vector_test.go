@@ -50,14 +50,7 @@ func pingPair(t *testing.T, nsOurs, ourVec, nsReal, realVec string) {
 	t.Helper()
 	ours := bootLinuxIn(t, nsOurs, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.5.1", "10.77.5.2", 20)}), ourVec)
 	real := harness.BootRealUMLIn(t, nsReal, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: vecPingInit("10.77.5.2", "10.77.5.1", 20)}), realVec)
-	for _, g := range []struct {
-		g    *harness.Guest
-		want string
-	}{{ours, "PING-OK-10.77.5.1"}, {real, "PING-OK-10.77.5.2"}} {
-		if err := g.g.WaitOutput(g.want, 120*time.Second); err != nil {
-			t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
-		}
-	}
+	waitOursReal(t, 120*time.Second, ours, "PING-OK-10.77.5.1", real, "PING-OK-10.77.5.2")
 }
 
 // TestIntegrationLinuxVecRawWithRealUML: ours on one end of a veth pair
@@ -266,17 +259,7 @@ func TestIntegrationLinuxVecHotplug(t *testing.T) {
 	testutil.RequireRoot(t)
 	requireLinuxHost(t)
 	run := debianMconsole(t)
-	real := map[string]string{}
-	img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: "echo READY; exec sleep 1000"})
-	peer := harness.BootRealUML(t, img, "umid=vh-real")
-	if err := peer.WaitOutput("READY", bootTimeout); err != nil {
-		t.Fatal(err)
-	}
-	rsock := realMconsoleSocket(t, peer, "vh-real")
-	for _, req := range vecHotplugErrors {
-		real[req] = run(rsock, req)
-	}
-	run(rsock, "halt")
+	real := realReplies(t, "vh-real", vecHotplugErrors)
 
 	sockPath := t.TempDir() + "/bess.sock"
 	bessResponder(t, sockPath, net.IPv4(10, 77, 7, 2))
@@ -300,7 +283,6 @@ func TestIntegrationLinuxVecHotplug(t *testing.T) {
 	}
 	run(sock, "halt")
 	g.Wait(bootTimeout)
-	peer.Wait(bootTimeout)
 }
 
 // TestIntegrationLinuxVecBadInput: every malformed vecN: gets a one-line
@@ -476,14 +458,7 @@ dd if=/dev/zero bs=1k count=4096 2>/dev/null | nc %PEER% 5001 && echo SENT-%ME%
 		t.Run(name, func(t *testing.T) {
 			ours := bootLinuxIn(t, a, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: script("10.77.5.1", "10.77.5.2")}), "vec0:transport=raw,ifname=va"+opt)
 			real := harness.BootRealUMLIn(t, b, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: script("10.77.5.2", "10.77.5.1")}), "vec0:transport=raw,ifname=vb"+opt)
-			for _, g := range []struct {
-				g    *harness.Guest
-				want string
-			}{{real, "RECEIVED-10.77.5.2 4194304"}, {ours, "RECEIVED-10.77.5.1 4194304"}} {
-				if err := g.g.WaitOutput(g.want, 120*time.Second); err != nil {
-					t.Fatalf("%v\nours:\n%s\nreal:\n%s", err, ours.Output(), real.Output())
-				}
-			}
+			waitOursReal(t, 120*time.Second, ours, "RECEIVED-10.77.5.1 4194304", real, "RECEIVED-10.77.5.2 4194304")
 			ours.Wait(bootTimeout)
 			real.Wait(bootTimeout)
 		})

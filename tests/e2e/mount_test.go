@@ -51,6 +51,15 @@ func (r *mountRun) file(name, content string) string {
 	return p
 }
 
+// start runs argv as the run's user (or as root).
+func (r *mountRun) start(argv ...string) *harness.Guest {
+	r.t.Helper()
+	if r.user != nil {
+		return harness.StartAs(r.t, r.user, argv...)
+	}
+	return harness.Start(r.t, nil, argv...)
+}
+
 func (r *mountRun) chown(p string) {
 	if r.user != nil {
 		r.user.Chown(r.t, p)
@@ -78,15 +87,16 @@ func (r *mountRun) ext2(name string, sizeMB int, files map[string]string) string
 // after the guest powered off.
 func (r *mountRun) boot(script string, extra ...string) string {
 	r.t.Helper()
-	img := harness.BusyboxImage(r.t, r.dir, harness.Image{Init: script + "\npoweroff -f\n"})
+	return r.bootWith(script, nil, extra...)
+}
+
+// bootWith is boot with extra files in the image.
+func (r *mountRun) bootWith(script string, files map[string]string, extra ...string) string {
+	r.t.Helper()
+	img := harness.BusyboxImage(r.t, r.dir, harness.Image{Init: script + "\npoweroff -f\n", Files: files})
 	r.chown(img)
 	argv := append([]string{harness.Bin(r.t, "linux"), "ubd0=" + img, "init=/init", "uml_dir=" + filepath.Join(r.dir, "uml")}, extra...)
-	var g *harness.Guest
-	if r.user != nil {
-		g = harness.StartAs(r.t, r.user, argv...)
-	} else {
-		g = harness.Start(r.t, nil, argv...)
-	}
+	g := r.start(argv...)
 	if _, err := g.Wait(bootTimeout); err != nil {
 		r.t.Fatalf("%v\n%s", err, g.Output())
 	}

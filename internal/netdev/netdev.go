@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umlkit/umlkit/internal/switchproto"
 	"github.com/umlkit/umlkit/internal/sys"
 )
 
@@ -39,7 +40,7 @@ const MTU = 1500
 
 // bufSize is a relay buffer: an MTU frame plus header room, as UML's mtu+26,
 // rounded up generously so a larger datagram is not truncated.
-const bufSize = 65536 + 256 // a whole 64 KiB IP packet (a large segment) and its Ethernet header
+const bufSize = switchproto.MaxVnetDatagram // a whole 64 KiB IP packet (a large segment), its Ethernet and vnet headers
 
 // File is a transport over a descriptor that reads and writes one frame
 // per read(2)/write(2): a TAP device.

@@ -64,7 +64,37 @@ const (
 	MaxFrame = 65535
 	// MinFrame is the smallest datagram that holds an Ethernet header.
 	MinFrame = 14
+
+	// VnetHdrLen is the virtio_net_hdr before every frame on a vnet port.
+	VnetHdrLen = 10
+	// MaxVnetDatagram is the largest datagram of a vnet port: the header
+	// and a 64 KiB IP packet with its Ethernet header and VLAN tags.
+	MaxVnetDatagram = VnetHdrLen + 65536 + 256
 )
+
+// The vnet extension (umlkit's own, docs/uml_switch.md "Large frames"):
+// a client and a switch that both mark their abstract data address with
+// vnetMagic after the 12-byte {0, pad[3], pid, usec} blob exchange every
+// frame as one datagram of a virtio_net_hdr (VnetHdrLen bytes, the legacy
+// layout of a TAP with IFF_VNET_HDR) followed by the frame, which may be
+// a 64 KiB TCP/UDP segment with a partial checksum. A peer that does not
+// mark its address (UML, uml_switch, vde) never sees the header: real UML
+// fills those bytes at random and uml_switch leaves them zero, and both
+// use the address only to send to it.
+var vnetMagic = [...]byte{'u', 'm', 'l', 'k', 'i', 't', '-', 'v', 'n', 'e', 't', '-', '1', 0}
+
+// offVnetMagic is where vnetMagic sits in a Sockaddr: after the family
+// and the blob.
+const offVnetMagic = 2 + 12
+
+// HasVnet reports whether a is an abstract address marked for the vnet
+// extension.
+func (a *Sockaddr) HasVnet() bool {
+	return a.IsAbstract() && [len(vnetMagic)]byte(a[offVnetMagic:offVnetMagic+len(vnetMagic)]) == vnetMagic
+}
+
+// SetVnet marks the abstract address a for the vnet extension.
+func (a *Sockaddr) SetVnet() { copy(a[offVnetMagic:], vnetMagic[:]) }
 
 // Errors returned by the decoders.
 var (

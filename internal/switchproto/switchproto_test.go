@@ -265,3 +265,30 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestVnetMark(t *testing.T) {
+	a := SwitchSockaddr(1234, 5678)
+	if a.HasVnet() {
+		t.Fatal("a plain switch address is marked")
+	}
+	a.SetVnet()
+	if !a.HasVnet() {
+		t.Fatal("SetVnet did not mark the address")
+	}
+	if a.Family() != AFUnix || !a.IsAbstract() || binary.LittleEndian.Uint32(a[6:]) != 1234 || binary.LittleEndian.Uint32(a[10:]) != 5678 {
+		t.Errorf("SetVnet changed the blob: % x", a[:14])
+	}
+	// UML's random tail: one byte off is no mark.
+	a[offVnetMagic+3] ^= 1
+	if a.HasVnet() {
+		t.Error("a damaged mark is accepted")
+	}
+	n, err := NamedSockaddr("/tmp/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(n[offVnetMagic:], vnetMagic[:])
+	if n.HasVnet() {
+		t.Error("a named address is marked")
+	}
+}

@@ -143,8 +143,10 @@ func (s *Switch) handleConn(c *net.UnixConn, uid uint32) {
 	}
 	p := &port{id: fd, key: switchproto.Canonical(req.Addr[:]), sendAddr: req.Addr, uid: uid, conn: c, descr: req.Description()}
 	// Ports send to the shared socket (and so are told its address) for
-	// v0 and whenever it is a named socket; otherwise to their own.
+	// v0 and whenever it is a named socket; otherwise to their own, and
+	// then a client that asks for the vnet extension gets it.
 	own := req.Version != 0 && s.dataPath == ""
+	p.vnet = own && req.Addr.HasVnet()
 	if err := s.openPortSocket(p, own); err != nil {
 		s.limited(&s.limRef, s.err, "Refusing port of uid %d: data socket %s: %s\n", uid, p.name(), sys.Strerror(err))
 		return

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/ether"
+	"github.com/umlkit/umlkit/internal/gso"
 	"github.com/umlkit/umlkit/internal/switchproto"
 	"github.com/umlkit/umlkit/internal/sys"
 )
@@ -43,6 +44,10 @@ type txBatch struct {
 	tapWrite      func(fd uintptr) bool
 	tapErr        error
 	pfd           [1]unix.PollFd
+
+	pk     packet        // the frame being forwarded
+	seg    gso.Segmenter // plain forms of vnet frames
+	segOut bool          // frames from seg are queued: flush before its next use
 }
 
 func newTxBatch() *txBatch {
@@ -87,7 +92,7 @@ func (s *Switch) dataLoop() error {
 		return true
 	}
 	for i := 0; i < batchSize; i++ {
-		rx.mm.Set(i, rx.bufs[i*bufSize:(i+1)*bufSize], rx.names[i][:])
+		rx.mm.Set(i, rx.bufs[i*bufSize+headroom:(i+1)*bufSize], rx.names[i][:])
 	}
 	var last *port
 	for {
@@ -105,7 +110,7 @@ func (s *Switch) dataLoop() error {
 			h := &rx.mm.Hdrs[i]
 			ln := int(h.Len)
 			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > switchproto.MaxFrame {
-				s.oversized()
+				s.oversized(nil)
 				continue
 			}
 			namelen := int(h.Hdr.Namelen)
@@ -130,7 +135,7 @@ func (s *Switch) dataLoop() error {
 				s.flush(tx)
 				s.macMu.Lock()
 			}
-			s.ingress(p, ps, rx.bufs[i*bufSize:i*bufSize+ln], now, tx)
+			s.ingress(p, ps, rx.bufs[i*bufSize:i*bufSize+headroom+ln], now, tx)
 		}
 		s.maybeSweep(now)
 		s.macMu.Unlock()
@@ -138,13 +143,30 @@ func (s *Switch) dataLoop() error {
 	}
 }
 
-func (s *Switch) oversized() {
-	s.badFrames.Add(1)
-	s.limited(&s.limBad, s.err, "Oversized datagram (more than %d bytes) dropped\n", switchproto.MaxFrame)
+// maxDatagram is the longest datagram p may send.
+func (p *port) maxDatagram() int {
+	if p.vnet {
+		return switchproto.MaxVnetDatagram
+	}
+	return switchproto.MaxFrame
 }
 
-// ingress counts and forwards one frame received from port p (macMu held).
-func (s *Switch) ingress(p *port, ps *portSet, frame []byte, now time.Duration, tx *txBatch) {
+func (s *Switch) oversized(p *port) {
+	s.badFrames.Add(1)
+	s.limited(&s.limBad, s.err, "Oversized datagram (more than %d bytes) dropped\n", p.maxDatagram())
+}
+
+// ingress counts and forwards one datagram received from port p, which
+// buf holds after headroom bytes (macMu held).
+func (s *Switch) ingress(p *port, ps *portSet, buf []byte, now time.Duration, tx *txBatch) {
+	frame := buf[headroom:]
+	if p.vnet {
+		if len(frame) < switchproto.VnetHdrLen {
+			frame = nil
+		} else {
+			frame = frame[switchproto.VnetHdrLen:]
+		}
+	}
 	if len(frame) < switchproto.MinFrame {
 		s.badFrames.Add(1)
 		p.drops.Add(1)
@@ -153,7 +175,7 @@ func (s *Switch) ingress(p *port, ps *portSet, frame []byte, now time.Duration, 
 	}
 	p.rxFrames.Add(1)
 	p.rxBytes.Add(uint64(len(frame)))
-	s.forward(p, ps, frame, now, tx)
+	s.forward(p, ps, tx.packet(buf, frame, p.vnet), now, tx)
 }
 
 func nilIfStopped(err error) error {
@@ -163,9 +185,10 @@ func nilIfStopped(err error) error {
 	return err
 }
 
-// forward learns the source of frame (from port in) and queues it to its
+// forward learns the source of pk (from port in) and queues it to its
 // destinations. Called with macMu held.
-func (s *Switch) forward(in *port, ps *portSet, frame []byte, now time.Duration, tx *txBatch) {
+func (s *Switch) forward(in *port, ps *portSet, pk *packet, now time.Duration, tx *txBatch) {
+	frame := pk.frame
 	src := ether.MAC(frame[ether.OffSrc : ether.OffSrc+ether.AddrLen])
 	if !src.IsMulticast() {
 		s.learn(src, in, now)
@@ -174,7 +197,7 @@ func (s *Switch) forward(in *port, ps *portSet, frame []byte, now time.Duration,
 	if !s.cfg.Hub && !dst.IsMulticast() {
 		if e := s.macs[dst]; e != nil && !e.port.dead.Load() && now-e.seen <= s.cfg.AgeLimit {
 			if e.port != in || in.tap == nil {
-				s.queue(tx, e.port, frame)
+				s.queue(tx, e.port, pk)
 			}
 			return
 		}
@@ -182,7 +205,7 @@ func (s *Switch) forward(in *port, ps *portSet, frame []byte, now time.Duration,
 	}
 	for _, q := range ps.list {
 		if q != in {
-			s.queue(tx, q, frame)
+			s.queue(tx, q, pk)
 		}
 	}
 }
@@ -277,12 +300,29 @@ func (s *Switch) sweep(now time.Duration) {
 	}
 }
 
-// queue adds frame for port p to tx (the tap is written at once).
-func (s *Switch) queue(tx *txBatch, p *port, frame []byte) {
-	if p.tap != nil {
-		s.writeTap(tx, p, frame)
+// queue adds pk for port p to tx in the form p takes (the tap is written
+// at once).
+func (s *Switch) queue(tx *txBatch, p *port, pk *packet) {
+	if p.vnet {
+		s.enqueue(tx, p, pk.vnetForm())
 		return
 	}
+	frames := s.plainForms(tx, pk)
+	if frames == nil {
+		p.drops.Add(1)
+		return
+	}
+	for _, f := range frames {
+		if p.tap != nil {
+			s.writeTap(tx, p, f)
+		} else {
+			s.enqueue(tx, p, f)
+		}
+	}
+}
+
+// enqueue adds one datagram for port p to tx.
+func (s *Switch) enqueue(tx *txBatch, p *port, frame []byte) {
 	if tx.n == txBatchSize {
 		s.flush(tx)
 	}
@@ -314,6 +354,7 @@ func (s *Switch) flush(tx *txBatch) {
 		tx.ports[k], tx.frames[k], tx.done[k] = nil, nil, false
 	}
 	tx.n = 0
+	tx.segOut = false
 }
 
 func (s *Switch) countSent(tx *txBatch, p *port, from, n int) {

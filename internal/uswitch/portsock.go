@@ -48,6 +48,9 @@ func (s *Switch) openPortSocket(p *port, own bool) error {
 		p.local = switchproto.SwitchSockaddr(int32(os.Getpid()), int32(time.Now().Nanosecond()/1000))
 		n := portSeq.Add(1)
 		p.local[3], p.local[4], p.local[5] = byte(n), byte(n>>8), byte(n>>16)
+		if p.vnet {
+			p.local.SetVnet() // the reply tells the client the switch takes its vnet frames
+		}
 		err = sys.BindRaw(fd, p.local[:])
 		if err == nil {
 			break
@@ -141,7 +144,7 @@ type portWork struct {
 var portWorkPool = sync.Pool{New: func() any {
 	rx := &rxState{mm: sys.NewMmsg(portBatch), bufs: make([]byte, portBatch*bufSize)}
 	for i := 0; i < portBatch; i++ {
-		rx.mm.Set(i, rx.bufs[i*bufSize:(i+1)*bufSize], nil)
+		rx.mm.Set(i, rx.bufs[i*bufSize+headroom:(i+1)*bufSize], nil)
 	}
 	return &portWork{rx: rx, tx: newTxBatch()}
 }}
@@ -192,8 +195,8 @@ func (s *Switch) portLoop(p *port) {
 		for i := 0; i < rx.n; i++ {
 			h := &rx.mm.Hdrs[i]
 			ln := int(h.Len)
-			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > switchproto.MaxFrame {
-				s.oversized()
+			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > p.maxDatagram() {
+				s.oversized(p)
 				continue
 			}
 			if tx.n+len(ps.list) > txBatchSize {
@@ -203,7 +206,7 @@ func (s *Switch) portLoop(p *port) {
 				s.flush(tx)
 				s.macMu.Lock()
 			}
-			s.ingress(p, ps, rx.bufs[i*bufSize:i*bufSize+ln], now, tx)
+			s.ingress(p, ps, rx.bufs[i*bufSize:i*bufSize+headroom+ln], now, tx)
 		}
 		s.maybeSweep(now)
 		s.macMu.Unlock()

@@ -52,7 +52,7 @@ func (s *Switch) tapLoop() {
 	buf := make([]byte, bufSize)
 	tx := newTxBatch()
 	for {
-		n, err := p.tap.Read(buf)
+		n, err := p.tap.Read(buf[headroom:])
 		if err != nil {
 			if isClosedErr(err) || errors.Is(err, errDeadline) {
 				return
@@ -73,7 +73,7 @@ func (s *Switch) tapLoop() {
 		now := time.Since(s.start)
 		ps := s.ports.Load()
 		s.macMu.Lock()
-		s.forward(p, ps, buf[:n], now, tx)
+		s.forward(p, ps, tx.packet(buf[:headroom+n], buf[headroom:headroom+n], false), now, tx)
 		s.macMu.Unlock()
 		s.flush(tx)
 	}

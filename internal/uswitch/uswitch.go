@@ -136,7 +136,8 @@ var (
 
 const (
 	batchSize      = 64
-	bufSize        = switchproto.MaxFrame + 1 // 65536: a full buffer means oversized
+	headroom       = switchproto.VnetHdrLen                     // before each received datagram: room for a vnet header
+	bufSize        = headroom + switchproto.MaxVnetDatagram + 1 // a full buffer means oversized
 	txBatchSize    = 256
 	portBatch      = 16 // a port's own socket queues at most net.unix.max_dgram_qlen (10)
 	sweepEvery     = 2 * time.Second
@@ -165,8 +166,12 @@ type port struct {
 	sockRC syscall.RawConn
 	own    bool
 	local  switchproto.Sockaddr
-	dead   atomic.Bool
-	descr  string
+	// vnet: the port uses the vnet extension (docs/uml_switch.md, "Large
+	// frames"): every datagram both ways starts with a virtio_net_hdr.
+	// Only ports with their own socket (own) negotiate it.
+	vnet  bool
+	dead  atomic.Bool
+	descr string
 
 	slowUntil atomic.Int64 // ns since start: drop instead of waiting while slow
 
@@ -179,7 +184,11 @@ func (p *port) name() string {
 	}
 	if p.sendAddr.IsAbstract() {
 		// UML's and uml_switch's blob: {0, pad[3], pid, usec}.
-		return "abstract, pid " + strconv.Itoa(int(int32(binary.LittleEndian.Uint32(p.sendAddr[6:10]))))
+		n := "abstract, pid " + strconv.Itoa(int(int32(binary.LittleEndian.Uint32(p.sendAddr[6:10]))))
+		if p.vnet {
+			n += ", vnet"
+		}
+		return n
 	}
 	return p.sendAddr.String()
 }

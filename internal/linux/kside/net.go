@@ -43,11 +43,12 @@ func (k *kernel) addEth(e plan.Eth, f *os.File) error {
 	if err != nil {
 		return err
 	}
+	tr = netdev.ForGuest(e, tr)
 	var tap *netdev.File
 	switch {
 	case d.L3:
 		tap, err = netdev.CreateTun(e.Name())
-	case e.Vnet:
+	case netdev.GuestVnet(e):
 		tap, err = netdev.CreateTapVnet(e.Name(), e.MAC, e.Offload)
 	default:
 		tap, err = netdev.CreateTap(e.Name(), e.MAC)

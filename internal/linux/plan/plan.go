@@ -148,8 +148,9 @@ type Eth struct {
 	// Vnet: the host side's frames carry a virtio_net_hdr, and the
 	// guest's device gets one too, so offloaded frames pass through.
 	Vnet bool `json:"vnet,omitempty"`
-	// Offload (with Vnet): the guest's device may send partial checksums
-	// and 64 KiB segments (the host side takes them).
+	// Offload: the guest's device has vnet headers and may send partial
+	// checksums and 64 KiB segments: the host side takes them (Vnet), or K
+	// segments them in software (netdev.ForGuest).
 	Offload   bool            `json:"offload,omitempty"`
 	Transport string          `json:"transport"`
 	Params    json.RawMessage `json:"params,omitempty"`

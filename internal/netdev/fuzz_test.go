@@ -18,7 +18,7 @@ func FuzzSpecs(f *testing.F) {
 		"vde,/tmp/vde.ctl,,3,users,770,my plug", "vde,,,,,9", "slirp", "slirp,,slirp,-P_2222:22", "ethertap,tap0",
 		"vec:transport=raw,ifname=veth0,depth=128,gro=1", "vec:transport=gre,src=10.0.0.1,dst=10.0.0.2,rx_key=1,tx_key=2,sequence=1",
 		"vec:transport=l2tpv3,udp=1,dst=10.0.0.2,dstport=1701,rx_session=1,tx_session=2,cookie64=1,rx_cookie=3,tx_cookie=4",
-		"vec:transport=fd,fd=3", "vec:transport=bess,dst=/tmp/s", "vec:transport=tap",
+		"vec:transport=fd,fd=3", "vec:transport=bess,dst=/tmp/s", "vec:transport=tap", "vec:transport=hybrid,ifname=tap0,gro=1",
 	} {
 		f.Add(s)
 	}

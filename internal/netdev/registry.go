@@ -5,6 +5,7 @@ package netdev
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,6 +70,10 @@ type Driver struct {
 	// Wrap is K's half: the frame transport over the host side f (which it
 	// owns from then on) for device e.
 	Wrap func(e plan.Eth, f *os.File) (Transport, error)
+	// WrapRx, instead of Wrap, is K's half of a transport whose host side
+	// is two descriptors (Opened.Rx): it sends through f and receives
+	// through rx.
+	WrapRx func(e plan.Eth, f, rx *os.File) (Transport, error)
 	// L3: K makes a TUN device (bare IPv4 packets) instead of a TAP.
 	L3 bool
 }
@@ -160,11 +165,23 @@ func Open(h *Host, unit int, spec string) (*Opened, error) {
 // run (or until the mconsole removes the device).
 type Opened struct {
 	Eth  plan.Eth
-	File *os.File // the descriptor K gets as plan.EthFD(unit)
+	File *os.File // the descriptor K gets as Eth.Name()
+	// Rx is the receive side of a transport that has one of its own
+	// (Driver.WrapRx), which K gets as Eth.RxName(); nil for the others.
+	Rx *os.File
 	// UMLNetTap names a host tap uml_net made: P runs uml_net's address
 	// hooks when the guest changes the device's IPv4 addresses.
 	UMLNetTap string
 	closers   []func()
+}
+
+// Files are the descriptors K gets for the device: File, then Rx if the
+// transport has it.
+func (o *Opened) Files() []*os.File {
+	if o.Rx != nil {
+		return []*os.File{o.File, o.Rx}
+	}
+	return []*os.File{o.File}
 }
 
 // own adds a closer of the host side.
@@ -250,6 +267,33 @@ func params(e plan.Eth, v any) error {
 		return fmt.Errorf("eth%d: bad %s parameters: %w", e.Unit, e.Transport, err)
 	}
 	return nil
+}
+
+// WrapHost is K's half of device e: d's transport over the host side P
+// donated, f and, when d receives through a descriptor of its own
+// (WrapRx), rx. It owns both from then on and closes them if it fails.
+func (d *Driver) WrapHost(e plan.Eth, f, rx *os.File) (Transport, error) {
+	closeAll := func() {
+		for _, c := range []*os.File{f, rx} {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+	switch {
+	case f == nil || d.WrapRx != nil && rx == nil:
+		closeAll()
+		return nil, errors.New("no host descriptor from the parent")
+	case d.WrapRx != nil:
+		return d.WrapRx(e, f, rx)
+	case d.Wrap == nil:
+		closeAll()
+		return nil, fmt.Errorf("unknown transport %q", e.Transport)
+	}
+	if rx != nil {
+		rx.Close()
+	}
+	return d.Wrap(e, f)
 }
 
 // wrapFile is the Wrap of transports whose host side reads and writes one

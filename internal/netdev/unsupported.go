@@ -7,8 +7,7 @@ import "errors"
 // Transports UML knows that this build does not make: an ethN= naming
 // ethertap or slip is refused with a message; pcap and vector are
 // ignored, as UML ignores a transport it was built without. (The vector
-// transports are vecN= devices, not ethN=.) The hybrid vector transport
-// is refused with a message.
+// transports are vecN= devices, not ethN=.)
 
 func init() {
 	refuse := func([]string) (Spec, error) { return nil, errors.New("unsupported") }
@@ -18,5 +17,4 @@ func init() {
 	for _, name := range []string{"pcap", "vector"} {
 		Register(&Driver{Name: name})
 	}
-	RegisterVector(&Driver{Name: "hybrid"}) // tap for tx, raw for rx: not yet
 }

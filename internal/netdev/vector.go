@@ -15,9 +15,9 @@ import (
 
 // UML's vector devices, vecN:transport=NAME,key=value,... (net.md §6): a
 // device named vecN in the guest over one of the vector transports (tap,
-// raw, fd, bess, gre, l2tpv3, each in a vec_*.go file of its own). The
-// options every transport takes are parsed here; each transport reads
-// its own from the same key=value list.
+// raw, hybrid, fd, bess, gre, l2tpv3, each in a vec_*.go file of its
+// own). The options every transport takes are parsed here; each
+// transport reads its own from the same key=value list.
 
 // maxVecArgs is UML's limit on a vector spec's key=value pairs.
 const maxVecArgs = 20
@@ -224,7 +224,8 @@ func openedVec(h *Host, unit int, transport string, c vecCommon, f *os.File, par
 		return nil, err
 	}
 	o.Eth.Vector = true
-	if transport == "tap" || transport == "raw" { // their host sides carry vnet headers
+	switch transport {
+	case "tap", "raw", "hybrid": // their host sides carry vnet headers
 		o.Eth.Vnet = true
 		o.Eth.Offload = c.GRO // large segments from the guest: the peer takes them (UML's gro=1)
 	}

@@ -37,6 +37,7 @@ func TestParseVecArgs(t *testing.T) {
 func TestVectorSpecErrors(t *testing.T) {
 	for _, tt := range []struct{ spec, err string }{
 		{"transport=raw", "transport=raw needs ifname="},
+		{"transport=hybrid,mac=02:00:00:00:00:01", "transport=hybrid needs ifname="},
 		{"transport=gre,src=10.0.0.1", "transport=gre needs dst="},
 		{"transport=gre,dst=10.0.0.1,rx_key=1", "give both rx_key= and tx_key="},
 		{"transport=gre,dst=fe80::1", "IPv6 addresses need v6=1"},
@@ -79,14 +80,38 @@ func TestVecCommon(t *testing.T) {
 	if d := LookupVector("zzz"); d != nil {
 		t.Errorf("transport=zzz = %v; want none", d)
 	}
-	if _, err := OpenVector(&Host{Logf: func(string, ...any) {}}, 1, "transport=hybrid,ifname=x"); err == nil || !strings.Contains(err.Error(), "transport=hybrid is not supported by this build") {
-		t.Errorf("OpenVector(hybrid) = %v", err)
-	}
 	h, out := testHost()
 	if _, err := OpenVector(h, 2, "transport=zzz"); err == nil || !strings.Contains(err.Error(), "vec2: unknown transport 'zzz'") {
 		t.Errorf("OpenVector(zzz) = %v", err)
 	}
 	if !strings.Contains(out.String(), "Choosing a random ethernet address for device vec2") {
 		t.Errorf("no MAC line before the transport failed (UML chooses the MAC first): %q", out.String())
+	}
+}
+
+// TestVectorRegistry: every vector transport UML 6.1 has is made by this
+// build, complete (a kernel half: Wrap, or WrapRx for hybrid's two
+// descriptors) and in --help.
+func TestVectorRegistry(t *testing.T) {
+	want := []string{"bess", "fd", "gre", "hybrid", "l2tpv3", "raw", "tap"}
+	if got := VectorNames(); !reflect.DeepEqual(got, want) {
+		t.Errorf("VectorNames() = %v; want %v", got, want)
+	}
+	for _, name := range want {
+		d := LookupVector(name)
+		if d == nil || d.Parse == nil || d.Open == nil || (d.Wrap == nil) == (d.WrapRx == nil) || d.Help == "" {
+			t.Errorf("vector transport %s is not complete: %+v", name, d)
+			continue
+		}
+		if !strings.Contains(VectorHelp(), "vecN:transport="+name) {
+			t.Errorf("VectorHelp() lacks transport=%s:\n%s", name, VectorHelp())
+		}
+	}
+	if d := LookupVector("hybrid"); d == nil || d.WrapRx == nil {
+		t.Errorf("hybrid has no WrapRx (it sends through the tap and receives through a packet socket)")
+	}
+	sp, err := parseVecHybrid([]string{"transport=hybrid", "ifname=ht0", "gro=1", "mtu=9000"})
+	if s, _ := sp.(vecHybridSpec); err != nil || s.Ifname != "ht0" || !s.common.GRO || s.common.MTU != 9000 {
+		t.Errorf("parseVecHybrid = %+v, %v; want ifname ht0, gro, mtu 9000", sp, err)
 	}
 }

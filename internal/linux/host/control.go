@@ -45,9 +45,9 @@ func newControlClient(f *os.File) (*controlClient, error) {
 	return &controlClient{conn: uc}, nil
 }
 
-// do sends req, with f's descriptor when f is not nil, and waits for the
-// answer: its text, or its coded error (plan.Error).
-func (c *controlClient) do(req plan.Request, f *os.File) (string, error) {
+// do sends req with the descriptors of files (nil ones left out) and
+// waits for the answer: its text, or its coded error (plan.Error).
+func (c *controlClient) do(req plan.Request, files ...*os.File) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.conn.SetDeadline(time.Now().Add(controlTimeout))
@@ -57,11 +57,13 @@ func (c *controlClient) do(req plan.Request, f *os.File) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("kernel control: %w", err)
 	}
-	var files []*os.File
-	if f != nil {
-		files = append(files, f)
+	var fds []*os.File
+	for _, f := range files {
+		if f != nil {
+			fds = append(fds, f)
+		}
 	}
-	if err := fdpass.Send(c.conn, b, files...); err != nil {
+	if err := fdpass.Send(c.conn, b, fds...); err != nil {
 		return "", fmt.Errorf("kernel control: %w", err)
 	}
 	buf := make([]byte, plan.MaxMessage)
@@ -86,15 +88,15 @@ func (c *controlClient) Close() error { return c.conn.Close() }
 var errNotRunning = plan.Errorf(plan.CodeNotRunning, "the kernel is not running")
 
 // ask sends a control request to the running K.
-func (m *machine) ask(req plan.Request) (string, error) { return m.askWith(req, nil) }
+func (m *machine) ask(req plan.Request) (string, error) { return m.askWith(req) }
 
-// askWith sends a control request with a descriptor for K (nil for none).
-func (m *machine) askWith(req plan.Request, f *os.File) (string, error) {
+// askWith sends a control request with descriptors for K.
+func (m *machine) askWith(req plan.Request, files ...*os.File) (string, error) {
 	m.mu.Lock()
 	ctl := m.ctl
 	m.mu.Unlock()
 	if ctl == nil {
 		return "", errNotRunning
 	}
-	return ctl.do(req, f)
+	return ctl.do(req, files...)
 }

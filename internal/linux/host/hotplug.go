@@ -156,7 +156,7 @@ func (m *machine) devConfig(vector bool, rest string) mcserver.Reply {
 		return mcserver.Error("")
 	}
 	name := e.Name()
-	if _, err := m.askWith(plan.Request{Op: plan.OpEthAdd, Eth: e}, m.net.devs[name].File); err != nil {
+	if _, err := m.askWith(plan.Request{Op: plan.OpEthAdd, Eth: e}, m.net.devs[name].Files()...); err != nil {
 		m.logf("%s: %v", name, err)
 		m.net.drop(name)
 		return mcserver.OK("")

@@ -11,8 +11,9 @@ import (
 // Eth devices (shared/spec/net.md, architecture.md "Network"): P opens
 // each device's host side with its transport (internal/netdev) in the
 // host's network namespace, where abstract sockets, switches and host taps
-// live, and donates the descriptor as plan.EthFD(unit); K creates ethN in
-// the guest's namespace and relays frames.
+// live, and donates the descriptor as the device's name (plan.Eth.Name;
+// hybrid's receive side as plan.Eth.RxName); K creates ethN in the
+// guest's namespace and relays frames.
 
 // hostNet holds the host sides P opened; they live across reboots.
 type hostNet struct {
@@ -63,8 +64,13 @@ func (h *hostNet) donate(files map[string]*os.File, order []string) []string {
 		return order
 	}
 	for _, name := range h.names() {
-		files[name] = h.devs[name].File
+		o := h.devs[name]
+		files[name] = o.File
 		order = append(order, name)
+		if o.Rx != nil {
+			files[o.Eth.RxName()] = o.Rx
+			order = append(order, o.Eth.RxName())
+		}
 	}
 	return order
 }

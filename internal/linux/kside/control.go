@@ -30,26 +30,24 @@ func (k *kernel) serveControl(f *os.File) {
 		return
 	}
 	for {
-		msg, files, _, err := fdpass.Recv(uc, plan.MaxMessage, 1)
+		msg, files, _, err := fdpass.Recv(uc, plan.MaxMessage, plan.MaxRequestFDs)
 		if err != nil && !errors.Is(err, fdpass.ErrNoFD) {
 			return
 		}
 		if len(msg) == 0 && len(files) == 0 {
 			return // P closed its end
 		}
-		var f *os.File
-		if len(files) > 0 {
-			f = files[0]
-		}
 		req, err := plan.UnmarshalRequest(msg)
 		var text string
 		if err == nil {
-			text, err = k.control(req, f)
+			text, err = k.control(req, files)
 		} else if req == nil {
 			req = &plan.Request{}
 		}
-		if err != nil && f != nil {
-			f.Close() // a request that fails does not keep its descriptor
+		if err != nil {
+			for _, f := range files {
+				f.Close() // a request that fails does not keep its descriptors
+			}
 		}
 		rep := plan.ReplyTo(req, text, err)
 		b, merr := plan.MarshalReply(&rep)
@@ -61,9 +59,9 @@ func (k *kernel) serveControl(f *os.File) {
 	}
 }
 
-// control serves one request; f is the descriptor that came with it (the
-// request takes it over when it succeeds).
-func (k *kernel) control(req *plan.Request, f *os.File) (string, error) {
+// control serves one request; files are the descriptors that came with
+// it (the request takes them over when it succeeds).
+func (k *kernel) control(req *plan.Request, files []*os.File) (string, error) {
 	init := int(k.guestPid.Load())
 	if req.Op != plan.OpUname && init == 0 {
 		return "", plan.Errorf(plan.CodeNotRunning, "the guest is not running")
@@ -95,7 +93,14 @@ func (k *kernel) control(req *plan.Request, f *os.File) (string, error) {
 	case plan.OpUbdRemove:
 		return "", k.ubdRemove(req.Unit, init)
 	case plan.OpEthAdd:
-		return "", k.addEth(*req.Eth, f)
+		var f, rx *os.File
+		if len(files) > 0 {
+			f = files[0]
+		}
+		if len(files) > 1 {
+			rx = files[1]
+		}
+		return "", k.addEth(*req.Eth, f, rx)
 	case plan.OpEthRemove:
 		return "", k.removeEth(req.Arg)
 	case plan.OpSysrq:

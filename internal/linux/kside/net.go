@@ -1,7 +1,6 @@
 package kside
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +13,7 @@ import (
 // namespace and starts its relay; it returns a function stopping them.
 func (k *kernel) startNet(files map[string]*os.File) func() {
 	for _, e := range k.plan.Eth {
-		if err := k.addEth(e, files[e.Name()]); err != nil {
+		if err := k.addEth(e, files[e.Name()], files[e.RxName()]); err != nil {
 			k.logf("%s: %v", e.Name(), err)
 		}
 	}
@@ -29,17 +28,15 @@ func (k *kernel) startNet(files map[string]*os.File) func() {
 }
 
 // addEth creates ethN for e in the guest's network namespace and relays it
-// to the host side f with e's transport (boot, or mconsole hot-plug).
-func (k *kernel) addEth(e plan.Eth, f *os.File) error {
-	if f == nil {
-		return errors.New("no host descriptor from the parent")
-	}
+// to the host side f (and rx, the receive side of a transport that has
+// one; else nil) with e's transport (boot, or mconsole hot-plug).
+func (k *kernel) addEth(e plan.Eth, f, rx *os.File) error {
 	d := netdev.DriverOf(e)
-	if d == nil || d.Wrap == nil {
-		f.Close()
+	if d == nil {
+		closeFiles(f, rx)
 		return fmt.Errorf("unknown transport %q", e.Transport)
 	}
-	tr, err := d.Wrap(e, f)
+	tr, err := d.WrapHost(e, f, rx)
 	if err != nil {
 		return err
 	}
@@ -86,4 +83,13 @@ func (k *kernel) removeEth(name string) error {
 	}
 	delete(k.relays, name)
 	return r.Stop()
+}
+
+// closeFiles closes the files that are not nil.
+func closeFiles(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
 }

@@ -7,11 +7,12 @@ import (
 )
 
 // The control channel is a SOCK_SEQPACKET socket pair between P and K: P
-// sends one Request per packet (with at most one descriptor: an eth
-// device's host side), K answers with one Reply carrying the request's
-// Seq, so an answer that arrives after its request timed out is dropped
-// instead of being taken for the next one's. Halt and reboot travel as
-// signals (SIGUSR1, SIGUSR2) so they work even when K is busy.
+// sends one Request per packet (with at most MaxRequestFDs descriptors:
+// an eth device's host side, the Eth.Name one first, then the Eth.RxName
+// one if the transport has it), K answers with one Reply carrying the
+// request's Seq, so an answer that arrives after its request timed out is
+// dropped instead of being taken for the next one's. Halt and reboot
+// travel as signals (SIGUSR1, SIGUSR2) so they work even when K is busy.
 
 // Op is a control request's operation.
 type Op string
@@ -24,7 +25,7 @@ const (
 	OpGo        Op = "go"         // SIGCONT the guest
 	OpUbdAdd    Op = "ubd-add"    // Disk
 	OpUbdRemove Op = "ubd-remove" // Unit
-	OpEthAdd    Op = "eth-add"    // Eth, with the host side's descriptor
+	OpEthAdd    Op = "eth-add"    // Eth, with the host side's descriptors
 	OpEthRemove Op = "eth-remove" // Arg: the device (eth0, vec1)
 	OpSysrq     Op = "sysrq"      // Arg: the key
 	OpStack     Op = "stack"      // Pid
@@ -62,6 +63,10 @@ const MaxReplyText = 128 << 10
 
 // MaxMessage is the size of a receive buffer that holds any message.
 const MaxMessage = MaxReplyText + 4096
+
+// MaxRequestFDs is the most descriptors a request carries: an eth-add's
+// host side and its receive side (Eth.RxName).
+const MaxRequestFDs = 2
 
 // Code classifies a failed request, so both sides compare errors with
 // errors.Is instead of by their text.

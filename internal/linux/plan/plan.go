@@ -38,8 +38,9 @@ const (
 )
 
 // Names of the descriptors P donates to K (internal/childrole.Donate).
-// Network devices come by their name (Eth.Name: eth0, vec1), console host
-// fds as "hostfd-N", port listeners as "port-N".
+// Network devices come by their name (Eth.Name: eth0, vec1), and a
+// transport's receive side of its own (hybrid) by Eth.RxName (vec1-rx);
+// console host fds as "hostfd-N", port listeners as "port-N".
 const (
 	FDConIn       = "con-in"
 	FDConOut      = "con-out"
@@ -158,6 +159,11 @@ type Eth struct {
 
 // Name is the device's name in the guest (and of its donated descriptor).
 func (e Eth) Name() string { return DevName(e.Vector, e.Unit) }
+
+// RxName names the device's second descriptor, donated beside the first
+// by transports that receive through a descriptor of their own (the
+// hybrid vector transport: the tap sends, a packet socket on it receives).
+func (e Eth) RxName() string { return e.Name() + "-rx" }
 
 // DevName is the name of eth (or, vector, vec) device unit.
 func DevName(vector bool, unit int) string {

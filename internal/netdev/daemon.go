@@ -272,7 +272,7 @@ func openDaemon(h *Host, n int, sp Spec) (*Opened, error) {
 	// The guest sends 64 KiB segments with partial checksums: they cross
 	// to the switch whole (Vnet), or K segments them for a switch without
 	// the extension.
-	o.Eth.Vnet, o.Eth.Offload = d.Vnet, true
+	o.Eth.Vnet, o.Eth.Offload = d.Vnet, true // Offload alone: softOffload
 	o.own(func() { d.Close() })
 	return o, nil
 }

@@ -127,5 +127,5 @@ func openMcast(h *Host, n int, sp Spec) (*Opened, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newOpened(n, "mcast", mac, sock, datagramParams{Group: s.Group, Port: s.Port})
+	return softOffload(newOpened(n, "mcast", mac, sock, datagramParams{Group: s.Group, Port: s.Port}))
 }

@@ -32,6 +32,15 @@ func ForGuest(e plan.Eth, tr Transport) Transport {
 	return s
 }
 
+// softOffload gives the guest's device of o offloads that K resolves in
+// software (ForGuest): for transports of standard frames.
+func softOffload(o *Opened, err error) (*Opened, error) {
+	if err == nil {
+		o.Eth.Offload = true
+	}
+	return o, err
+}
+
 // GuestVnet reports whether device e's guest side carries vnet headers.
 func GuestVnet(e plan.Eth) bool { return e.Vnet || e.Offload }
 

@@ -65,7 +65,7 @@ func openUcast(h *Host, n int, sp Spec) (*Opened, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newOpened(n, "ucast", mac, sock, datagramParams{Group: s.Addr, Port: s.RPort})
+	return softOffload(newOpened(n, "ucast", mac, sock, datagramParams{Group: s.Addr, Port: s.RPort}))
 }
 
 // Ucast defaults of ethN=ucast (net.md §2).

@@ -78,7 +78,7 @@ func openVecGRE(h *Host, n int, sp Spec) (*Opened, error) {
 	if err != nil {
 		return nil, vecError(n, err)
 	}
-	return openedVec(h, n, "gre", s.common, f, greParams{Tx: s.Tx, Rx: s.Rx, V4: s.Addrs.Dst.Is4()})
+	return softOffload(openedVec(h, n, "gre", s.common, f, greParams{Tx: s.Tx, Rx: s.Rx, V4: s.Addrs.Dst.Is4()}))
 }
 
 func (p *greParams) headers() (tx, rx header, ipHdr bool) { return &p.Tx, &p.Rx, p.V4 }

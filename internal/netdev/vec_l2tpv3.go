@@ -115,7 +115,7 @@ func openVecL2TPv3(h *Host, n int, sp Spec) (*Opened, error) {
 	if err != nil {
 		return nil, vecError(n, err)
 	}
-	return openedVec(h, n, "l2tpv3", s.common, f, l2tpParams{Tx: s.Tx, Rx: s.Rx, IPHdr: !s.Tx.UDP && s.Addrs.Dst.Is4()})
+	return softOffload(openedVec(h, n, "l2tpv3", s.common, f, l2tpParams{Tx: s.Tx, Rx: s.Rx, IPHdr: !s.Tx.UDP && s.Addrs.Dst.Is4()}))
 }
 
 func (p *l2tpParams) headers() (tx, rx header, ipHdr bool) { return &p.Tx, &p.Rx, p.IPHdr }

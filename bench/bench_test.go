@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -188,5 +190,69 @@ func TestSetenv(t *testing.T) {
 	restore()
 	if diff := cmp.Diff(before, os.Environ()); diff != "" {
 		t.Errorf("environment not restored (-want +got):\n%s", diff)
+	}
+}
+
+func TestLddPaths(t *testing.T) {
+	out := `	linux-vdso.so.1 (0x00007ffd1d5f0000)
+	libiperf.so.0 => /lib/x86_64-linux-gnu/libiperf.so.0 (0x00007f7d3eec9000)
+	libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f7d3ece7000)
+	libmissing.so.1 => not found
+	/lib64/ld-linux-x86-64.so.2 (0x00007f7d3ef12000)
+`
+	want := []string{"/lib/x86_64-linux-gnu/libiperf.so.0", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"}
+	if diff := cmp.Diff(want, lddPaths(out)); diff != "" {
+		t.Errorf("lddPaths (-want +got):\n%s", diff)
+	}
+}
+
+func TestIperfMetrics(t *testing.T) {
+	report := func(bytes, secs float64) string {
+		return fmt.Sprintf(`{"start": {"version": "iperf 3.12"},	"intervals": [], "end": {"sum_sent": {"seconds": %[2]g, "bytes": 1}, "sum_received": {"seconds": %[2]g, "bytes": %[1]g}}}`, bytes, secs)
+	}
+	out := "boot noise\r\n" +
+		"IPERF-RESULT 0 " + report(3e9, 3) + "\r\n" +
+		"IPERF-RESULT 1 " + report(6e9, 3) + "\r\n" +
+		"[   12.3] random: crng init done\n" +
+		"IPERF-RESULT 2 " + report(1.5e9, 3) + "\n" +
+		"IPERF-RESULT 3 " + report(64*150e3, 3) + "\n" +
+		"IPERF-DONE\n"
+	got, err := iperfMetrics("vec0 raw", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Metric{
+		{"vec0 raw TCP", 1000, "MB/s"},
+		{"vec0 raw TCP -P 4", 2000, "MB/s"},
+		{"vec0 raw TCP -R", 500, "MB/s"},
+		{"vec0 raw UDP 64B", 50, "kpps"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("iperfMetrics (-want +got):\n%s", diff)
+	}
+
+	for _, bad := range []struct{ out, want string }{
+		{"IPERF-RESULT 0 " + report(3e9, 3) + "\n", "no IPERF-RESULT 1 line"},
+		{"IPERF-RESULT 0 {\"error\": \"unable to connect to server: Connection refused\"}\n", "iperf3: unable to connect"},
+		{"IPERF-RESULT 0 {\"start\": {\n", "iperf3 report: "},
+		{"IPERF-RESULT 0 {}\n", "without end.sum_received"},
+	} {
+		if _, err := iperfMetrics("x", bad.out); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("iperfMetrics(%q): err = %v; want %q", bad.out, err, bad.want)
+		}
+	}
+}
+
+func TestIperfClientScript(t *testing.T) {
+	s := iperfClientScript("10.77.9.2", "10.77.9.1")
+	for _, want := range []string{
+		"ifconfig $dev 10.77.9.2 ",
+		"iperf3 -c 10.77.9.1 -t 3 -O 1 -i 0 --json \"$@\"",
+		"run 0 \n", "run 1 -P 4\n", "run 2 -R\n", "run 3 -u -l 64 -b 0\n",
+		"echo IPERF-DONE\npoweroff -f",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("iperfClientScript lacks %q:\n%s", want, s)
+		}
 	}
 }

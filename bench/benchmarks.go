@@ -75,6 +75,24 @@ var benchmarks = []*Benchmark{
 		Variants: append(byKind(vecBoth, impl{"ours", "ours"}, impl{"linux.uml", "real"}),
 			Variant{Name: "veth ceiling", Run: vethCeiling}),
 	},
+	{
+		Name:  "iperf",
+		Doc:   "iperf3 (TCP, TCP -P 4, TCP -R, UDP 64-byte pps) from the guest to the host over eth0=tuntap, vec0 tap and vec0 raw (gro=1), our linux vs linux.uml, and the veth ceiling",
+		Setup: iperfSetup,
+		Variants: append(byKind(iperfGuest, impl{"ours", "ours"}, impl{"linux.uml", "real"}),
+			Variant{Name: "veth ceiling", Run: iperfCeiling(linkNames(iperfLinks)...)}),
+	},
+	{
+		Name:  "iperf-switch",
+		Doc:   "iperf3 (as iperf) between two guests on one switch: ours on our uml_switch, linux.uml on Debian's, ours with a linux.uml guest on our switch too, and the veth ceiling",
+		Setup: iperfSwitchSetup,
+		Variants: []Variant{
+			{Name: "ours", Run: iperfPair{sw: "ours", guests: "ours"}.run},
+			{Name: "real", Run: iperfPair{sw: "real", guests: "real"}.run},
+			{Name: "ours+linux.uml", Run: iperfPair{sw: "ours", guests: "ours", bystander: true}.run},
+			{Name: "veth ceiling", Run: iperfCeiling(iperfSwitchName)},
+		},
+	},
 }
 
 // guestBenches are the benchmarks of linux against Debian's linux.uml on the

@@ -160,17 +160,24 @@ func (v guestVariant) attach(img string) (disk string, done func(), err error) {
 	if v.disk == asBuilt {
 		return img, func() {}, nil
 	}
-	fresh := img + ".run"
-	if out, err := exec.Command("cp", "--sparse=always", img, fresh).CombinedOutput(); err != nil {
-		return "", nil, fmt.Errorf("cp: %v %s", err, out)
-	}
-	if v.disk == freshCopy {
-		return fresh, func() { os.Remove(fresh) }, nil
+	fresh, removeFresh, err := freshCopyOf(img)
+	if err != nil || v.disk == freshCopy {
+		return fresh, removeFresh, err
 	}
 	// A new COW file over the (unchanged) copy.
 	cow := img + ".cow"
 	os.Remove(cow)
-	return cow + "," + fresh, func() { os.Remove(cow); os.Remove(fresh) }, nil
+	return cow + "," + fresh, func() { os.Remove(cow); removeFresh() }, nil
+}
+
+// freshCopyOf makes IMG.run, a sparse copy of img, and returns its path and
+// the function that removes it.
+func freshCopyOf(img string) (fresh string, remove func(), err error) {
+	fresh = img + ".run"
+	if out, err := exec.Command("cp", "--sparse=always", img, fresh).CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("cp: %v %s", err, out)
+	}
+	return fresh, func() { os.Remove(fresh) }, nil
 }
 
 // setenv sets env (NAME=value) in our environment and returns the function

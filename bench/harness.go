@@ -12,6 +12,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,6 +59,10 @@ type Env struct {
 
 // Ours returns the path of one of our binaries.
 func (e *Env) Ours(name string) string { return filepath.Join(e.Bin, name) }
+
+// errSkip, wrapped in a Setup's error, skips the benchmark: main reports
+// it and does not count it as failed.
+var errSkip = errors.New("skipped")
 
 // registry holds every benchmark by name.
 var registry = byName(allBenchmarks())
@@ -137,6 +142,10 @@ func runOne(b *Benchmark, rounds int, bin string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "== %s (%d rounds, alternating)\n", b.Name, rounds)
 	ours := b.Variants[0].Name
+	width := 28
+	for _, m := range metricOrder {
+		width = max(width, len(m))
+	}
 	for _, m := range metricOrder {
 		om := median(results[ours][m])
 		for _, v := range b.Variants {
@@ -145,7 +154,7 @@ func runOne(b *Benchmark, rounds int, bin string, out io.Writer) error {
 				continue
 			}
 			med := median(vals)
-			line := fmt.Sprintf("%-28s %-14s median %10.3f %-5s", m, v.Name, med, units[m])
+			line := fmt.Sprintf("%-*s %-14s median %10.3f %-5s", width, m, v.Name, med, units[m])
 			if v.Name != ours && med != 0 {
 				line += fmt.Sprintf("   ratio %s/%s = %.2f", ours, v.Name, om/med)
 			}
@@ -200,7 +209,9 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (try -list)\n", n)
 			os.Exit(2)
 		}
-		if err := runOne(b, *rounds, absBin, os.Stdout); err != nil {
+		if err := runOne(b, *rounds, absBin, os.Stdout); errors.Is(err, errSkip) {
+			fmt.Printf("== %s: %v\n", n, err)
+		} else if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", n, err)
 			failed = true
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func netSetup(e *Env, dev string) error {
 	}
 	e.Vars["tcptool"] = tool
 	script := strings.ReplaceAll(fmt.Sprintf(linuxNetClient, tcpMiB), "eth0", dev)
-	img, err := busyboxImage(filepath.Join(e.Dir, dev+"img"), script, tool)
+	img, err := busyboxImage(filepath.Join(e.Dir, dev+"img"), script, map[string]string{"bin/tcptool": tool})
 	if err != nil {
 		return err
 	}
@@ -54,16 +55,15 @@ func netSetup(e *Env, dev string) error {
 // sink on it, and reports the median rate of the guest's three transfers.
 func tapTCP(e *Env, kind string) ([]Metric, error) {
 	return withNetNS("umlkit-bench-lnet", func(ns string) ([]Metric, error) {
-		if err := addBenchTap(ns); err != nil {
+		if err := tuntapLink.add(ns); err != nil {
 			return nil, err
 		}
-		sink := exec.Command("ip", "netns", "exec", ns, e.Vars["tcptool"], "sink", "5001")
-		sink.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := sink.Start(); err != nil {
+		stopSink, err := startSink(e, ns)
+		if err != nil {
 			return nil, err
 		}
-		defer func() { syscall.Kill(-sink.Process.Pid, syscall.SIGKILL); sink.Wait() }()
-		log, stop, err := bootOnTap(e, ns, kind)
+		defer stopSink()
+		log, stop, err := bootWith(e, ns, kind, tuntapLink.arg)
 		if err != nil {
 			return nil, err
 		}
@@ -83,40 +83,54 @@ func addBenchTap(ns string) error {
 		{"addr", "add", "10.77.9.1/24", "dev", "benchtap0"},
 		{"link", "set", "benchtap0", "up"},
 	} {
-		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %v: %v: %s", args, err, out)
+		if err := ipn(ns, args...); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// bootOnTap boots kernel kind in ns on a fresh copy of the image with
-// eth0=tuntap,benchtap0; stop kills and reaps it.
-func bootOnTap(e *Env, ns, kind string) (log *markerLog, stop func(), err error) {
-	return bootWith(e, ns, kind, "eth0=tuntap,benchtap0")
+// bootWith boots kernel kind in ns on a fresh copy of the image netimg
+// with the device dev; stop kills and reaps it.
+func bootWith(e *Env, ns, kind, dev string) (log *markerLog, stop func(), err error) {
+	return bootImage(e, ns, kind, e.Vars["netimg"], dev)
 }
 
-// bootWith boots kernel kind in ns on a fresh copy of the image with the
-// device dev; stop kills and reaps it.
-func bootWith(e *Env, ns, kind, dev string) (log *markerLog, stop func(), err error) {
-	img := filepath.Join(e.Dir, kind+"-net.img")
-	data, err := os.ReadFile(e.Vars["netimg"])
+// bootImage boots kernel kind in ns ("" for the current one) on a fresh
+// copy of img with the extra arguments args; stop kills and reaps it and
+// removes the copy.
+func bootImage(e *Env, ns, kind, img string, args ...string) (log *markerLog, stop func(), err error) {
+	disk, done, err := freshCopyOf(img)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(img, data, 0o644); err != nil {
+	log = newMarkerLog()
+	stopGuest, err := startGuest(ns, bootArgs(e, kind, disk, args...), os.TempDir(), log)
+	if err != nil {
+		done()
 		return nil, nil, err
 	}
-	argv := bootArgs(e, kind, img, dev)
-	log = newMarkerLog()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+os.TempDir())
-	cmd.Stdout, cmd.Stderr = log, log
+	return log, func() { stopGuest(); done() }, nil
+}
+
+// startGuest starts the kernel command line argv in ns ("" for the
+// current one) with TMPDIR=tmp, its console (stdin held open) into out;
+// stop kills its process group and reaps it.
+func startGuest(ns string, argv []string, tmp string, out io.Writer) (stop func(), err error) {
+	if ns != "" {
+		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, _ := cmd.StdinPipe()
+	stdin, err := cmd.StdinPipe() // held open: UML's console reads it
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		stdin.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return log, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait(); stdin.Close() }, nil
+	return func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait(); stdin.Close() }, nil
 }

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -56,7 +55,7 @@ func switchTCPSetup(e *Env) error {
 		{"srvimg", switchTCPServer},
 		{"cliimg", fmt.Sprintf(switchTCPClient, tcpMiB)},
 	} {
-		img, err := busyboxImage(filepath.Join(e.Dir, im.name), im.script, tool)
+		img, err := busyboxImage(filepath.Join(e.Dir, im.name), im.script, map[string]string{"bin/tcptool": tool})
 		if err != nil {
 			return err
 		}
@@ -70,8 +69,9 @@ func switchTCP(e *Env, kind string) ([]Metric, error) {
 	return guestTCP(e, kind, e.Vars["srvimg"], e.Vars["cliimg"], tcpMiB)
 }
 
-// busyboxImage makes an ext4 image whose /init runs script.
-func busyboxImage(dir, script, tool string) (string, error) {
+// busyboxImage makes an ext4 image whose /init runs script, with the host
+// files files (image path → host path, symlinks followed) copied in.
+func busyboxImage(dir, script string, files map[string]string) (string, error) {
 	root := filepath.Join(dir, "root")
 	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -85,12 +85,18 @@ func busyboxImage(dir, script, tool string) (string, error) {
 	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
 		return "", err
 	}
-	tb, err := os.ReadFile(tool)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin/tcptool"), tb, 0o755); err != nil {
-		return "", err
+	for in, host := range files {
+		b, err := os.ReadFile(host)
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(root, in)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			return "", err
+		}
 	}
 	list, err := exec.Command("/bin/busybox", "--list-full").Output()
 	if err != nil {
@@ -147,21 +153,37 @@ func (m *markerLog) get(k string) (time.Time, bool) {
 	return t, ok
 }
 
-// waitTransfers waits (at most 120 s) for the end of the third transfer; the
-// error names the guest's console and shows it.
+// waitTransfers waits (at most 120 s) for the end of the third transfer.
 func (m *markerLog) waitTransfers(kind, console string) error {
-	deadline := time.Now().Add(120 * time.Second)
+	return m.waitFor("TX-DONE-3", 120*time.Second, kind, console)
+}
+
+// waitFor waits (at most timeout) for marker in the output; the error names
+// the guest's console and shows it.
+func (m *markerLog) waitFor(marker string, timeout time.Duration, kind, console string) error {
+	deadline := time.Now().Add(timeout)
 	for {
-		if _, ok := m.get("TX-DONE-3"); ok {
+		if m.contains(marker) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			return fmt.Errorf("%s: transfers did not finish; %s:\n%s", kind, console, m.buf.String())
+			return fmt.Errorf("%s: no %s within %v; %s:\n%s", kind, marker, timeout, console, m.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (m *markerLog) contains(s string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return bytes.Contains(m.buf.Bytes(), []byte(s))
+}
+
+// String returns the output so far.
+func (m *markerLog) String() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.buf.String()
 }
 
 // rates returns the MB/s of the three transfers of mib MiB each.
@@ -175,22 +197,15 @@ func (m *markerLog) rates(mib int) []float64 {
 	return rates
 }
 
-func bootGuest(e *Env, img, umid, eth string, out *markerLog) (*exec.Cmd, error) {
+// bootGuest boots linux.uml on img with the umid and eth device given, in
+// a uml_dir of its own; stop kills and reaps it.
+func bootGuest(e *Env, img, umid, eth string, out *markerLog) (stop func(), err error) {
 	umlDir, err := os.MkdirTemp(e.Dir, "uml-")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("linux.uml", "ubd0="+img, "mem=128M", "con0=fd:0,fd:1", "con=null", "ssl=null",
-		"init=/init", "uml_dir="+umlDir, "umid="+umid, eth)
-	cmd.Env = append(os.Environ(), "TMPDIR="+umlDir)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := cmd.StdinPipe() // held open: UML's console reads it
-	if err != nil {
-		return nil, err
-	}
-	_ = stdin
-	return cmd, cmd.Start()
+	return startGuest("", []string{"linux.uml", "ubd0=" + img, "mem=128M", "con0=fd:0,fd:1", "con=null", "ssl=null",
+		"init=/init", "uml_dir=" + umlDir, "umid=" + umid, eth}, umlDir, out)
 }
 
 func guestTCP(e *Env, kind, srvImg, cliImg string, mib int) ([]Metric, error) {
@@ -199,24 +214,17 @@ func guestTCP(e *Env, kind, srvImg, cliImg string, mib int) ([]Metric, error) {
 		return nil, err
 	}
 	defer s.stop()
-	var guests []*exec.Cmd
-	defer func() {
-		for _, g := range guests {
-			syscall.Kill(-g.Process.Pid, syscall.SIGKILL)
-			g.Wait()
-		}
-	}()
 	srvLog, cliLog := newMarkerLog(), newMarkerLog()
-	g, err := bootGuest(e, srvImg, "bsrv", "eth0=daemon,fe:fd:0a:4d:00:01,unix,"+s.ctl, srvLog)
+	stopSrv, err := bootGuest(e, srvImg, "bsrv", "eth0=daemon,fe:fd:0a:4d:00:01,unix,"+s.ctl, srvLog)
 	if err != nil {
 		return nil, err
 	}
-	guests = append(guests, g)
-	g, err = bootGuest(e, cliImg, "bcli", "eth0=daemon,fe:fd:0a:4d:00:02,unix,"+s.ctl, cliLog)
+	defer stopSrv()
+	stopCli, err := bootGuest(e, cliImg, "bcli", "eth0=daemon,fe:fd:0a:4d:00:02,unix,"+s.ctl, cliLog)
 	if err != nil {
 		return nil, err
 	}
-	guests = append(guests, g)
+	defer stopCli()
 	if err := cliLog.waitTransfers(kind, "client console"); err != nil {
 		return nil, err
 	}

@@ -48,13 +48,35 @@ func addBenchVeth(ns, peerNS string) error {
 
 // startSink starts tcptool's sink in ns; stop kills it.
 func startSink(e *Env, ns string) (stop func(), err error) {
-	sink := exec.Command("ip", "netns", "exec", ns, e.Vars["tcptool"], "sink", "5001")
-	sink.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := sink.Start(); err != nil {
+	return startIn(ns, e.Vars["tcptool"], "sink", "5001")
+}
+
+// startIn starts the server argv in ns, output discarded; stop kills its
+// process group and reaps it.
+func startIn(ns string, argv ...string) (stop func(), err error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return func() { syscall.Kill(-sink.Process.Pid, syscall.SIGKILL); sink.Wait() }, nil
+	return func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }, nil
 }
+
+// guestLink is a host side that a guest's device reaches 10.77.9.1
+// through, added in a fresh namespace, and the kernel argument that
+// attaches the guest to it.
+type guestLink struct {
+	name string // in metric names
+	arg  string
+	add  func(ns string) error
+}
+
+var (
+	tuntapLink = guestLink{"eth0 tuntap", "eth0=tuntap,benchtap0", addBenchTap}
+	vecTapLink = guestLink{"vec0 tap", "vec0:transport=tap,ifname=benchtap0,gro=1", addBenchTap}
+	vecRawLink = guestLink{"vec0 raw", "vec0:transport=raw,ifname=vbench1,gro=1",
+		func(ns string) error { return addBenchVeth(ns, "") }}
+)
 
 // vecMetric names the TCP figure of a transport; the veth ceiling is
 // reported under each name, so every line shows ours/ceiling.
@@ -77,14 +99,12 @@ func vecBoth(e *Env, kind string) ([]Metric, error) {
 // ("raw" or "tap").
 func vecTCP(transport string) func(e *Env, kind string) ([]Metric, error) {
 	return func(e *Env, kind string) ([]Metric, error) {
+		link := vecRawLink
+		if transport == "tap" {
+			link = vecTapLink
+		}
 		return withNetNS("umlkit-bench-vec", func(ns string) ([]Metric, error) {
-			spec := "vec0:transport=raw,ifname=vbench1,gro=1"
-			setup := func() error { return addBenchVeth(ns, "") }
-			if transport == "tap" {
-				spec = "vec0:transport=tap,ifname=benchtap0,gro=1"
-				setup = func() error { return addBenchTap(ns) }
-			}
-			if err := setup(); err != nil {
+			if err := link.add(ns); err != nil {
 				return nil, err
 			}
 			stopSink, err := startSink(e, ns)
@@ -92,7 +112,7 @@ func vecTCP(transport string) func(e *Env, kind string) ([]Metric, error) {
 				return nil, err
 			}
 			defer stopSink()
-			log, stop, err := bootWith(e, ns, kind, spec)
+			log, stop, err := bootWith(e, ns, kind, link.arg)
 			if err != nil {
 				return nil, err
 			}
@@ -109,6 +129,31 @@ func vecTCP(transport string) func(e *Env, kind string) ([]Metric, error) {
 // the veth pair: the host's own speed on this path, no guest (the
 // ceiling, reported under both transports' names).
 func vethCeiling(e *Env) ([]Metric, error) {
+	return withVethPair(func(ns, peer string) ([]Metric, error) {
+		stopSink, err := startSink(e, ns)
+		if err != nil {
+			return nil, err
+		}
+		defer stopSink()
+		// 16 times the guests' transfer, so the two process starts
+		// timed with it are noise.
+		const mib = 16 * tcpMiB
+		var rates []float64
+		for r := 0; r < 3; r++ {
+			ms, err := Timed(exec.Command("ip", "netns", "exec", peer, e.Vars["tcptool"], "send", "10.77.9.1:5001", fmt.Sprint(mib)))
+			if err != nil {
+				return nil, err
+			}
+			rates = append(rates, float64(mib)*1.048576/(ms/1000))
+		}
+		c := median(rates)
+		return []Metric{{vecMetric("raw"), c, "MB/s"}, {vecMetric("tap"), c, "MB/s"}}, nil
+	})
+}
+
+// withVethPair runs f with two fresh namespaces joined by the veth pair of
+// addBenchVeth: vbench0 (10.77.9.1) in ns, vbench1 (10.77.9.2) in peer.
+func withVethPair(f func(ns, peer string) ([]Metric, error)) ([]Metric, error) {
 	return withNetNS("umlkit-bench-vec", func(ns string) ([]Metric, error) {
 		return withNetNS("umlkit-bench-vecpeer", func(peer string) ([]Metric, error) {
 			if err := addBenchVeth(ns, peer); err != nil {
@@ -117,24 +162,7 @@ func vethCeiling(e *Env) ([]Metric, error) {
 			if err := ipn(peer, "addr", "add", "10.77.9.2/24", "dev", "vbench1"); err != nil {
 				return nil, err
 			}
-			stopSink, err := startSink(e, ns)
-			if err != nil {
-				return nil, err
-			}
-			defer stopSink()
-			// 16 times the guests' transfer, so the two process starts
-			// timed with it are noise.
-			const mib = 16 * tcpMiB
-			var rates []float64
-			for r := 0; r < 3; r++ {
-				ms, err := Timed(exec.Command("ip", "netns", "exec", peer, e.Vars["tcptool"], "send", "10.77.9.1:5001", fmt.Sprint(mib)))
-				if err != nil {
-					return nil, err
-				}
-				rates = append(rates, float64(mib)*1.048576/(ms/1000))
-			}
-			c := median(rates)
-			return []Metric{{vecMetric("raw"), c, "MB/s"}, {vecMetric("tap"), c, "MB/s"}}, nil
+			return f(ns, peer)
 		})
 	})
 }

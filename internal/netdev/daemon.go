@@ -126,8 +126,9 @@ type Daemon struct {
 	f         *os.File
 	rc        syscall.RawConn
 	to        switchproto.Sockaddr
-	connected bool // vnet: write on the connected socket, waiting for room
-	mm        sys.Mmsg
+	connected bool     // vnet: write on the connected socket, waiting for room
+	mm        sys.Mmsg // WriteFrames' batch (the writer's)
+	rmm       sys.Mmsg // ReadFrames' batch (the reader's)
 }
 
 // NewDaemon wraps the attached data socket f (owned from now on), sending
@@ -142,7 +143,7 @@ func NewDaemon(f *os.File, sw switchproto.Sockaddr) (*Daemon, error) {
 		p.Close()
 		return nil, err
 	}
-	return &Daemon{f: p, rc: rc, to: sw, mm: sys.NewMmsg(64)}, nil
+	return &Daemon{f: p, rc: rc, to: sw, mm: sys.NewMmsg(64), rmm: sys.NewMmsg(relayBatch)}, nil
 }
 
 // ReadFrame implements Transport (recvfrom; the sender is not checked).

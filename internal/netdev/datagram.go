@@ -9,15 +9,17 @@ import (
 	"syscall"
 
 	"github.com/umlkit/umlkit/internal/linux/plan"
+	"github.com/umlkit/umlkit/internal/sys"
 	"golang.org/x/sys/unix"
 )
 
 // Datagram is a transport over a datagram socket that sends every frame to
 // one address (mcast: the group) and receives from anyone.
 type Datagram struct {
-	f  *os.File
-	rc syscall.RawConn
-	to unix.Sockaddr
+	f   *os.File
+	rc  syscall.RawConn
+	to  unix.Sockaddr
+	rmm sys.Mmsg // ReadFrames' batch (the reader's)
 }
 
 // ReadFrame implements Transport.

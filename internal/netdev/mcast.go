@@ -68,7 +68,7 @@ func NewMcast(f *os.File, group netip.Addr, port int) (*Datagram, error) {
 		p.Close()
 		return nil, err
 	}
-	return &Datagram{f: p, rc: rc, to: &unix.SockaddrInet4{Addr: group.As4(), Port: port}}, nil
+	return &Datagram{f: p, rc: rc, to: &unix.SockaddrInet4{Addr: group.As4(), Port: port}, rmm: sys.NewMmsg(relayBatch)}, nil
 }
 
 // ethN=mcast,<mac>,<group>,<port>,<ttl>: every device on one IPv4

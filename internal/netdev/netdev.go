@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
@@ -44,7 +45,10 @@ const bufSize = switchproto.MaxVnetDatagram // a whole 64 KiB IP packet (a large
 
 // File is a transport over a descriptor that reads and writes one frame
 // per read(2)/write(2): a TAP device.
-type File struct{ f *os.File }
+type File struct {
+	f  *os.File
+	rc syscall.RawConn
+}
 
 // NewFile wraps f (which it owns from now on) as a frame transport.
 func NewFile(f *os.File) (*File, error) {
@@ -52,7 +56,12 @@ func NewFile(f *os.File) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &File{f: p}, nil
+	rc, err := p.SyscallConn()
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return &File{f: p, rc: rc}, nil
 }
 
 // ReadFrame implements Transport.
@@ -91,6 +100,10 @@ func StartRelay(a, b Transport) *Relay {
 
 func (r *Relay) pump(from, to Transport) {
 	defer r.wg.Done()
+	if br, ok := from.(FramesReader); ok {
+		r.pumpBatch(br, from, to)
+		return
+	}
 	buf := make([]byte, bufSize)
 	fails := 0
 	for {
@@ -112,6 +125,47 @@ func (r *Relay) pump(from, to Transport) {
 		}
 		// A frame that cannot be delivered is dropped, as a NIC would.
 		to.WriteFrame(buf[:n])
+	}
+}
+
+// pumpBatch is pump for a transport that reads batches: each batch goes
+// on in one WriteFrames where the other side takes it.
+func (r *Relay) pumpBatch(br FramesReader, from, to Transport) {
+	slab := make([]byte, relayBatch*bufSize) // untouched pages cost no memory until used
+	var bufs, frames [relayBatch][]byte
+	var lens [relayBatch]int
+	for i := range bufs {
+		bufs[i] = slab[i*bufSize : (i+1)*bufSize]
+	}
+	fw, _ := to.(FramesWriter)
+	fails := 0
+	for {
+		n, err := br.ReadFrames(bufs[:], lens[:])
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) || fails > 100 {
+				r.setErr(err)
+				return
+			}
+			fails++
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		fails = 0
+		k := 0
+		for i := range n {
+			if lens[i] > 0 {
+				frames[k] = bufs[i][:lens[i]]
+				k++
+			}
+		}
+		// Frames that cannot be delivered are dropped, as a NIC would.
+		if fw != nil && k > 1 {
+			fw.WriteFrames(frames[:k])
+			continue
+		}
+		for _, f := range frames[:k] {
+			to.WriteFrame(f)
+		}
 	}
 }
 

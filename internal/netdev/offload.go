@@ -3,6 +3,8 @@
 package netdev
 
 import (
+	"errors"
+
 	"github.com/umlkit/umlkit/internal/gso"
 	"github.com/umlkit/umlkit/internal/linux/plan"
 )
@@ -50,7 +52,10 @@ type segmenting struct {
 	Transport
 	batch FramesWriter // nil: one WriteFrame per segment
 	seg   gso.Segmenter
+	inner [][]byte // ReadFrames' views past the headers
 }
+
+const vnetHdrLen = gso.HdrLen
 
 // ReadFrame reads a standard frame after a zero vnet header (nothing to
 // finish: the guest checks the checksums).
@@ -61,6 +66,16 @@ func (t *segmenting) ReadFrame(b []byte) (int, error) {
 	}
 	clear(b[:gso.HdrLen])
 	return gso.HdrLen + n, nil
+}
+
+// WriteFrames implements FramesWriter: each frame's segments go in one
+// batch (the segmenter's buffers hold one frame's at a time).
+func (t *segmenting) WriteFrames(frames [][]byte) error {
+	var errs error
+	for _, f := range frames {
+		errs = errors.Join(errs, t.WriteFrame(f))
+	}
+	return errs
 }
 
 // WriteFrame sends the standard frames of the guest's vnet frame b; a

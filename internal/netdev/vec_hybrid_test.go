@@ -131,9 +131,6 @@ func TestIntegrationVecHybrid(t *testing.T) {
 	}
 }
 
-// vnetHdrLen is the virtio_net_hdr before every frame of a vnet device.
-const vnetHdrLen = 10
-
 // dupFile is a copy of f's descriptor, as K gets it.
 func dupFile(t *testing.T, f *os.File) *os.File {
 	t.Helper()

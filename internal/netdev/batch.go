@@ -123,12 +123,7 @@ func (d *Datagram) ReadFrames(bufs [][]byte, lens []int) (int, error) {
 func (t *segmenting) ReadFrames(bufs [][]byte, lens []int) (int, error) {
 	br, ok := t.Transport.(FramesReader)
 	if !ok {
-		n, err := t.ReadFrame(bufs[0])
-		lens[0] = n
-		if err != nil || n == 0 {
-			return 0, err
-		}
-		return 1, nil
+		br = oneFrame{t.Transport}
 	}
 	if len(t.inner) < len(bufs) {
 		t.inner = make([][]byte, len(bufs))

@@ -98,16 +98,25 @@ func StartRelay(a, b Transport) *Relay {
 	return r
 }
 
+// pump copies from → to. Each wake-up moves every frame that is ready (up
+// to relayBatch, FramesReader), handed on in one WriteFrames where to
+// takes batches (FramesWriter).
 func (r *Relay) pump(from, to Transport) {
 	defer r.wg.Done()
-	if br, ok := from.(FramesReader); ok {
-		r.pumpBatch(br, from, to)
-		return
+	br, ok := from.(FramesReader)
+	batch := relayBatch
+	if !ok {
+		br, batch = oneFrame{from}, 1
 	}
-	buf := make([]byte, bufSize)
+	slab := make([]byte, batch*bufSize) // untouched pages cost no memory until used
+	bufs, frames, lens := make([][]byte, batch), make([][]byte, batch), make([]int, batch)
+	for i := range bufs {
+		bufs[i] = slab[i*bufSize : (i+1)*bufSize]
+	}
+	fw, _ := to.(FramesWriter)
 	fails := 0
 	for {
-		n, err := from.ReadFrame(buf)
+		n, err := br.ReadFrames(bufs, lens)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) || fails > 100 {
 				r.setErr(err)
@@ -115,37 +124,6 @@ func (r *Relay) pump(from, to Transport) {
 			}
 			// A transient error (e.g. ECONNREFUSED after the peer went
 			// away): back off briefly and keep the device alive.
-			fails++
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		fails = 0
-		if n == 0 {
-			continue
-		}
-		// A frame that cannot be delivered is dropped, as a NIC would.
-		to.WriteFrame(buf[:n])
-	}
-}
-
-// pumpBatch is pump for a transport that reads batches: each batch goes
-// on in one WriteFrames where the other side takes it.
-func (r *Relay) pumpBatch(br FramesReader, from, to Transport) {
-	slab := make([]byte, relayBatch*bufSize) // untouched pages cost no memory until used
-	var bufs, frames [relayBatch][]byte
-	var lens [relayBatch]int
-	for i := range bufs {
-		bufs[i] = slab[i*bufSize : (i+1)*bufSize]
-	}
-	fw, _ := to.(FramesWriter)
-	fails := 0
-	for {
-		n, err := br.ReadFrames(bufs[:], lens[:])
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) || fails > 100 {
-				r.setErr(err)
-				return
-			}
 			fails++
 			time.Sleep(10 * time.Millisecond)
 			continue
@@ -167,6 +145,18 @@ func (r *Relay) pumpBatch(br FramesReader, from, to Transport) {
 			to.WriteFrame(f)
 		}
 	}
+}
+
+// oneFrame reads a transport without batches one frame at a time.
+type oneFrame struct{ Transport }
+
+func (o oneFrame) ReadFrames(bufs [][]byte, lens []int) (int, error) {
+	n, err := o.ReadFrame(bufs[0])
+	if err != nil {
+		return 0, err
+	}
+	lens[0] = n
+	return 1, nil
 }
 
 func (r *Relay) setErr(err error) {

@@ -37,6 +37,23 @@ func itoa(n int) string {
 	return itoa(n/10) + d[n%10:n%10+1]
 }
 
+// onEachSwitch runs f as a subtest on our uml_switch ("ours") and on
+// Debian's ("debian"), each started in a fresh network namespace ns on
+// the control socket ctl.
+func onEachSwitch(t *testing.T, f func(t *testing.T, sw, ns, ctl string, d *harness.Daemon)) {
+	for _, sw := range []string{"ours", "debian"} {
+		t.Run(sw, func(t *testing.T) {
+			bin := harness.Bin(t, "uml_switch")
+			if sw == "debian" {
+				bin = testutil.Peer(t, "uml_switch", "uml-utilities")
+			}
+			ns := testutil.NetNS(t)
+			ctl := filepath.Join(t.TempDir(), "sw.ctl")
+			f(t, sw, ns, ctl, harness.StartSwitch(t, bin, ns, ctl))
+		})
+	}
+}
+
 // bootLinuxIn boots our linux inside network namespace ns.
 func bootLinuxIn(t *testing.T, ns, img string, extra ...string) *harness.Guest {
 	t.Helper()
@@ -53,36 +70,26 @@ var netdeviceRE = regexp.MustCompile(`Netdevice 0 \(([0-9a-f:]{17})\) : `)
 func TestIntegrationLinuxNetDaemonWithRealUML(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
-	for _, sw := range []string{"ours", "debian"} {
-		t.Run(sw, func(t *testing.T) {
-			bin := harness.Bin(t, "uml_switch")
-			if sw == "debian" {
-				bin = testutil.Peer(t, "uml_switch", "uml-utilities")
+	onEachSwitch(t, func(t *testing.T, _ string, ns, ctl string, _ *harness.Daemon) {
+		ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.1", "10.77.1.2", 30)}),
+			"eth0=daemon,02:00:0a:4d:01:01,unix,"+ctl)
+		real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 30)}),
+			"eth0=daemon,,unix,"+ctl)
+		waitOursReal(t, 90*time.Second, ours, "PING-OK-10.77.1.1", real, "PING-OK-10.77.1.2")
+		out := ours.Output()
+		for _, want := range []string{
+			"Netdevice 0 (02:00:0a:4d:01:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + ctl + "\r\n",
+			"ETH0-UP 02:00:0a:4d:01:01",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("our boot log lacks %q", want)
 			}
-			ns := testutil.NetNS(t)
-			ctl := filepath.Join(t.TempDir(), "sw.ctl")
-			harness.StartSwitch(t, bin, ns, ctl)
-
-			ours := bootLinuxIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.1", "10.77.1.2", 30)}),
-				"eth0=daemon,02:00:0a:4d:01:01,unix,"+ctl)
-			real := harness.BootRealUMLIn(t, ns, harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: netPingInit("10.77.1.2", "10.77.1.1", 30)}),
-				"eth0=daemon,,unix,"+ctl)
-			waitOursReal(t, 90*time.Second, ours, "PING-OK-10.77.1.1", real, "PING-OK-10.77.1.2")
-			out := ours.Output()
-			for _, want := range []string{
-				"Netdevice 0 (02:00:0a:4d:01:01) : \r\ndaemon backend (uml_switch version 3) - unix:" + ctl + "\r\n",
-				"ETH0-UP 02:00:0a:4d:01:01",
-			} {
-				if !strings.Contains(out, want) {
-					t.Errorf("our boot log lacks %q", want)
-				}
-			}
-			// The real kernel's line for the same kind of spec, for comparison.
-			if !strings.Contains(real.Output(), "daemon backend (uml_switch version 3) - unix:"+ctl) {
-				t.Errorf("real linux.uml log lacks its daemon backend line")
-			}
-		})
-	}
+		}
+		// The real kernel's line for the same kind of spec, for comparison.
+		if !strings.Contains(real.Output(), "daemon backend (uml_switch version 3) - unix:"+ctl) {
+			t.Errorf("real linux.uml log lacks its daemon backend line")
+		}
+	})
 }
 
 // TestIntegrationLinuxNetTuntap: our linux with eth0=tuntap,TAP on a tap

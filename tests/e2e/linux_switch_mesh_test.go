@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -64,73 +63,64 @@ var meshSumRE = regexp.MustCompile(`(?m)^(SENT-(\d)|RECEIVED-(\d)-from-(\d)) ([0
 func TestIntegrationLinuxSwitchMesh(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
-	for _, sw := range []string{"ours", "debian"} {
-		t.Run(sw, func(t *testing.T) {
-			bin := harness.Bin(t, "uml_switch")
-			if sw == "debian" {
-				bin = testutil.Peer(t, "uml_switch", "uml-utilities")
+	onEachSwitch(t, func(t *testing.T, sw, ns, ctl string, d *harness.Daemon) {
+		const n = 3
+		var guests [n]*harness.Guest
+		for i := 1; i <= n; i++ {
+			img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: meshInit(i, n)})
+			spec := fmt.Sprintf("eth0=daemon,02:00:0a:4d:06:%02x,unix,%s", i, ctl)
+			if i == n {
+				guests[i-1] = harness.BootRealUMLIn(t, ns, img, spec)
+			} else {
+				guests[i-1] = bootLinuxIn(t, ns, img, spec)
 			}
-			ns := testutil.NetNS(t)
-			ctl := filepath.Join(t.TempDir(), "sw.ctl")
-			d := harness.StartSwitch(t, bin, ns, ctl)
-			const n = 3
-			var guests [n]*harness.Guest
-			for i := 1; i <= n; i++ {
-				img := harness.BusyboxImage(t, t.TempDir(), harness.Image{Init: meshInit(i, n)})
-				spec := fmt.Sprintf("eth0=daemon,02:00:0a:4d:06:%02x,unix,%s", i, ctl)
-				if i == n {
-					guests[i-1] = harness.BootRealUMLIn(t, ns, img, spec)
+		}
+		for i, g := range guests {
+			if err := g.WaitOutput("MESH-DONE", 240*time.Second); err != nil {
+				t.Fatalf("guest %d: %v\n%s", i+1, err, g.Output())
+			}
+		}
+		sent := map[string]string{}
+		type got struct{ sum, size string }
+		recv := map[[2]string]got{}
+		for _, g := range guests {
+			for _, m := range meshSumRE.FindAllStringSubmatch(g.Output(), -1) {
+				if m[2] != "" {
+					sent[m[2]] = m[5]
 				} else {
-					guests[i-1] = bootLinuxIn(t, ns, img, spec)
+					recv[[2]string{m[3], m[4]}] = got{m[5], m[6]}
 				}
 			}
-			for i, g := range guests {
-				if err := g.WaitOutput("MESH-DONE", 240*time.Second); err != nil {
-					t.Fatalf("guest %d: %v\n%s", i+1, err, g.Output())
+		}
+		for i := 1; i <= n; i++ {
+			for p := 1; p <= n; p++ {
+				if p == i {
+					continue
+				}
+				me, from := itoa(i), itoa(p)
+				if !strings.Contains(guests[i-1].Output(), "PING-"+me+"-to-"+from+"-OK") {
+					t.Errorf("guest %s could not ping guest %s", me, from)
+				}
+				r, ok := recv[[2]string{me, from}]
+				switch {
+				case !ok:
+					t.Errorf("guest %s reported nothing from guest %s", me, from)
+				case r.size != "2097152" || r.sum != sent[from] || sent[from] == "":
+					t.Errorf("guest %s got %s bytes with MD5 %s from guest %s, which sent 2097152 with MD5 %q", me, r.size, r.sum, from, sent[from])
 				}
 			}
-			sent := map[string]string{}
-			type got struct{ sum, size string }
-			recv := map[[2]string]got{}
-			for _, g := range guests {
-				for _, m := range meshSumRE.FindAllStringSubmatch(g.Output(), -1) {
-					if m[2] != "" {
-						sent[m[2]] = m[5]
-					} else {
-						recv[[2]string{m[3], m[4]}] = got{m[5], m[6]}
-					}
-				}
+		}
+		if sw == "ours" {
+			// SIGUSR1 lists the ports: ours negotiated the extension,
+			// linux.uml did not.
+			syscall.Kill(-d.Cmd.Process.Pid, syscall.SIGUSR1)
+			if err := d.WaitOutput("Switch: ", 5*time.Second); err != nil {
+				t.Fatal(err)
 			}
-			for i := 1; i <= n; i++ {
-				for p := 1; p <= n; p++ {
-					if p == i {
-						continue
-					}
-					me, from := itoa(i), itoa(p)
-					if !strings.Contains(guests[i-1].Output(), "PING-"+me+"-to-"+from+"-OK") {
-						t.Errorf("guest %s could not ping guest %s", me, from)
-					}
-					r, ok := recv[[2]string{me, from}]
-					switch {
-					case !ok:
-						t.Errorf("guest %s reported nothing from guest %s", me, from)
-					case r.size != "2097152" || r.sum != sent[from] || sent[from] == "":
-						t.Errorf("guest %s got %s bytes with MD5 %s from guest %s, which sent 2097152 with MD5 %q", me, r.size, r.sum, from, sent[from])
-					}
-				}
+			time.Sleep(200 * time.Millisecond)
+			if c := strings.Count(d.Output(), ", vnet): rx"); c != 2 {
+				t.Errorf("%d ports use the vnet extension, want our 2:\n%s", c, d.Output())
 			}
-			if sw == "ours" {
-				// SIGUSR1 lists the ports: ours negotiated the extension,
-				// linux.uml did not.
-				syscall.Kill(-d.Cmd.Process.Pid, syscall.SIGUSR1)
-				if err := d.WaitOutput("Switch: ", 5*time.Second); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(200 * time.Millisecond)
-				if c := strings.Count(d.Output(), ", vnet): rx"); c != 2 {
-					t.Errorf("%d ports use the vnet extension, want our 2:\n%s", c, d.Output())
-				}
-			}
-		})
-	}
+		}
+	})
 }

@@ -293,3 +293,38 @@ func wrapDaemon(e plan.Eth, f *os.File) (Transport, error) {
 	d.connected = e.Vnet
 	return d, nil
 }
+
+// attachWait bounds the wait for the switch's answer to an attach.
+const attachWait = 2 * time.Second
+
+// attach hands the guest's TAP tap (with vnet headers) to a switch that took
+// the vnet extension (switchproto.AttachTap), which then reads and writes
+// it itself; it reports whether the switch answered that it did. Frames
+// that arrive on the data socket meanwhile are dropped (the link is coming
+// up). A switch without attach support never answers.
+func (d *Daemon) attach(tap *File) bool {
+	if !d.connected {
+		return false
+	}
+	var serr error
+	err := tap.rc.Control(func(tfd uintptr) {
+		d.rc.Control(func(fd uintptr) {
+			serr = unix.Sendmsg(int(fd), []byte(switchproto.AttachTap), unix.UnixRights(int(tfd)), nil, unix.MSG_DONTWAIT)
+		})
+	})
+	if err != nil || serr != nil {
+		return false
+	}
+	d.f.SetReadDeadline(time.Now().Add(attachWait))
+	defer d.f.SetReadDeadline(time.Time{})
+	buf := make([]byte, bufSize)
+	for {
+		n, err := d.f.Read(buf)
+		if err != nil {
+			return false
+		}
+		if string(buf[:n]) == switchproto.Attached {
+			return true
+		}
+	}
+}

@@ -98,6 +98,17 @@ func StartRelay(a, b Transport) *Relay {
 	return r
 }
 
+// StartDevice starts moving the frames of the guest's device tap over its
+// transport tr: a switch that takes the device itself gets it (one process
+// between two such guests instead of three), else a relay copies them.
+// Either way Stop closes both.
+func StartDevice(tap *File, tr Transport) *Relay {
+	if d, ok := tr.(*Daemon); ok && d.attach(tap) {
+		return &Relay{a: tap, b: tr}
+	}
+	return StartRelay(tap, tr)
+}
+
 // pump copies from → to. Each wake-up moves every frame that is ready (up
 // to relayBatch, FramesReader), handed on in one WriteFrames where to
 // takes batches (FramesWriter).

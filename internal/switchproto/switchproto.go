@@ -336,3 +336,13 @@ func ParseReply(b []byte) (Sockaddr, error) {
 	copy(a[:], b)
 	return a, nil
 }
+
+// AttachTap is the payload of the datagram with which a vnet client hands
+// the switch its guest's TAP device (SCM_RIGHTS, one descriptor: a TAP with
+// IFF_NO_PI and IFF_VNET_HDR); the switch answers Attached on the data
+// socket and from then on reads the port's frames from the TAP and writes
+// the port's frames into it.
+const (
+	AttachTap = "umlkit-attach-tap-1"
+	Attached  = "umlkit-attached-1"
+)

@@ -45,7 +45,22 @@ func (m *Mmsg) Set(i int, buf, name []byte) {
 		h.Namelen = 0
 	}
 	h.Flags = 0
+	h.Control = nil
+	h.Controllen = 0
 	m.Hdrs[i].Len = 0
+}
+
+// SetControl gives message i the ancillary-data buffer ctl (recvmmsg
+// stores SCM_RIGHTS there; the kernel sets Controllen to what it used, so
+// a caller reusing entries resets it). Set clears it.
+func (m *Mmsg) SetControl(i int, ctl []byte) {
+	h := &m.Hdrs[i].Hdr
+	if len(ctl) > 0 {
+		h.Control = &ctl[0]
+	} else {
+		h.Control = nil
+	}
+	h.SetControllen(len(ctl))
 }
 
 // BufLen returns the length of message i's buffer as last Set.

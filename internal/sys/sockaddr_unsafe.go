@@ -75,3 +75,28 @@ func RecvfromRaw(fd int, p []byte, flags int, from []byte) (n, fromlen int, err 
 		return 0, 0, e
 	}
 }
+
+// SendmsgRaw is sendmsg(2) of p with the ancillary data oob (e.g.
+// unix.UnixRights) to the raw address to (none if empty), retrying EINTR.
+func SendmsgRaw(fd int, p, oob []byte, flags int, to []byte) error {
+	var iov unix.Iovec
+	iov.Base = (*byte)(bytesPtr(p))
+	iov.SetLen(len(p))
+	var msg unix.Msghdr
+	msg.Name = (*byte)(bytesPtr(to))
+	msg.Namelen = uint32(len(to))
+	msg.Iov = &iov
+	msg.Iovlen = 1
+	msg.Control = (*byte)(bytesPtr(oob))
+	msg.SetControllen(len(oob))
+	for {
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
+}

@@ -303,6 +303,10 @@ func (s *Switch) sweep(now time.Duration) {
 // queue adds pk for port p to tx in the form p takes (the tap is written
 // at once).
 func (s *Switch) queue(tx *txBatch, p *port, pk *packet) {
+	if g := p.attachedTap(); g != nil {
+		s.writeGuestTap(tx, p, g, pk.vnetForm())
+		return
+	}
 	if p.vnet {
 		s.enqueue(tx, p, pk.vnetForm())
 		return

@@ -137,16 +137,19 @@ var ErrNotOwner = errors.New("data socket belongs to another user")
 // handles a batch; pooled, so idle ports hold no buffers (memory grows with
 // the ports that are busy at the same moment, not with the port count).
 type portWork struct {
-	rx *rxState
-	tx *txBatch
+	rx  *rxState
+	tx  *txBatch
+	ctl []byte // each message's ancillary buffer (attach.go)
 }
 
 var portWorkPool = sync.Pool{New: func() any {
 	rx := &rxState{mm: sys.NewMmsg(portBatch), bufs: make([]byte, portBatch*bufSize)}
+	w := &portWork{rx: rx, tx: newTxBatch(), ctl: make([]byte, portBatch*ctlSize)}
 	for i := 0; i < portBatch; i++ {
 		rx.mm.Set(i, rx.bufs[i*bufSize+headroom:(i+1)*bufSize], nil)
+		rx.mm.SetControl(i, w.ctl[i*ctlSize:(i+1)*ctlSize])
 	}
-	return &portWork{rx: rx, tx: newTxBatch()}
+	return w
 }}
 
 // portLoop receives p's frames from its own socket until it is stopped
@@ -161,6 +164,7 @@ func (s *Switch) portLoop(p *port) {
 		rx := w.rx
 		for i := 0; i < portBatch; i++ {
 			rx.mm.Hdrs[i].Hdr.Flags = 0
+			rx.mm.Hdrs[i].Hdr.SetControllen(ctlSize)
 		}
 		n, err := rx.mm.Recvmmsg(int(fd), 0, portBatch, unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EAGAIN) {
@@ -195,6 +199,13 @@ func (s *Switch) portLoop(p *port) {
 		for i := 0; i < rx.n; i++ {
 			h := &rx.mm.Hdrs[i]
 			ln := int(h.Len)
+			if h.Hdr.Controllen > 0 {
+				base := i * bufSize
+				s.macMu.Unlock()
+				s.control(p, rx.bufs[base+headroom:base+headroom+min(ln, bufSize-headroom)], w.ctl[i*ctlSize:i*ctlSize+int(h.Hdr.Controllen)])
+				s.macMu.Lock()
+				continue
+			}
 			if h.Hdr.Flags&unix.MSG_TRUNC != 0 || ln > p.maxDatagram() {
 				s.oversized(p)
 				continue

@@ -170,6 +170,7 @@ type port struct {
 	// frames"): every datagram both ways starts with a virtio_net_hdr.
 	// Only ports with their own socket (own) negotiate it.
 	vnet  bool
+	gtap  atomic.Pointer[guestTap] // the guest's TAP the client attached (vnet ports)
 	dead  atomic.Bool
 	descr string
 
@@ -187,6 +188,9 @@ func (p *port) name() string {
 		n := "abstract, pid " + strconv.Itoa(int(int32(binary.LittleEndian.Uint32(p.sendAddr[6:10]))))
 		if p.vnet {
 			n += ", vnet"
+		}
+		if p.attachedTap() != nil {
+			n += ", device attached"
 		}
 		return n
 	}
@@ -402,6 +406,9 @@ func (s *Switch) shutdown() {
 			if p.sock != nil {
 				p.sock.SetReadDeadline(time.Unix(1, 0))
 			}
+			if g := p.attachedTap(); g != nil {
+				g.f.Close()
+			}
 		}
 		if s.tapPort != nil {
 			s.tapPort.tap.Close()
@@ -479,6 +486,9 @@ func (s *Switch) addPort(p *port) {
 // removePort marks p dead and drops it from the port set.
 func (s *Switch) removePort(p *port) {
 	p.dead.Store(true)
+	if g := p.attachedTap(); g != nil {
+		g.f.Close() // ends guestTapLoop
+	}
 	if p.sock != nil {
 		p.sock.SetReadDeadline(time.Unix(1, 0)) // its loop closes it
 	}

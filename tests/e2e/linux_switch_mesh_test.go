@@ -111,14 +111,14 @@ func TestIntegrationLinuxSwitchMesh(t *testing.T) {
 			}
 		}
 		if sw == "ours" {
-			// SIGUSR1 lists the ports: ours negotiated the extension,
-			// linux.uml did not.
+			// SIGUSR1 lists the ports: ours negotiated the extension and
+			// handed the switch their guest's device, linux.uml did not.
 			syscall.Kill(-d.Cmd.Process.Pid, syscall.SIGUSR1)
 			if err := d.WaitOutput("Switch: ", 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(200 * time.Millisecond)
-			if c := strings.Count(d.Output(), ", vnet): rx"); c != 2 {
+			if c := strings.Count(d.Output(), ", vnet, device attached): rx"); c != 2 {
 				t.Errorf("%d ports use the vnet extension, want our 2:\n%s", c, d.Output())
 			}
 		}

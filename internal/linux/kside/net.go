@@ -64,7 +64,7 @@ func (k *kernel) addEth(e plan.Eth, f, rx *os.File) error {
 	if k.relays == nil {
 		k.relays = map[string]*netdev.Relay{}
 	}
-	k.relays[e.Name()] = netdev.StartRelay(tap, tr)
+	k.relays[e.Name()] = netdev.StartDevice(tap, tr)
 	return nil
 }
 

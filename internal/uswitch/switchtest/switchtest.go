@@ -242,3 +242,17 @@ func Frame(dst, src [6]byte, size int) []byte {
 	}
 	return f
 }
+
+// SendRights sends payload to the switch with the descriptor fd attached
+// (SCM_RIGHTS), as a vnet client attaching its guest's TAP does.
+func (c *Client) SendRights(payload []byte, fd int) error {
+	var serr error
+	err := c.rc.Write(func(s uintptr) bool {
+		serr = sys.SendmsgRaw(int(s), payload, unix.UnixRights(fd), unix.MSG_DONTWAIT, c.Switch[:])
+		return !errors.Is(serr, unix.EAGAIN)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}

@@ -1,0 +1,163 @@
+//go:build linux
+
+package uswitch
+
+import (
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/umlkit/umlkit/internal/switchproto"
+	"github.com/umlkit/umlkit/internal/sys"
+)
+
+// Attached guest devices (docs/uml_switch.md, "Large frames"): a vnet
+// client may hand the switch its guest's TAP device over its data socket
+// (switchproto.AttachTap with the descriptor). The switch then reads the
+// port's frames from the TAP and writes the port's frames into it, so a
+// frame between two such guests crosses one process instead of three. The
+// descriptor is checked to be a TAP with vnet headers; anything else sent
+// with a descriptor is closed and counted as a bad frame.
+
+// ctlSize is the ancillary buffer of a port socket's message: room for one
+// descriptor (more are truncated and closed by the kernel).
+var ctlSize = unix.CmsgSpace(4)
+
+// guestTap is a port's attached TAP.
+type guestTap struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// attachedTap returns p's attached TAP, or nil.
+func (p *port) attachedTap() *guestTap { return p.gtap.Load() }
+
+// control handles a datagram of p that came with ancillary data: the
+// attach request, or anything else, whose descriptors are closed.
+func (s *Switch) control(p *port, payload, ctl []byte) {
+	fds := rightsOf(ctl)
+	if p.vnet && string(payload) == switchproto.AttachTap && len(fds) == 1 && p.attachedTap() == nil {
+		if err := s.attach(p, fds[0]); err == nil {
+			return
+		} else {
+			s.limited(&s.limBad, s.err, "Refusing the device of port %d: %v\n", p.id, err)
+		}
+	} else {
+		s.badFrames.Add(1)
+		s.limited(&s.limBad, s.err, "Datagram with descriptors from port %d dropped\n", p.id)
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// rightsOf returns the descriptors in the SCM_RIGHTS messages of ctl.
+func rightsOf(ctl []byte) []int {
+	msgs, err := unix.ParseSocketControlMessage(ctl)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, m := range msgs {
+		if r, err := unix.ParseUnixRights(&m); err == nil {
+			fds = append(fds, r...)
+		}
+	}
+	return fds
+}
+
+// attach makes fd (owned from now on, closed on failure) p's TAP once it
+// is one with vnet headers, tells the client and starts reading it.
+func (s *Switch) attach(p *port, fd int) error {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		unix.Close(fd)
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("TUNGETIFF (not a TAP)", err)
+	}
+	const want = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR
+	flags := ifr.Uint16()
+	if flags&(unix.IFF_TAP|unix.IFF_TUN|unix.IFF_NO_PI|unix.IFF_VNET_HDR) != want {
+		unix.Close(fd)
+		return os.NewSyscallError("TUNGETIFF", unix.EINVAL)
+	}
+	var hdrSize int32
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNGETVNETHDRSZ, uintptr(unsafe.Pointer(&hdrSize))); e != 0 || hdrSize != switchproto.VnetHdrLen {
+		unix.Close(fd)
+		return os.NewSyscallError("TUNGETVNETHDRSZ", unix.EINVAL)
+	}
+	f, err := sys.Pollable(os.NewFile(uintptr(fd), "guest tap"), "guest tap")
+	if err != nil {
+		return err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	var serr error
+	if err := p.sockRC.Control(func(sfd uintptr) {
+		_, serr = unix.Write(int(sfd), []byte(switchproto.Attached))
+	}); err != nil || serr != nil {
+		f.Close()
+		return os.NewSyscallError("reply", serr)
+	}
+	g := &guestTap{f: f, rc: rc}
+	p.gtap.Store(g)
+	if s.isClosing() || p.dead.Load() {
+		// shutdown or removePort may have looked before the Store.
+		f.Close()
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.guestTapLoop(p, g) }()
+	return nil
+}
+
+// guestTapLoop reads p's frames from its attached TAP until the port goes
+// (removePort closes the TAP).
+func (s *Switch) guestTapLoop(p *port, g *guestTap) {
+	buf := make([]byte, bufSize)
+	tx := newTxBatch()
+	for {
+		n, err := g.f.Read(buf[headroom:])
+		if err != nil {
+			if isClosedErr(err) || p.dead.Load() {
+				return
+			}
+			// The guest's network namespace is gone (EBADFD) or the
+			// device is down: wait for the port to go.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		ps := s.ports.Load()
+		now := time.Since(s.start)
+		s.macMu.Lock()
+		s.ingress(p, ps, buf[:headroom+n], now, tx)
+		s.macMu.Unlock()
+		s.flush(tx)
+	}
+}
+
+// writeGuestTap writes one vnet datagram into p's attached TAP; a full
+// device queue drops it, as a NIC would.
+func (s *Switch) writeGuestTap(tx *txBatch, p *port, g *guestTap, b []byte) {
+	tx.tapOut = b
+	err := g.rc.Write(tx.tapWrite)
+	if err == nil {
+		err = tx.tapErr
+	}
+	tx.tapOut = nil
+	if err != nil {
+		p.drops.Add(1)
+		return
+	}
+	p.txFrames.Add(1)
+	p.txBytes.Add(uint64(len(b)))
+}
+

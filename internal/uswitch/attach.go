@@ -160,4 +160,3 @@ func (s *Switch) writeGuestTap(tx *txBatch, p *port, g *guestTap, b []byte) {
 	p.txFrames.Add(1)
 	p.txBytes.Add(uint64(len(b)))
 }
-

@@ -40,15 +40,14 @@ func (p *port) attachedTap() *guestTap { return p.gtap.Load() }
 func (s *Switch) control(p *port, payload, ctl []byte) {
 	fds := rightsOf(ctl)
 	if p.vnet && string(payload) == switchproto.AttachTap && len(fds) == 1 && p.attachedTap() == nil {
-		if err := s.attach(p, fds[0]); err == nil {
-			return
-		} else {
+		// attach owns the descriptor, whatever it decides.
+		if err := s.attach(p, fds[0]); err != nil {
 			s.limited(&s.limBad, s.err, "Refusing the device of port %d: %v\n", p.id, err)
 		}
-	} else {
-		s.badFrames.Add(1)
-		s.limited(&s.limBad, s.err, "Datagram with descriptors from port %d dropped\n", p.id)
+		return
 	}
+	s.badFrames.Add(1)
+	s.limited(&s.limBad, s.err, "Datagram with descriptors from port %d dropped\n", p.id)
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
@@ -92,8 +91,10 @@ func (s *Switch) attach(p *port, fd int) error {
 		unix.Close(fd)
 		return os.NewSyscallError("TUNGETVNETHDRSZ", unix.EINVAL)
 	}
-	f, err := sys.Pollable(os.NewFile(uintptr(fd), "guest tap"), "guest tap")
+	raw := os.NewFile(uintptr(fd), "guest tap")
+	f, err := sys.Pollable(raw, "guest tap")
 	if err != nil {
+		raw.Close()
 		return err
 	}
 	rc, err := f.SyscallConn()

@@ -138,7 +138,7 @@ i=0
 until ping -c 1 -W 1 %[2]s >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 60 ] && break; done
 run() {
   n=$1; shift; t=0
-  until /usr/bin/iperf3 -c %[2]s %[3]s "$@" >/tmp/r.json; do t=$((t+1)); [ $t -ge 10 ] && break; sleep 1; done
+  until /usr/bin/iperf3 -c %[2]s %[3]s "$@" >/tmp/r.json; do t=$((t+1)); [ $t -ge 30 ] && break; sleep 1; done
   echo "IPERF-RESULT $n $(tr -d '\n\t' </tmp/r.json)"
 }
 `
@@ -160,7 +160,7 @@ const iperfServerScript = `mount -t tmpfs tmpfs /tmp
 ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.77.0.1 netmask 255.255.255.0 up
 echo SRV-READY
-exec /usr/bin/iperf3 -s >/dev/null`
+while :; do /usr/bin/iperf3 -s >/dev/null 2>&1; sleep 1; done` // an iperf3 that fails (seen on linux.uml) is restarted
 
 // iperfBystanderScript is the /init script of the linux.uml guest that
 // pings the server while our pair is measured; BYSTANDER-UP says the

@@ -6,7 +6,6 @@ import (
 	"os"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -86,8 +85,7 @@ func (s *Switch) attach(p *port, fd int) error {
 		unix.Close(fd)
 		return os.NewSyscallError("TUNGETIFF", unix.EINVAL)
 	}
-	var hdrSize int32
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNGETVNETHDRSZ, uintptr(unsafe.Pointer(&hdrSize))); e != 0 || hdrSize != switchproto.VnetHdrLen {
+	if n, err := unix.IoctlGetInt(fd, unix.TUNGETVNETHDRSZ); err != nil || n != switchproto.VnetHdrLen {
 		unix.Close(fd)
 		return os.NewSyscallError("TUNGETVNETHDRSZ", unix.EINVAL)
 	}

@@ -12,12 +12,12 @@ import (
 
 // TestIntegrationIDBlocks: concurrent machines get distinct blocks of
 // unprivileged ids, never 0, with their directory and private device
-// nodes owned by the block's root; a closed block is reused.
+// nodes owned by the block's root; a closed block is free again. It uses
+// the real /run/umlkit: its locks are what keeps the test's blocks apart
+// from machines running meanwhile (a block taken elsewhere would have its
+// processes killed as strays).
 func TestIntegrationIDBlocks(t *testing.T) {
 	testutil.RequireRoot(t)
-	old := idStateDir
-	idStateDir = filepath.Join(t.TempDir(), "umlkit")
-	t.Cleanup(func() { idStateDir = old })
 	a, err := allocIDs()
 	if err != nil {
 		t.Fatal(err)
@@ -45,18 +45,20 @@ func TestIntegrationIDBlocks(t *testing.T) {
 	if err := unix.Stat(filepath.Join(a.dev, "fuse"), &st); err == nil && (st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(10, 229)) {
 		t.Errorf("private fuse node: mode %o rdev %x", st.Mode, st.Rdev)
 	}
-	slot := a.slot
+	lock := a.lock.Name()
 	a.Close()
 	if _, err := os.Stat(a.dir); err == nil {
 		t.Errorf("%s left behind", a.dir)
 	}
-	c, err := allocIDs()
+	// Free again: its lock can be taken (another machine may take the
+	// block itself at any moment, so the test does not allocate it).
+	f, err := os.Open(lock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.slot != slot {
-		t.Errorf("freed block %d not reused (got %d)", slot, c.slot)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil && err != unix.EWOULDBLOCK {
+		t.Errorf("lock of the freed block: %v", err)
 	}
-	c.Close()
+	f.Close()
 	b.Close()
 }

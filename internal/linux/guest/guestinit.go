@@ -198,6 +198,31 @@ func makeDevices(dev string, devices map[string]string) error {
 	return nil
 }
 
+// ContainerName is the value of container= in init's environment, the
+// variable systemd's container interface asks a container manager to set
+// (https://systemd.io/CONTAINER_INTERFACE/): systemd then reads its
+// options from its own argv instead of the host's /proc/cmdline, writes
+// /run/systemd/container, skips the units conditioned on
+// ConditionVirtualization=!container, and systemd-detect-virt answers
+// "container-other". It is our own name, not one of the managers systemd
+// knows (systemd-nspawn, lxc, docker, podman, ...), whose conventions
+// (/run/host, machined registration) we do not follow. docs/linux.md.
+const ContainerName = "umlkit"
+
+// initEnv is init's environment: HOME, TERM and container= (unless the
+// command line sets container= itself), then the command line's words.
+func initEnv(cmdline []string) []string {
+	env := []string{"HOME=/", "TERM=linux"}
+	own := false
+	for _, w := range cmdline {
+		own = own || strings.HasPrefix(w, "container=")
+	}
+	if !own {
+		env = append(env, "container="+ContainerName)
+	}
+	return append(env, cmdline...)
+}
+
 // initCandidates is Linux's search order when init= is not given.
 var initCandidates = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
 
@@ -206,7 +231,7 @@ func execInit(p *plan.Guest) error {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
 	}
-	env := append([]string{"HOME=/", "TERM=linux"}, p.InitEnv...)
+	env := initEnv(p.InitEnv)
 	try := initCandidates
 	if p.Init != "" {
 		try = []string{p.Init}

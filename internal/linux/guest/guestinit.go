@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -66,6 +67,13 @@ func run() int {
 		}
 		g.Close()
 	}
+	// The guest's cgroup namespace is rooted at the cgroup it now sits
+	// in (the machine's guest/, delegated to it), as container engines
+	// root theirs at the container's cgroup: an init that manages cgroups
+	// (systemd) makes its own below that root, where it may write, not
+	// beside it in K's cgroup. Best effort, like the move above.
+	runtime.LockOSThread() // exec runs on this thread (locked already when the mount filter is in)
+	unix.Unshare(unix.CLONE_NEWCGROUP)
 	err = execInit(p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
 	return 1
@@ -209,18 +217,11 @@ func makeDevices(dev string, devices map[string]string) error {
 // (/run/host, machined registration) we do not follow. docs/linux.md.
 const ContainerName = "umlkit"
 
-// initEnv is init's environment: HOME, TERM and container= (unless the
-// command line sets container= itself), then the command line's words.
+// initEnv is init's environment: HOME, TERM and container=, then the
+// command line's words. (A command line cannot set container= itself: like
+// UML, we read "container=..." as an option of "con".)
 func initEnv(cmdline []string) []string {
-	env := []string{"HOME=/", "TERM=linux"}
-	own := false
-	for _, w := range cmdline {
-		own = own || strings.HasPrefix(w, "container=")
-	}
-	if !own {
-		env = append(env, "container="+ContainerName)
-	}
-	return append(env, cmdline...)
+	return append([]string{"HOME=/", "TERM=linux", "container=" + ContainerName}, cmdline...)
 }
 
 // initCandidates is Linux's search order when init= is not given.

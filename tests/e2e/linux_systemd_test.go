@@ -80,7 +80,7 @@ func systemdImage(t *testing.T, dir string) string {
 // host whose v1 controllers are in use systemd would otherwise pick the
 // hybrid hierarchy, whose named v1 tree the guest cannot write.
 func systemdArgs(img, umlDir string) []string {
-	return []string{"ubd0=" + img, "init=/lib/systemd/systemd", "uml_dir=" + umlDir, "umid=sd",
+	return []string{"ubd0=" + img, "init=/lib/systemd/systemd", "uml_dir=" + umlDir,
 		"con=null", "con0=fd:0,fd:1", "--", "systemd.unified_cgroup_hierarchy=1"}
 }
 

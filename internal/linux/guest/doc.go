@@ -6,7 +6,8 @@
 // and a /dev (tmpfs with bound device nodes, a devpts newinstance and the
 // console ptys), pivots into the root filesystem K mounted, and execs the
 // guest's init (init= or the standard search order) with the arguments and
-// environment of the command line.
+// environment of the command line plus container=umlkit (systemd's container
+// interface), in a cgroup namespace rooted at the guest's own cgroup.
 //
 // What it may touch: the mounts K prepared and the devices of its plan
 // (plan.Guest); nothing of K's or the host's reaches the guest's init.

@@ -48,7 +48,7 @@ func startGuard(alive *os.File) error {
 	defer alive.Close()
 	extra, fdEnv := childrole.Donate(map[string]*os.File{plan.FDGuestAlive: alive}, []string{plan.FDGuestAlive})
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"[umlkit-guard]"}
+	cmd.Args = []string{plan.GuardArgv0}
 	cmd.Env = []string{childrole.EnvRole + "=" + roleGuard, fdEnv}
 	cmd.ExtraFiles = extra
 	cmd.Dir = "/"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -66,6 +67,13 @@ func run() int {
 		}
 		g.Close()
 	}
+	// The guest's cgroup namespace is rooted at the cgroup it now sits
+	// in (the machine's guest/, delegated to it), as container engines
+	// root theirs at the container's cgroup: an init that manages cgroups
+	// (systemd) makes its own below that root, where it may write, not
+	// beside it in K's cgroup. Best effort, like the move above.
+	runtime.LockOSThread() // exec runs on this thread (locked already when the mount filter is in)
+	unix.Unshare(unix.CLONE_NEWCGROUP)
 	err = execInit(p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
 	return 1
@@ -198,6 +206,24 @@ func makeDevices(dev string, devices map[string]string) error {
 	return nil
 }
 
+// ContainerName is the value of container= in init's environment, the
+// variable systemd's container interface asks a container manager to set
+// (https://systemd.io/CONTAINER_INTERFACE/): systemd then reads its
+// options from its own argv instead of the host's /proc/cmdline, writes
+// /run/systemd/container, skips the units conditioned on
+// ConditionVirtualization=!container, and systemd-detect-virt answers
+// "container-other". It is our own name, not one of the managers systemd
+// knows (systemd-nspawn, lxc, docker, podman, ...), whose conventions
+// (/run/host, machined registration) we do not follow. docs/linux.md.
+const ContainerName = "umlkit"
+
+// initEnv is init's environment: HOME, TERM and container=, then the
+// command line's words. (A command line cannot set container= itself: like
+// UML, we read "container=..." as an option of "con".)
+func initEnv(cmdline []string) []string {
+	return append([]string{"HOME=/", "TERM=linux", "container=" + ContainerName}, cmdline...)
+}
+
 // initCandidates is Linux's search order when init= is not given.
 var initCandidates = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
 
@@ -206,7 +232,7 @@ func execInit(p *plan.Guest) error {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
 	}
-	env := append([]string{"HOME=/", "TERM=linux"}, p.InitEnv...)
+	env := initEnv(p.InitEnv)
 	try := initCandidates
 	if p.Init != "" {
 		try = []string{p.Init}

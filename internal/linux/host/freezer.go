@@ -104,7 +104,22 @@ func (c *freezeCgroup) Close() {
 	c.remove()
 }
 
+// remove removes the machine's cgroups depth first: a guest's init that
+// manages cgroups (systemd) leaves its own below guest/ (init.scope, ...),
+// and a directory with children cannot go, which would leave the next boot
+// of the same umid without its cgroups.
 func (c *freezeCgroup) remove() {
-	os.Remove(c.guest)
-	os.Remove(c.dir)
+	removeCgroupTree(c.dir)
+}
+
+// removeCgroupTree rmdirs dir and every cgroup below it, children first
+// (a cgroup directory holds only interface files, which go with it).
+func removeCgroupTree(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			removeCgroupTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir)
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/childrole"
+	"github.com/umlkit/umlkit/internal/linux/plan"
 )
 
 // The guard of a root-run machine. The guest's pid namespace must end when
@@ -61,7 +62,7 @@ func (m *machine) startHostGuard(initPid int) error {
 	}
 	extra, fdEnv := childrole.Donate(map[string]*os.File{"pidns": ns, "kernel": kf}, []string{"pidns", "kernel"})
 	cmd := exec.Command(self)
-	cmd.Args = []string{"[umlkit-guard]"}
+	cmd.Args = []string{plan.GuardArgv0}
 	cmd.Env = []string{childrole.EnvRole + "=" + roleGuardOuter, fdEnv}
 	cmd.ExtraFiles = extra
 	cmd.Dir = "/"
@@ -111,7 +112,7 @@ func guardOuterMain() int {
 	files["pidns"].Close()
 	extra, fdEnv := childrole.Donate(map[string]*os.File{"kernel": files["kernel"]}, []string{"kernel"})
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"[umlkit-guard]"}
+	cmd.Args = []string{plan.GuardArgv0}
 	cmd.Env = []string{childrole.EnvRole + "=" + roleGuardNS, fdEnv}
 	cmd.ExtraFiles = extra
 	cmd.Dir = "/"

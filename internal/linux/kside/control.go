@@ -157,7 +157,7 @@ func guestProcs(init int) []int {
 		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err != nil || l != ns {
 			continue
 		}
-		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasPrefix(string(c), "[umlkit-guard]") {
+		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasPrefix(string(c), plan.GuardArgv0) {
 			continue
 		}
 		pids = append(pids, pid)

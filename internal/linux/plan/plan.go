@@ -56,6 +56,14 @@ const (
 	FDGuestPrefix = "guest-"      // (reserved)
 )
 
+// GuardArgv0 is the command line of the guard, the process in the guest's
+// pid namespace that powers the guest off when K dies (guest/guard.go,
+// host/hostguard.go). The leading '@' is systemd's mark for a process its
+// final killing spree at shutdown must spare when it runs as (guest) root
+// (https://systemd.io/ROOT_STORAGE_DAEMONS/): without it, systemd-shutdown
+// sends the guard SIGTERM, which it ignores, and waits its 90 s timeout.
+const GuardArgv0 = "@umlkit-guard"
+
 // Exit codes of K, read by P.
 const (
 	ExitHalt   = 0

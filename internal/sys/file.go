@@ -4,6 +4,7 @@ package sys
 
 import (
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,4 +51,17 @@ func Pollable(f *os.File, name string) (*os.File, error) {
 	}
 	f.Close()
 	return os.NewFile(uintptr(nfd), name), nil
+}
+
+// RmdirTree removes dir and every directory below it, children first, with
+// rmdir(2) only: for trees whose directories vanish with their interface
+// files, like cgroups. A directory that cannot go stays (errors ignored).
+func RmdirTree(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			RmdirTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir)
 }

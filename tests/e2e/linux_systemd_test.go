@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/testutil"
 	"github.com/umlkit/umlkit/tests/harness"
 	"github.com/umlkit/umlkit/tests/packaging"
@@ -163,22 +164,11 @@ func userCgroup(t *testing.T, u *harness.TestUser) string {
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeCgroup(cg) })
+	t.Cleanup(func() { sys.RmdirTree(cg) })
 	for _, f := range []string{"", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"} {
 		if err := os.Chown(filepath.Join(cg, f), int(u.UID), int(u.GID)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return cg
-}
-
-// removeCgroup removes cg depth first.
-func removeCgroup(cg string) {
-	ents, _ := os.ReadDir(cg)
-	for _, e := range ents {
-		if e.IsDir() {
-			removeCgroup(filepath.Join(cg, e.Name()))
-		}
-	}
-	os.Remove(cg)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/umlkit/umlkit/internal/sys"
 )
 
 // freezeCgroup is the cgroup v2 pair that lets the mconsole's stop/go
@@ -109,17 +111,5 @@ func (c *freezeCgroup) Close() {
 // and a directory with children cannot go, which would leave the next boot
 // of the same umid without its cgroups.
 func (c *freezeCgroup) remove() {
-	removeCgroupTree(c.dir)
-}
-
-// removeCgroupTree rmdirs dir and every cgroup below it, children first
-// (a cgroup directory holds only interface files, which go with it).
-func removeCgroupTree(dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	os.Remove(dir)
+	sys.RmdirTree(c.dir)
 }

@@ -90,9 +90,9 @@ func TestIntegrationGuideRouterLab(t *testing.T) {
 	out := s.typeIn(c2, "router-c2-guest")
 	want(t, "router-c2-guest", out, "64 bytes from 10.0.1.1: seq=", " ttl=63 ",
 		"3 packets transmitted, 3 packets received, 0% packet loss")
-	for _, g := range []*harness.Guest{r, c1, c2} {
-		if code, _ := s.typeEnd(g, "boot-poweroff"); code != 0 {
-			t.Errorf("linux.uml exit %d after poweroff", code)
+	for i, g := range []*harness.Guest{r, c1, c2} {
+		if code, out := s.typeEnd(g, "boot-poweroff"); code != 0 {
+			t.Errorf("%s exit %d after poweroff; its console after the command:\n%s", []string{"the router (our linux)", "c1 (linux.uml)", "c2 (linux.uml)"}[i], code, out)
 		}
 	}
 	for _, sw := range sws {

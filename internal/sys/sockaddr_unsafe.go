@@ -17,8 +17,13 @@ func bytesPtr(b []byte) unsafe.Pointer {
 }
 
 func rawSockaddrCall(trap uintptr, fd int, addr []byte) error {
+	return syscall3(trap, uintptr(fd), uintptr(bytesPtr(addr)), uintptr(len(addr)))
+}
+
+// syscall3 makes a three-argument system call, retrying EINTR.
+func syscall3(trap, a1, a2, a3 uintptr) error {
 	for {
-		_, _, e := unix.Syscall(trap, uintptr(fd), uintptr(bytesPtr(addr)), uintptr(len(addr)))
+		_, _, e := unix.Syscall(trap, a1, a2, a3)
 		switch e {
 		case 0:
 			return nil
@@ -89,14 +94,5 @@ func SendmsgRaw(fd int, p, oob []byte, flags int, to []byte) error {
 	msg.Iovlen = 1
 	msg.Control = (*byte)(bytesPtr(oob))
 	msg.SetControllen(len(oob))
-	for {
-		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		}
-		return e
-	}
+	return syscall3(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 }

@@ -142,20 +142,3 @@ func (s *Switch) guestTapLoop(p *port, g *guestTap) {
 		s.flush(tx)
 	}
 }
-
-// writeGuestTap writes one vnet datagram into p's attached TAP; a full
-// device queue drops it, as a NIC would.
-func (s *Switch) writeGuestTap(tx *txBatch, p *port, g *guestTap, b []byte) {
-	tx.tapOut = b
-	err := g.rc.Write(tx.tapWrite)
-	if err == nil {
-		err = tx.tapErr
-	}
-	tx.tapOut = nil
-	if err != nil {
-		p.drops.Add(1)
-		return
-	}
-	p.txFrames.Add(1)
-	p.txBytes.Add(uint64(len(b)))
-}

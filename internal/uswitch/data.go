@@ -304,7 +304,7 @@ func (s *Switch) sweep(now time.Duration) {
 // at once).
 func (s *Switch) queue(tx *txBatch, p *port, pk *packet) {
 	if g := p.attachedTap(); g != nil {
-		s.writeGuestTap(tx, p, g, pk.vnetForm())
+		s.writeDevice(tx, p, g.rc, pk.vnetForm())
 		return
 	}
 	if p.vnet {

@@ -5,6 +5,7 @@ package uswitch
 import (
 	"errors"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -80,8 +81,14 @@ func (s *Switch) tapLoop() {
 }
 
 func (s *Switch) writeTap(tx *txBatch, p *port, frame []byte) {
+	s.writeDevice(tx, p, p.tapRC, frame)
+}
+
+// writeDevice writes one frame of port p into a TAP (the uplink, or a
+// guest's attached one); a full device queue drops it, as a NIC would.
+func (s *Switch) writeDevice(tx *txBatch, p *port, rc syscall.RawConn, frame []byte) {
 	tx.tapOut = frame
-	err := p.tapRC.Write(tx.tapWrite)
+	err := rc.Write(tx.tapWrite)
 	if err == nil {
 		err = tx.tapErr
 	}

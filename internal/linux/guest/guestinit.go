@@ -224,6 +224,14 @@ func initEnv(cmdline []string) []string {
 	return append([]string{"HOME=/", "TERM=linux", "container=" + ContainerName}, cmdline...)
 }
 
+func errnoOf(err error) int {
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return int(e)
+	}
+	return int(unix.EINVAL)
+}
+
 // initCandidates is Linux's search order when init= is not given.
 var initCandidates = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
 
@@ -233,6 +241,13 @@ func execInit(p *plan.Guest) error {
 		return fmt.Errorf("close_range: %w", err)
 	}
 	env := initEnv(p.InitEnv)
+	if p.RDInit != "" {
+		// The initramfs's init; when it cannot run, Linux goes on with
+		// init= or the standard search, in the rootfs.
+		fmt.Fprintf(os.Stdout, "Run %s as init process\r\n", p.RDInit)
+		err := unix.Exec(p.RDInit, append([]string{p.RDInit}, p.InitArgs...), env)
+		fmt.Fprintf(os.Stdout, "Failed to execute %s (error -%d)\r\n", p.RDInit, errnoOf(err))
+	}
 	try := initCandidates
 	if p.Init != "" {
 		try = []string{p.Init}

@@ -319,7 +319,7 @@ func (k *kernel) diskIDs() []mountemu.DiskIDs {
 			e.IDs = append(e.IDs, mountemu.FileID{Dev: id.Dev, Ino: id.Ino})
 		}
 		r := k.plan.Root
-		e.Busy = r.Kind == "image" && r.Unit == unit && !r.ReadOnly
+		e.Busy = k.rootHeld && r.Kind == "image" && r.Unit == unit && !r.ReadOnly
 		out = append(out, e)
 	}
 	return out

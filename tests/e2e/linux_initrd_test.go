@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/umlkit/umlkit/internal/initramfs"
 	"github.com/umlkit/umlkit/internal/testutil"
 	"github.com/umlkit/umlkit/tests/harness"
 )
@@ -263,6 +264,95 @@ func TestIntegrationLinuxInitrdFallbacks(t *testing.T) {
 				if t.Failed() {
 					t.Logf("%s console:\n%s", who, out)
 				}
+			}
+		})
+	}
+}
+
+// TestIntegrationIsolationInitrdEscape: an initramfs whose names climb out
+// with "..", name absolute host paths, or go through symlinks and hard
+// links to a host directory anyone may write, unpacks entirely inside the
+// machine's rootfs (as in Linux, where the rootfs is the root): the host
+// directory stays empty, the guest finds every file under its own root.
+func TestIntegrationIsolationInitrdEscape(t *testing.T) {
+	requireLinuxHost(t)
+	linux := harness.Bin(t, "linux")
+	for _, who := range []string{"root", "user"} {
+		t.Run(who, func(t *testing.T) {
+			var u *harness.TestUser
+			var dir string
+			if who == "root" {
+				testutil.RequireRoot(t)
+				dir = t.TempDir()
+			} else {
+				u = harness.UnprivilegedUser(t)
+				requireLinuxHostAs(t, u)
+				dir = u.Dir(t)
+			}
+			victim := filepath.Join(dir, "victim")
+			if err := os.Mkdir(victim, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(victim, 0o777)
+			base, err := os.ReadFile(initrdImages(t, dir)["newc"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg := func(name, data string) []byte {
+				return initramfs.AppendEntry(nil, initramfs.Header{Mode: initramfs.TypeRegular | 0o644, NLink: 1}, name, []byte(data))
+			}
+			sym := func(name, target string) []byte {
+				return initramfs.AppendEntry(nil, initramfs.Header{Mode: initramfs.TypeSymlink | 0o777, NLink: 1}, name, []byte(target))
+			}
+			hard := func(name string) []byte {
+				return initramfs.AppendEntry(nil, initramfs.Header{Mode: initramfs.TypeRegular | 0o644, NLink: 2, Ino: 99}, name, []byte("h"))
+			}
+			check := `#!/bin/sh
+export PATH=/bin
+for f in dotdot abs via-symlink via-up h1 h2; do [ -e "` + victim + `/$f" ] && echo "INSIDE $f"; done
+poweroff -f
+`
+			// The victim's path exists in the rootfs too (Linux makes no
+			// missing parents either).
+			var evil []byte
+			for p := victim; p != "/"; p = filepath.Dir(p) {
+				evil = append(initramfs.AppendEntry(nil, initramfs.Header{Mode: initramfs.TypeDir | 0o755, NLink: 2}, p, nil), evil...)
+			}
+			for _, e := range [][]byte{
+				reg(strings.Repeat("../", 20)+strings.TrimPrefix(victim, "/")+"/dotdot", "x"),
+				reg(victim+"/abs", "x"),
+				sym("hl", victim), reg("hl/via-symlink", "x"),
+				sym("up", strings.Repeat("../", 20)), reg("up"+victim+"/via-up", "x"),
+				hard(victim + "/h1"), hard("hl/h2"),
+				initramfs.AppendEntry(nil, initramfs.Header{Mode: initramfs.TypeRegular | 0o755, NLink: 1}, "init", []byte(check)),
+			} {
+				evil = append(evil, e...)
+			}
+			img := filepath.Join(dir, "evil.cpio")
+			if err := os.WriteFile(img, append(base, initramfs.AppendTrailer(evil)...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			argv := []string{linux, "initrd=" + img, "uml_dir=" + filepath.Join(dir, "uml")}
+			var g *harness.Guest
+			if u == nil {
+				g = harness.Start(t, nil, argv...)
+			} else {
+				g = harness.StartAs(t, u, argv...)
+			}
+			if code, err := g.Wait(bootTimeout); err != nil || code != 0 {
+				t.Fatalf("exit %d, %v", code, err)
+			}
+			// The host directory is untouched; the guest has every file.
+			if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+				t.Errorf("the initramfs wrote into the host directory %s: %v", victim, ents)
+			}
+			for _, f := range []string{"dotdot", "abs", "via-symlink", "via-up", "h1", "h2"} {
+				if !strings.Contains(g.Output(), "INSIDE "+f) {
+					t.Errorf("the guest lacks %s/%s in its rootfs", victim, f)
+				}
+			}
+			if strings.Contains(g.Output(), "Initramfs unpacking failed") {
+				t.Errorf("unpacking failed:\n%s", g.Output())
 			}
 		})
 	}

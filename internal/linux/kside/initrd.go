@@ -38,14 +38,18 @@ func (k *kernel) initramfs(dir string) (bool, error) {
 		return false, err
 	}
 	defer root.Close()
-	k.logf("Trying to unpack rootfs image as initramfs...")
+	info := k.logf // the kernel's informational lines: not with quiet
+	if k.plan.Quiet {
+		info = func(string, ...any) {}
+	}
+	info("Trying to unpack rootfs image as initramfs...")
 	if err := unpack.Unpack(root, img, ird.Size, unpack.Options{Logf: k.logf}); err != nil {
 		k.logf("Initramfs unpacking failed: %s", err)
 	}
 	// UML frees the pages the image filled in its memory, but for the
 	// first and last (partial) ones.
 	if pages := ird.Size/4096 - 1; pages > 0 {
-		k.logf("Freeing initrd memory: %dK", pages*4)
+		info("Freeing initrd memory: %dK", pages*4)
 	}
 	if hasInit(root, ird.RDInit) {
 		return true, nil

@@ -26,7 +26,7 @@ echo "INITRAMFS-INIT pid=$$ fs=$(stat -f -c %T /)"
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t proc proc /proc 2>/dev/null
 mount /dev/ubdb /newroot || { echo MOUNT-FAILED; poweroff -f; }
-for d in dev proc; do mount --move /$d /newroot/$d 2>/dev/null; done
+[ "$mode" = nomove ] || for d in dev proc; do mount --move /$d /newroot/$d 2>/dev/null; done
 if [ "$mode" = pivot ]; then
   cd /newroot && mkdir -p oldroot && pivot_root . oldroot && umount -l /oldroot && exec chroot . /init
   echo PIVOT-FAILED
@@ -34,12 +34,24 @@ fi
 exec switch_root /newroot /init
 `
 
-// switchedRootInit is the real root's /init after the switch.
+// switchedRootInit is the real root's /init after the switch (its
+// prologue mounts devtmpfs on /dev, which has the machine's devices when
+// the initramfs did not move its /dev along: mode=nomove). Only root may
+// mount a devtmpfs, as in Linux.
 const switchedRootInit = `echo "SWITCHED-ROOT pid=$$ uid=$(id -u) fs=$(grep ' / ' /proc/mounts | cut -d' ' -f3 | tail -1)"
 [ -e /dev/ubdb ] && echo DEV-MOVED
+su u -c 'mount -t devtmpfs none /mnt' 2>/dev/null && echo USER-MOUNTED-DEVTMPFS
+unshare -Urm sh -c 'mount -t devtmpfs none /mnt' 2>/dev/null && echo USERNS-MOUNTED-DEVTMPFS
 echo "$mode" > /persist; sync
 poweroff -f
 `
+
+// switchedRoot is the disk the initramfs switches to, with an ordinary
+// user u for the devtmpfs refusal.
+var switchedRoot = harness.Image{Init: switchedRootInit, Files: map[string]string{
+	"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/:/bin/sh\n",
+	"etc/group":  "root:x:0:\nu:x:1000:\n",
+}}
 
 // initrdImages builds, with Debian's busybox-static, cpio and compressors,
 // the test's initramfs in the formats linux.uml takes: newc uncompressed,
@@ -123,7 +135,7 @@ func checkInitrdBoot(t *testing.T, g *harness.Guest, format, disk, wantFS string
 			t.Errorf("%s: console lacks %q", format, w)
 		}
 	}
-	for _, bad := range []string{"Initramfs unpacking failed", "MOUNT-FAILED", "PIVOT-FAILED"} {
+	for _, bad := range []string{"Initramfs unpacking failed", "MOUNT-FAILED", "PIVOT-FAILED", "USER-MOUNTED-DEVTMPFS", "USERNS-MOUNTED-DEVTMPFS"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("%s: console has %q", format, bad)
 		}
@@ -160,32 +172,38 @@ func TestIntegrationLinuxInitrd(t *testing.T) {
 		testutil.RequireRoot(t)
 		dir := t.TempDir()
 		imgs := initrdImages(t, dir)
-		disk := harness.BusyboxImage(t, dir, harness.Image{Init: switchedRootInit})
+		disk := harness.BusyboxImage(t, dir, switchedRoot)
 		for _, f := range []string{"newc", "gzip", "xz", "zstd", "concat"} {
 			checkInitrdBoot(t, boot(t, nil, dir, imgs[f], disk, "mode="+f), f, disk, "tmpfs", true)
 		}
 		checkInitrdBoot(t, boot(t, nil, dir, imgs["gzip"], disk, "mode=pivot"), "pivot", disk, "tmpfs", true)
+		checkInitrdBoot(t, boot(t, nil, dir, imgs["gzip"], disk, "mode=nomove"), "nomove", disk, "tmpfs", true)
 	})
 	t.Run("user", func(t *testing.T) {
 		u := harness.UnprivilegedUser(t)
 		requireLinuxHostAs(t, u)
 		dir := u.Dir(t)
 		imgs := initrdImages(t, dir)
-		disk := harness.BusyboxImage(t, dir, harness.Image{Init: switchedRootInit})
+		disk := harness.BusyboxImage(t, dir, switchedRoot)
 		u.Chown(t, disk)
 		for _, f := range []string{"gzip", "concat"} {
 			checkInitrdBoot(t, boot(t, u, dir, imgs[f], disk, "mode="+f), f, disk, "tmpfs", true)
 		}
 		checkInitrdBoot(t, boot(t, u, dir, imgs["zstd"], disk, "mode=pivot"), "pivot", disk, "tmpfs", true)
+		checkInitrdBoot(t, boot(t, u, dir, imgs["gzip"], disk, "mode=nomove"), "nomove", disk, "tmpfs", true)
 	})
 	t.Run("linux.uml", func(t *testing.T) {
 		uml := harness.RealUML(t)
 		dir := t.TempDir()
 		imgs := initrdImages(t, dir)
-		disk := harness.BusyboxImage(t, dir, harness.Image{Init: switchedRootInit})
-		for _, f := range []string{"xz", "zstd", "concat"} { // concat: newc and gzip
+		disk := harness.BusyboxImage(t, dir, switchedRoot)
+		for _, f := range []string{"xz", "zstd", "concat", "nomove"} { // concat: newc and gzip
 			umlDir := t.TempDir()
-			g := harness.Start(t, []string{"TMPDIR=" + umlDir}, uml, "initrd="+imgs[f], "ubd1="+disk, "mem=64M", "con0=fd:0,fd:1",
+			img := imgs[f]
+			if f == "nomove" {
+				img = imgs["gzip"]
+			}
+			g := harness.Start(t, []string{"TMPDIR=" + umlDir}, uml, "initrd="+img, "ubd1="+disk, "mem=64M", "con0=fd:0,fd:1",
 				"con=null", "ssl=null", "uml_dir="+umlDir, "mode="+f)
 			// UML's rootfs is a ramfs (its root= keeps it from being a
 			// tmpfs); ours is a tmpfs bounded by mem= (docs/linux.md).

@@ -22,7 +22,7 @@ import (
 // are in brackets, which the echo of the typed line never contains.
 const stockProbe = `s=$(systemctl is-system-running --wait); echo "STATE=[$s]"; ` +
 	`systemctl --failed --no-legend --plain | sed 's/^/FAILED-UNIT: /'; ` +
-	`echo "VIRT=[$(systemd-detect-virt)]"; echo "PROBE-DONE=[1]"` + "\n"
+	`echo "VIRT=[$(systemd-detect-virt)]"; echo "PROBE-DONE=[$((6*7))]"` + "\n"
 
 var (
 	stockState  = regexp.MustCompile(`STATE=\[([a-z-]+)\]`)
@@ -73,7 +73,7 @@ func bootStock(t *testing.T, g *harness.Guest, img string, boot time.Duration) s
 		t.Fatal(err)
 	}
 	fmt.Fprint(g.Stdin(), stockProbe)
-	if err := g.WaitOutput("PROBE-DONE=[1]", 3*time.Minute); err != nil {
+	if err := g.WaitOutput("PROBE-DONE=[42]", 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	out := g.Output()

@@ -22,22 +22,34 @@ import (
 // are in brackets, which the echo of the typed line never contains.
 const stockProbe = `s=$(systemctl is-system-running --wait); echo "STATE=[$s]"; ` +
 	`systemctl --failed --no-legend --plain | sed 's/^/FAILED-UNIT: /'; ` +
-	`echo "VIRT=[$(systemd-detect-virt)]"; echo "PROBE-DONE=[$((6*7))]"` + "\n"
+	`echo "VIRT=[$(systemd-detect-virt)]"; ` +
+	`for i in $(seq 30); do n=$(networkctl list --no-legend --no-pager eth0 | awk '{print $4 "/" $5}'); ` +
+	`[ "$n" = routable/configured ] && break; sleep 1; done; echo "NET=[$n]"; ip -br link show eth0; ` +
+	`echo "PROBE-DONE=[$((6*7))]"` + "\n"
 
 var (
 	stockState  = regexp.MustCompile(`STATE=\[([a-z-]+)\]`)
 	stockFailed = regexp.MustCompile(`(?m)^FAILED-UNIT: (\S+)`)
+	stockNet    = regexp.MustCompile(`NET=\[([a-z/-]*)\]`)
 )
 
 // stockImage is issue 16's stock Debian 12 (minbase with systemd-sysv, udev,
 // iproute2, procps, dbus): root without a password, fstab `/dev/ubda /
-// ext4`, console-getty enabled. Nothing of ours is in it.
+// ext4`, console-getty enabled, and systemd-networkd giving eth0 the
+// address 10.0.0.N/24 on the machine whose MAC is fe:fd:0a:00:00:0N
+// (N = 1..3). Nothing of ours is in it.
 func stockImage(t *testing.T, dir string) string {
 	t.Helper()
 	testutil.Peer(t, "mke2fs", "e2fsprogs")
 	root := packaging.Chroot(t)
 	os.Remove(filepath.Join(root, "usr/sbin/policy-rc.d")) // the chroot's, not the machine's
-	for _, argv := range [][]string{{"passwd", "-d", "root"}, {"systemctl", "enable", "console-getty.service"}} {
+	for n := 1; n <= 3; n++ {
+		network := fmt.Sprintf("[Match]\nMACAddress=fe:fd:0a:00:00:0%d\n\n[Network]\nAddress=10.0.0.%d/24\n", n, n)
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("etc/systemd/network/50-eth0-%d.network", n)), []byte(network), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, argv := range [][]string{{"passwd", "-d", "root"}, {"systemctl", "enable", "console-getty.service", "systemd-networkd.service"}} {
 		if out, err := exec.Command("chroot", append([]string{root}, argv...)...).CombinedOutput(); err != nil {
 			t.Fatalf("%v in the chroot: %v\n%s", argv, err, out)
 		}
@@ -57,6 +69,7 @@ func stockImage(t *testing.T, dir string) string {
 // stockRun is what one machine's boot of the stock image showed.
 type stockRun struct {
 	state    string
+	net      string // eth0's networkctl state, "operational/setup"
 	failed   []string
 	poweroff time.Duration
 }
@@ -81,6 +94,9 @@ func bootStock(t *testing.T, g *harness.Guest, img string, boot time.Duration) s
 	if m := stockState.FindStringSubmatch(out); m != nil {
 		r.state = m[1]
 	}
+	if m := stockNet.FindStringSubmatch(out); m != nil {
+		r.net = m[1]
+	}
 	for _, m := range stockFailed.FindAllStringSubmatch(out, -1) {
 		r.failed = append(r.failed, m[1])
 	}
@@ -95,8 +111,8 @@ func bootStock(t *testing.T, g *harness.Guest, img string, boot time.Duration) s
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn after poweroff: %v\n%s", err, out)
 	}
-	t.Logf("is-system-running %q, failed %v, systemctl poweroff until exit %v",
-		r.state, r.failed, r.poweroff.Round(10*time.Millisecond))
+	t.Logf("is-system-running %q, failed %v, eth0 %q, systemctl poweroff until exit %v",
+		r.state, r.failed, r.net, r.poweroff.Round(10*time.Millisecond))
 	return r
 }
 
@@ -131,8 +147,13 @@ func TestIntegrationLinuxDebianStock(t *testing.T) {
 	u := harness.UnprivilegedUser(t)
 	requireLinuxHostAs(t, u)
 	base := stockImage(t, t.TempDir())
-	args := func(img, umlDir, umid string) []string {
-		return []string{"ubd0=" + img, "umid=" + umid, "uml_dir=" + umlDir, "con=null", "con0=fd:0,fd:1", "mem=256M"}
+	// One of our switches joins the three machines' eth0 (daemon transport).
+	ctl := filepath.Join(u.Dir(t), "ctl") // a directory the user can reach
+	harness.StartSwitch(t, harness.Bin(t, "uml_switch"), "", ctl)
+	os.Chmod(ctl, 0o666) // the ordinary user's machine connects too
+	args := func(img, umlDir, umid string, n int) []string {
+		return []string{"ubd0=" + img, "umid=" + umid, "uml_dir=" + umlDir, "con=null", "con0=fd:0,fd:1", "mem=256M",
+			fmt.Sprintf("eth0=daemon,fe:fd:0a:00:00:0%d,unix,%s", n, ctl)}
 	}
 	copyImage := func(t *testing.T, dir string) string {
 		img := filepath.Join(dir, "run.img")
@@ -153,7 +174,7 @@ func TestIntegrationLinuxDebianStock(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			img := copyImage(t, dir)
-			g := harness.Start(t, []string{"TMPDIR=" + dir}, append([]string{uml}, args(img, dir, "stock-uml")...)...)
+			g := harness.Start(t, []string{"TMPDIR=" + dir}, append([]string{uml}, args(img, dir, "stock-uml", 1)...)...)
 			record("linux.uml", bootStock(t, g, img, 6*time.Minute))
 		})
 		t.Run("root", func(t *testing.T) {
@@ -161,7 +182,7 @@ func TestIntegrationLinuxDebianStock(t *testing.T) {
 			dir := t.TempDir()
 			img := copyImage(t, dir)
 			umid := fmt.Sprintf("stock-root-%d", os.Getpid())
-			g := harness.Start(t, nil, append([]string{harness.Bin(t, "linux")}, args(img, dir, umid)...)...)
+			g := harness.Start(t, nil, append([]string{harness.Bin(t, "linux")}, args(img, dir, umid, 2)...)...)
 			record("root", bootStock(t, g, img, 3*time.Minute))
 			noCgroupLeft(t, umid)
 		})
@@ -178,7 +199,7 @@ func TestIntegrationLinuxDebianStock(t *testing.T) {
 			umid := fmt.Sprintf("stock-user-%d", os.Getpid())
 			argv := append([]string{"sh", "-c", `echo $$ > "$0"/cgroup.procs && exec "$@"`, cg,
 				"setpriv", "--reuid=" + itoa(int(u.UID)), "--regid=" + itoa(int(u.GID)), "--clear-groups", bin},
-				args(img, filepath.Join(home, "uml"), umid)...)
+				args(img, filepath.Join(home, "uml"), umid, 3)...)
 			g := harness.Start(t, []string{"HOME=" + u.Home}, argv...)
 			record("user", bootStock(t, g, img, 3*time.Minute))
 			noCgroupLeft(t, umid)
@@ -204,6 +225,9 @@ func TestIntegrationLinuxDebianStock(t *testing.T) {
 		}
 		if len(ref.failed) == 0 && r.state != "running" {
 			t.Errorf("ours as %s: is-system-running %q, linux.uml %q", name, r.state, ref.state)
+		}
+		if r.net != ref.net || r.net != "routable/configured" {
+			t.Errorf("ours as %s: systemd-networkd's eth0 %q, linux.uml's %q (want routable/configured)", name, r.net, ref.net)
 		}
 		if r.poweroff > ref.poweroff {
 			t.Errorf("ours as %s took %v from systemctl poweroff to exit, linux.uml %v", name, r.poweroff, ref.poweroff)

@@ -73,10 +73,23 @@ func run() int {
 	// (systemd) makes its own below that root, where it may write, not
 	// beside it in K's cgroup. Best effort, like the move above.
 	runtime.LockOSThread() // exec runs on this thread (locked already when the mount filter is in)
-	unix.Unshare(unix.CLONE_NEWCGROUP)
+	if unix.Unshare(unix.CLONE_NEWCGROUP) == nil && p.OwnCgroup {
+		mountCgroup()
+	}
 	err = execInit(p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
 	return 1
+}
+
+// mountCgroup mounts the guest's cgroup namespace (cgroup v2) on
+// /sys/fs/cgroup, as container engines do. An init that manages cgroups
+// takes the hierarchy it finds mounted there: systemd then runs on the
+// unified hierarchy, the one the guest may write, even on a host whose v1
+// controllers are in use (where it would otherwise pick the hybrid layout
+// and fail to create its v1 "name=systemd" groups). Best effort: without
+// /sys, the guest mounts what it wants itself.
+func mountCgroup() {
+	unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RELATIME, "")
 }
 
 func mount(src, target, fstype string, flags uintptr, data string) error {

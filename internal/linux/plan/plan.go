@@ -229,6 +229,10 @@ type Guest struct {
 	// the guard, so that the mconsole's stop freezes the guest but not the
 	// guard.
 	Cgroup string `json:"cgroup,omitempty"`
+	// OwnCgroup says that G runs in the machine's guest cgroup by the time
+	// init starts (moved there by itself, through Cgroup, or by P): G then
+	// mounts the guest's cgroup namespace on /sys/fs/cgroup.
+	OwnCgroup bool `json:"own_cgroup,omitempty"`
 }
 
 // Encode returns the plan as JSON for EnvPlan.

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/umlkit/umlkit/internal/chanspec"
+
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -105,7 +107,27 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			m.plan.Consoles = m.cons.plan
 			return m.cons.Close, nil
 		}},
+		{Name: "host limits", Run: func() (func(), error) { return nil, m.hostLimits() }},
 	}
+}
+
+// hostLimits refuses the machine when the host cannot give it what it
+// needs from limits the kernel shows (internal/hostcheck): one pty per
+// console and serial line that is not "none", and tasks for its processes.
+func (m *machine) hostLimits() error {
+	ptys := 0
+	for _, l := range m.plan.Consoles.Lines {
+		if !chanspec.IsNone(l.Spec) {
+			ptys++
+		}
+	}
+	if p := hostcheck.Ptys(ptys); p != nil {
+		return p
+	}
+	if p := hostcheck.Tasks(); p != nil {
+		return p
+	}
+	return nil
 }
 
 // claimUmid claims ~/.uml/UMID (or uml_dir=/umid=) for this machine.

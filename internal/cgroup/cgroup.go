@@ -11,9 +11,12 @@
 // P and K (and on a v2-only host with mem= a nested one holding them) and
 // a child "guest" with the guest's processes and the cgroups the guest
 // makes; on the v1 memory hierarchy it holds every process of the machine.
-// The sweep relies on that invariant: a machine cgroup with no process
-// outside its guest subtree, older than the moment of its creation, is a
-// dead machine's.
+// `linux` marks each machine cgroup with its pid and start time (the
+// user.umlkit.linux extended attribute): a sweep takes one whose mark names
+// a process that is gone for a dead machine's, whatever still runs in it.
+// Unmarked (older kernels), it relies on the invariant above: a machine
+// cgroup with no process outside its guest subtree, older than the moment
+// of its creation, is a dead machine's.
 //
 // Files: /proc/PID/cgroup (proc(5)); cgroup v2 interface files
 // cgroup.procs, cgroup.events, cgroup.kill (Documentation/admin-guide/
@@ -151,11 +154,16 @@ func Populated(dir string) (bool, error) {
 	return false, fmt.Errorf("%s/cgroup.events has no populated field", dir)
 }
 
-// Kill SIGKILLs every process in the v2 cgroup dir and below it:
-// cgroup.kill (Linux 5.14), else each process its cgroup.procs lists.
+// Kill SIGKILLs every process in the cgroup dir and below it: cgroup.kill
+// (v2, Linux 5.14), else each process the cgroup.procs files list.
 func Kill(dir string) error {
-	err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
+	f, err := os.OpenFile(filepath.Join(dir, "cgroup.kill"), os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString("1")
+		f.Close()
+		return err
+	}
+	if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // MinAge is how old a machine cgroup must be before a sweep may take it
@@ -170,31 +172,40 @@ func (s *Sweeper) One(dir string, v2 bool) Result {
 		return r
 	}
 	machine, guests := split(dir, v2)
-	for _, d := range machine {
-		if pids, err := Procs(d); err != nil || len(pids) > 0 {
-			// An unreadable cgroup.procs counts as live: never guess.
-			r.Verdict = Live
-			return r
-		}
-	}
-	if len(guests) > 0 {
-		if populated(guests) {
-			if !s.Kill {
-				r.Verdict = Leftovers
+	suspects := guests // where a dead machine's leftovers may run
+	switch alive, known := OwnerAlive(dir); {
+	case known && alive:
+		r.Verdict = Live
+		return r
+	case known:
+		// Its linux is gone: whatever still runs in it is a leftover (the
+		// guest, a fuse2fs of a guest mount, ...).
+		suspects = []string{dir}
+	default: // made by a linux that marks nothing: its own cgroups must be empty
+		for _, d := range machine {
+			if pids, err := Procs(d); err != nil || len(pids) > 0 {
+				// An unreadable cgroup.procs counts as live: never guess.
+				r.Verdict = Live
 				return r
 			}
-			for _, g := range guests {
-				s.killTree(g)
+		}
+	}
+	if busy(suspects, v2) {
+		if !s.Kill {
+			r.Verdict = Leftovers
+			return r
+		}
+		for _, d := range suspects {
+			s.killTree(d)
+		}
+		r.Killed = true
+		deadline := time.Now().Add(killWait)
+		for busy(suspects, v2) {
+			if time.Now().After(deadline) {
+				r.Verdict, r.Err = Leftovers, errors.New("processes survived SIGKILL")
+				return r
 			}
-			r.Killed = true
-			deadline := time.Now().Add(killWait)
-			for populated(guests) {
-				if time.Now().After(deadline) {
-					r.Verdict, r.Err = Leftovers, errors.New("processes survived SIGKILL")
-					return r
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	if err := s.removeTree(dir); err != nil {
@@ -228,6 +239,81 @@ func isMachine(dir string, v2 bool) bool {
 	return false
 }
 
+// ownerXattr is the extended attribute in which linux marks each machine
+// cgroup it makes with its own pid and start time.
+const ownerXattr = "user.umlkit.linux"
+
+// MarkOwner marks the machine cgroup dir as this process's (cgroup v2 has
+// user.* extended attributes since Linux 5.7; where the mark cannot be
+// made, the sweep judges by the processes in the cgroup instead).
+func MarkOwner(dir string) error {
+	start, err := StartTime(os.Getpid())
+	if err != nil {
+		return err
+	}
+	v := fmt.Sprintf("%d %d", os.Getpid(), start)
+	if err := unix.Setxattr(dir, ownerXattr, []byte(v), 0); err != nil {
+		return &os.PathError{Op: "setxattr " + ownerXattr, Path: dir, Err: err}
+	}
+	return nil
+}
+
+// OwnerAlive reads the mark of MarkOwner on dir: known is false without
+// one; alive tells whether the process that made it still runs (the same
+// pid with the same start time).
+func OwnerAlive(dir string) (alive, known bool) {
+	b := make([]byte, 64)
+	n, err := unix.Getxattr(dir, ownerXattr, b)
+	if err != nil || n <= 0 {
+		return false, false
+	}
+	pid, start, ok := ParseOwner(string(b[:n]))
+	if !ok {
+		return false, false
+	}
+	now, err := StartTime(pid)
+	return err == nil && now == start, true
+}
+
+// ParseOwner parses the value MarkOwner writes: "PID STARTTIME".
+func ParseOwner(v string) (pid int, start uint64, ok bool) {
+	f := strings.Fields(v)
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	p, err1 := strconv.Atoi(f[0])
+	st, err2 := strconv.ParseUint(f[1], 10, 64)
+	if err1 != nil || err2 != nil || p <= 0 {
+		return 0, 0, false
+	}
+	return p, st, true
+}
+
+// StartTime returns when process pid started, in clock ticks after boot
+// (field 22 of /proc/PID/stat).
+func StartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return ParseStatStartTime(string(b))
+}
+
+// ParseStatStartTime returns field 22 (starttime) of a /proc/PID/stat
+// text. The second field, the command in parentheses, may itself hold
+// spaces and parentheses: the fields after it follow the last ')'.
+func ParseStatStartTime(stat string) (uint64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("/proc/PID/stat: no command field")
+	}
+	f := strings.Fields(stat[i+1:]) // fields 3...
+	if len(f) < 20 {
+		return 0, errors.New("/proc/PID/stat: too few fields")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
 // split lists the machine's own cgroups (where `linux` lives: every
 // directory of the tree outside the guest subtrees; on v1 the whole tree)
 // and the roots of its guest subtrees (v2).
@@ -252,11 +338,28 @@ func split(dir string, v2 bool) (machine, guests []string) {
 	return machine, guests
 }
 
-// populated reports whether a process lives in one of the v2 cgroups dirs
-// (an unreadable cgroup.events counts as populated).
-func populated(dirs []string) bool {
+// busy reports whether a process lives in one of the cgroups dirs or below
+// them (an unreadable cgroup.events or cgroup.procs counts as busy).
+func busy(dirs []string, v2 bool) bool {
 	for _, d := range dirs {
-		if p, err := Populated(d); err != nil || p {
+		if v2 {
+			if p, err := Populated(d); err != nil || p {
+				return true
+			}
+			continue
+		}
+		found := false
+		filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
+			if err != nil || !e.IsDir() {
+				return nil
+			}
+			if pids, err := Procs(p); err != nil || len(pids) > 0 {
+				found = true
+				return filepath.SkipAll
+			}
+			return nil
+		})
+		if found {
 			return true
 		}
 	}

@@ -3,10 +3,14 @@ package cgroup
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A fake cgroup tree in a temporary directory: a cgroup is a directory
@@ -280,6 +284,104 @@ func FuzzParseMembership(f *testing.F) {
 			if m2.V1[c] != p {
 				t.Errorf("round trip: V1[%q] = %q; want %q", c, m2.V1[c], p)
 			}
+		}
+	})
+}
+
+// TestSweepOwnerMark: a machine cgroup marked by a live linux is live even
+// when empty; one marked by a linux that is gone is dead even with
+// processes in it (a guest-mount fuse2fs left in the machine's own
+// cgroup): they are killed where Kill allows, and it goes.
+func TestSweepOwnerMark(t *testing.T) {
+	root := t.TempDir()
+	probe := filepath.Join(root, "probe")
+	os.Mkdir(probe, 0o755)
+	if err := MarkOwner(probe); err != nil {
+		t.Skipf("no user xattrs on %s: %v", root, err)
+	}
+	if alive, known := OwnerAlive(probe); !alive || !known {
+		t.Fatalf("OwnerAlive(marked by us) = %v, %v", alive, known)
+	}
+	done := exec.Command("true")
+	if err := done.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadMark := fmt.Sprintf("%d 1", done.Process.Pid)
+
+	for _, tt := range []struct {
+		name   string
+		mark   string // "" ours
+		kill   bool
+		want   Verdict
+		killed []string
+	}{
+		{name: "marked by a live linux, empty", want: Live},
+		{name: "marked by a dead linux, helper left, no kill", mark: deadMark, want: Leftovers},
+		{name: "marked by a dead linux, helper left, kill", mark: deadMark, kill: true, want: Removed, killed: []string{"umlkit-m"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := filepath.Join(root, "umlkit-m")
+			os.RemoveAll(m)
+			mkTree(t, m, map[string]fakeCg{"": {procs: "4242\n", populated: true}, "guest": {}}, true)
+			if tt.name == "marked by a live linux, empty" {
+				mkTree(t, m, map[string]fakeCg{"": {}}, true)
+			}
+			if tt.mark == "" {
+				if err := MarkOwner(m); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := unix.Setxattr(m, ownerXattr, []byte(tt.mark), 0); err != nil {
+				t.Fatal(err)
+			}
+			age(t, m, time.Hour)
+			var killed []string
+			s := &Sweeper{UID: os.Getuid(), MinAge: MinAge, Kill: tt.kill, rmdir: fakeRmdir, kill: fakeKill(&killed)}
+			r := s.One(m, true)
+			for i := range killed {
+				killed[i] = strings.TrimPrefix(killed[i], root+"/")
+			}
+			if r.Verdict != tt.want || !slices.Equal(killed, tt.killed) {
+				t.Errorf("One = %v, killed %q; want %v, %q", r.Verdict, killed, tt.want, tt.killed)
+			}
+		})
+	}
+}
+
+func TestParseStatStartTime(t *testing.T) {
+	const stat = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200 18446744073709551615\n"
+	if got, err := ParseStatStartTime(stat); err != nil || got != 987654 {
+		t.Errorf("ParseStatStartTime = %d, %v; want 987654", got, err)
+	}
+	if _, err := ParseStatStartTime("1 (x) S 1 2"); err == nil {
+		t.Errorf("a short stat parsed")
+	}
+	if st, err := StartTime(os.Getpid()); err != nil || st == 0 {
+		t.Errorf("StartTime(self) = %d, %v", st, err)
+	}
+}
+
+func FuzzParseStatStartTime(f *testing.F) {
+	f.Add("1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200\n")
+	f.Add("1 (systemd) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 5 1 1\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		ParseStatStartTime(s) // never panics
+	})
+}
+
+func FuzzParseOwner(f *testing.F) {
+	for _, s := range []string{"123 456", "1 0", " 9  9 ", "-1 2", "x y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		pid, start, ok := ParseOwner(s)
+		if !ok {
+			return
+		}
+		if pid <= 0 {
+			t.Errorf("ParseOwner(%q) pid %d", s, pid)
+		}
+		if p2, s2, ok2 := ParseOwner(fmt.Sprintf("%d %d", pid, start)); !ok2 || p2 != pid || s2 != start {
+			t.Errorf("round trip of %q: %d %d %v", s, p2, s2, ok2)
 		}
 	})
 }

@@ -564,3 +564,59 @@ func TestIntegrationLinuxCgroupsAfterKill9(t *testing.T) {
 	}
 	mustBeGone(t, "after the live machine ended", liveCgs...)
 }
+
+// TestIntegrationLinuxCgroupsUserGuestLeftovers: run by a user from a
+// delegated cgroup, guest root kills the guard (it may: the guard is G's)
+// and its init changes uid (which clears the parent-death signal that
+// otherwise ends it with K), then linux (P and K) is killed with SIGKILL:
+// the guest lives on in the machine's cgroup. linux --cleanup, run by the user, kills what is left
+// and removes the cgroups.
+func TestIntegrationLinuxCgroupsUserGuestLeftovers(t *testing.T) {
+	u := harness.UnprivilegedUser(t)
+	requireLinuxHostAs(t, u)
+	mnt := v2Root(t)
+	cg := testCgroup(t, mnt, "deleg")
+	delegate(t, cg, u)
+	home := u.Dir(t)
+	bin := userLinux(t, home)
+	marker := fmt.Sprintf("3%06d", rand.IntN(1000000))
+	dir := filepath.Join(home, "bb")
+	os.Mkdir(dir, 0o755)
+	img := harness.BusyboxImage(t, dir, harness.Image{Init: `for p in /proc/[0-9]*; do grep -q umlkit-guard $p/cmdline 2>/dev/null && kill -9 ${p#/proc/} && echo GUARD-KILLED; done
+trap '' HUP; setsid sh -c 'trap "" HUP; exec sleep ` + marker + `' </dev/null >/dev/null 2>&1 &
+echo 'nobody:x:65534:65534::/:/bin/sh' >> /etc/passwd
+echo READY
+# init changes its uid: that clears the parent-death signal K gave it
+exec su -s /bin/sh nobody -c 'exec sleep ` + marker + `'`})
+	u.Chown(t, img)
+	umlDir := filepath.Join(home, "uml")
+	umid := "e2eleft" + marker
+	g := harness.Start(t, nil, asUserIn(cg, u, nil, bin, "ubd0="+img, "init=/init", "uml_dir="+umlDir, "umid="+umid, "con=null", "con0=fd:0,fd:1")...)
+	if err := g.WaitOutput("READY", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, g.Output(), "GUARD-KILLED")
+	m := filepath.Join(cg, cgroup.Prefix+umid)
+	killLinux(t, g)
+	time.Sleep(time.Second)
+	if n := len(guestProcs("sleep\x00" + marker)); n != 2 {
+		t.Fatalf("%d guest processes outlived linux; want the 2 sleeps (the test's premise)", n)
+	}
+	if p, err := cgroup.Populated(m); err != nil || !p {
+		t.Fatalf("%s: populated %v, %v; want the guest in it", m, p, err)
+	}
+	if st, err := os.Stat(m); err == nil {
+		time.Sleep(time.Until(st.ModTime().Add(cgroup.MinAge + time.Second)))
+	}
+	cmd := exec.Command(asUserIn(cg, u, nil, bin, "--cleanup", "uml_dir="+umlDir)[0], asUserIn(cg, u, nil, bin, "--cleanup", "uml_dir="+umlDir)[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("linux --cleanup: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	expect(t, stdout.String(), "removed cgroup "+m+" (killed the processes its guest left)\n",
+		fmt.Sprintf("removed umid directory %s/%s (pid %d is gone)", umlDir, umid, g.Pid()))
+	mustBeGone(t, "after linux --cleanup", m)
+	if left := guestProcs("sleep\x00" + marker); len(left) > 0 {
+		t.Errorf("guest processes left: %v", left)
+	}
+}

@@ -70,6 +70,9 @@ func makeMachineCgroup(home, umid string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, errors.Unwrap(err))
 	}
+	// Tells a sweep whether this machine is alive (best effort: without
+	// the mark it judges by the processes in the cgroup).
+	cgroup.MarkOwner(dir)
 	return dir, nil
 }
 

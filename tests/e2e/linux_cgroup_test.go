@@ -301,16 +301,22 @@ func TestIntegrationLinuxSystemdUserScope(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("the session bus still answers")
 		}
+		probe := redteamProbe(t)
 		dir := filepath.Join(home, "bb")
 		os.Mkdir(dir, 0o755)
-		img := harness.BusyboxImage(t, dir, harness.Image{Init: `mkdir -p /mnt/cg
+		img := harness.BusyboxImage(t, dir, harness.Image{Init: `chmod 755 /rtprobe
+mkdir -p /mnt/cg
 if mount -t cgroup2 none /mnt/cg; then
   grep -qx '0::/' /proc/self/cgroup && echo CG-NS-ROOT-IS-OWN
   mkdir /mnt/cg/e2e-sub && echo $$ > /mnt/cg/e2e-sub/cgroup.procs && echo CG-SUB-JOINED
 fi
+# the guard (G's, so the user's) is in K's cgroup namespace, rooted at the
+# machine's cgroup: what guest root sees through it
+for p in /proc/[0-9]*; do grep -q umlkit-guard $p/cmdline 2>/dev/null && guard=${p#/proc/}; done
+mkdir -p /mnt/cg2; /rtprobe cgns $guard /mnt/cg2
 echo READY-FOR-HOST
 read x
-poweroff -f`})
+poweroff -f`, Files: map[string]string{"rtprobe": probe}})
 		u.Chown(t, img)
 		g := harness.Start(t, nil, asUserIn(login, u, env, bin, "ubd0="+img, "init=/init", "uml_dir="+filepath.Join(home, "uml"), "con=null", "con0=fd:0,fd:1")...)
 		if err := g.WaitOutput("READY-FOR-HOST", bootTimeout); err != nil {
@@ -318,6 +324,10 @@ poweroff -f`})
 		}
 		scope := scopeLine(t, g.Output(), filepath.Join(runtime, "systemd", "private"))
 		expect(t, g.Output(), "CG-NS-ROOT-IS-OWN", "CG-SUB-JOINED")
+		// Guest root is the user: through the guard's cgroup namespace it
+		// sees its machine's own cgroup (umlkit-UMID: guest/ and nothing
+		// else), never the scope, the login's or the user's other ones.
+		expect(t, g.Output(), "CG-NS-VIEW: guest END")
 		// What the guest made sits in its machine's guest/ cgroup.
 		var sub []string
 		filepath.WalkDir(tree, func(p string, d os.DirEntry, err error) error {

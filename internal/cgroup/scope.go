@@ -215,10 +215,13 @@ func StartScope(ctx context.Context, name, description string, pid int, getenv f
 		if err == nil {
 			return a.Path, nil
 		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("systemd user manager at %s: no answer: %w", a.Path, ctx.Err())
+		}
 		var job *jobError
-		if errors.As(err, &job) || ctx.Err() != nil {
-			// The manager answered and refused, or time is up: asking
-			// the same manager elsewhere would not change its answer.
+		if errors.As(err, &job) {
+			// The manager answered and refused: asking it elsewhere
+			// would not change its answer.
 			return "", fmt.Errorf("systemd user manager at %s: %w", a.Path, err)
 		}
 		whys = append(whys, err.Error())

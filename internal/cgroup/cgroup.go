@@ -40,6 +40,9 @@ const Prefix = "umlkit-"
 // GuestDir is the name of a machine cgroup's child that holds the guest.
 const GuestDir = "guest"
 
+// ErrNoV2 is V2Mount's error when no unified hierarchy is mounted.
+var ErrNoV2 = errors.New("no cgroup v2 hierarchy is mounted (/sys/fs/cgroup, /sys/fs/cgroup/unified)")
+
 // ErrMalformed is returned for a /proc/PID/cgroup text that is not one.
 var ErrMalformed = errors.New("malformed /proc/PID/cgroup")
 
@@ -97,7 +100,7 @@ func V2Mount() (string, error) {
 			return d, nil
 		}
 	}
-	return "", errors.New("no cgroup v2 hierarchy is mounted (/sys/fs/cgroup, /sys/fs/cgroup/unified)")
+	return "", ErrNoV2
 }
 
 // V1Mount returns where the v1 hierarchy of controller is mounted.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/umlkit/umlkit/internal/buildinfo"
+	"github.com/umlkit/umlkit/internal/cgroup"
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/hostcheck"
 	"github.com/umlkit/umlkit/internal/linux/plan"
@@ -199,7 +200,10 @@ func (m *machine) freezerCgroup() (func(), error) {
 			return fc.Close, nil
 		}
 		m.noCg = &noCgroup{why: err.Error()}
-		if os.Geteuid() != 0 {
+		switch {
+		case errors.Is(err, cgroup.ErrNoV2):
+			m.noCg.fix = noV2Fix
+		case os.Geteuid() != 0:
 			m.noCg.fix = userFix()
 		}
 	}

@@ -47,6 +47,9 @@ func (n *noCgroup) String() string {
 	return n.why + "; " + n.fix
 }
 
+// noV2Fix is the advice for a host without a unified hierarchy.
+const noV2Fix = "root may mount one: mount -t cgroup2 none /sys/fs/cgroup/unified"
+
 // userFix is the advice for an ordinary user without a writable cgroup.
 func userFix() string {
 	return fmt.Sprintf("start linux in a cgroup delegated to uid %d, e.g. systemd-run --user --scope -p Delegate=yes linux ...", os.Geteuid())
@@ -60,7 +63,7 @@ func (m *machine) hostCgroups(ctx context.Context) (func(), error) {
 	}
 	mnt, err := cgroup.V2Mount()
 	if err != nil {
-		m.noCg = &noCgroup{why: err.Error(), fix: "mount one (cgroup2 on /sys/fs/cgroup)"}
+		m.noCg = &noCgroup{why: err.Error(), fix: noV2Fix}
 		return nil, nil
 	}
 	self, err := cgroup.Self()

@@ -12,9 +12,10 @@
 // a child "guest" with the guest's processes and the cgroups the guest
 // makes; on the v1 memory hierarchy it holds every process of the machine.
 // `linux` marks each machine cgroup with its pid and start time (the
-// user.umlkit.linux extended attribute): a sweep takes one whose mark names
-// a process that is gone for a dead machine's, whatever still runs in it.
-// Unmarked (older kernels), it relies on the invariant above: a machine
+// user.umlkit.linux extended attribute, with its pid and time namespaces):
+// a sweep takes one whose mark names a process that is gone for a dead
+// machine's, whatever still runs in it. Unmarked (older kernels), or
+// marked in other namespaces, it relies on the invariant above: a machine
 // cgroup with no process outside its guest subtree, older than the moment
 // of its creation, is a dead machine's.
 //

@@ -240,53 +240,98 @@ func isMachine(dir string, v2 bool) bool {
 }
 
 // ownerXattr is the extended attribute in which linux marks each machine
-// cgroup it makes with its own pid and start time.
+// cgroup it makes: its pid and start time, and the pid and time
+// namespaces they are read in.
 const ownerXattr = "user.umlkit.linux"
+
+// Owner identifies the linux that made a machine cgroup.
+type Owner struct {
+	Pid    int
+	Start  uint64 // clock ticks after boot, as /proc/PID/stat says
+	PidNS  uint64 // inode of the pid namespace the pid is in
+	TimeNS uint64 // inode of the time namespace the start is read in (0: none)
+}
+
+// String is the mark's text: "PID START PIDNS TIMENS".
+func (o Owner) String() string {
+	return fmt.Sprintf("%d %d %d %d", o.Pid, o.Start, o.PidNS, o.TimeNS)
+}
+
+// ParseOwner parses Owner.String's text.
+func ParseOwner(v string) (Owner, bool) {
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return Owner{}, false
+	}
+	var o Owner
+	var errs [4]error
+	o.Pid, errs[0] = strconv.Atoi(f[0])
+	o.Start, errs[1] = strconv.ParseUint(f[1], 10, 64)
+	o.PidNS, errs[2] = strconv.ParseUint(f[2], 10, 64)
+	o.TimeNS, errs[3] = strconv.ParseUint(f[3], 10, 64)
+	if errors.Join(errs[:]...) != nil || o.Pid <= 0 {
+		return Owner{}, false
+	}
+	return o, true
+}
+
+// nsInode returns the inode of this process's namespace kind ("pid",
+// "time"), 0 where the kernel has none.
+func nsInode(kind string) uint64 {
+	st, err := os.Stat("/proc/self/ns/" + kind)
+	if err != nil {
+		return 0
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return sys.Ino
+	}
+	return 0
+}
+
+// self is this process as an Owner.
+func self() (Owner, error) {
+	start, err := StartTime(os.Getpid())
+	if err != nil {
+		return Owner{}, err
+	}
+	return Owner{Pid: os.Getpid(), Start: start, PidNS: nsInode("pid"), TimeNS: nsInode("time")}, nil
+}
 
 // MarkOwner marks the machine cgroup dir as this process's (cgroup v2 has
 // user.* extended attributes since Linux 5.7; where the mark cannot be
 // made, the sweep judges by the processes in the cgroup instead).
 func MarkOwner(dir string) error {
-	start, err := StartTime(os.Getpid())
+	o, err := self()
 	if err != nil {
 		return err
 	}
-	v := fmt.Sprintf("%d %d", os.Getpid(), start)
-	if err := unix.Setxattr(dir, ownerXattr, []byte(v), 0); err != nil {
+	if err := unix.Setxattr(dir, ownerXattr, []byte(o.String()), 0); err != nil {
 		return &os.PathError{Op: "setxattr " + ownerXattr, Path: dir, Err: err}
 	}
 	return nil
 }
 
 // OwnerAlive reads the mark of MarkOwner on dir: known is false without
-// one; alive tells whether the process that made it still runs (the same
-// pid with the same start time).
+// one, and when it was made in other pid or time namespaces than this
+// process's (its pid and start time mean nothing here); alive tells
+// whether the process that made it still runs (the same pid with the same
+// start time).
 func OwnerAlive(dir string) (alive, known bool) {
-	b := make([]byte, 64)
+	b := make([]byte, 128)
 	n, err := unix.Getxattr(dir, ownerXattr, b)
 	if err != nil || n <= 0 {
 		return false, false
 	}
-	pid, start, ok := ParseOwner(string(b[:n]))
+	o, ok := ParseOwner(string(b[:n]))
 	if !ok {
 		return false, false
 	}
-	now, err := StartTime(pid)
-	return err == nil && now == start, true
-}
-
-// ParseOwner parses the value MarkOwner writes: "PID STARTTIME".
-func ParseOwner(v string) (pid int, start uint64, ok bool) {
-	f := strings.Fields(v)
-	if len(f) != 2 {
-		return 0, 0, false
+	me, err := self()
+	if err != nil || o.PidNS != me.PidNS || o.TimeNS != me.TimeNS {
+		return false, false
 	}
-	p, err1 := strconv.Atoi(f[0])
-	st, err2 := strconv.ParseUint(f[1], 10, 64)
-	if err1 != nil || err2 != nil || p <= 0 {
-		return 0, 0, false
-	}
-	return p, st, true
+	now, err := StartTime(o.Pid)
+	return err == nil && now == o.Start, true
 }
 
 // StartTime returns when process pid started, in clock ticks after boot

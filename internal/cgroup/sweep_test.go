@@ -306,7 +306,18 @@ func TestSweepOwnerMark(t *testing.T) {
 	if err := done.Run(); err != nil {
 		t.Fatal(err)
 	}
-	deadMark := fmt.Sprintf("%d 1", done.Process.Pid)
+	me, err := self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := me
+	dead.Pid, dead.Start = done.Process.Pid, 1
+	deadMark := dead.String()
+	// A mark made in another pid namespace (a linux in a container that
+	// shares the cgroup tree) is not judged by its pid.
+	foreign := me
+	foreign.PidNS++
+	foreignMark := foreign.String()
 
 	for _, tt := range []struct {
 		name   string
@@ -318,6 +329,7 @@ func TestSweepOwnerMark(t *testing.T) {
 		{name: "marked by a live linux, empty", want: Live},
 		{name: "marked by a dead linux, helper left, no kill", mark: deadMark, want: Leftovers},
 		{name: "marked by a dead linux, helper left, kill", mark: deadMark, kill: true, want: Removed, killed: []string{"umlkit-m"}},
+		{name: "marked in another pid namespace, a process in it", mark: foreignMark, kill: true, want: Live},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := filepath.Join(root, "umlkit-m")
@@ -369,19 +381,19 @@ func FuzzParseStatStartTime(f *testing.F) {
 }
 
 func FuzzParseOwner(f *testing.F) {
-	for _, s := range []string{"123 456", "1 0", " 9  9 ", "-1 2", "x y"} {
+	for _, s := range []string{"123 456 4026531836 4026531834", "1 0 0 0", " 9  9 9 9 ", "-1 2 3 4", "x y z w", "1 2 3"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		pid, start, ok := ParseOwner(s)
+		o, ok := ParseOwner(s)
 		if !ok {
 			return
 		}
-		if pid <= 0 {
-			t.Errorf("ParseOwner(%q) pid %d", s, pid)
+		if o.Pid <= 0 {
+			t.Errorf("ParseOwner(%q) pid %d", s, o.Pid)
 		}
-		if p2, s2, ok2 := ParseOwner(fmt.Sprintf("%d %d", pid, start)); !ok2 || p2 != pid || s2 != start {
-			t.Errorf("round trip of %q: %d %d %v", s, p2, s2, ok2)
+		if o2, ok2 := ParseOwner(o.String()); !ok2 || o2 != o {
+			t.Errorf("round trip of %q: %+v %v; want %+v", s, o2, ok2, o)
 		}
 	})
 }

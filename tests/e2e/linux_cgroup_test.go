@@ -604,9 +604,8 @@ func TestIntegrationLinuxCgroupsUserGuestLeftovers(t *testing.T) {
 	img := harness.BusyboxImage(t, dir, harness.Image{Init: `for p in /proc/[0-9]*; do grep -q umlkit-guard $p/cmdline 2>/dev/null && kill -9 ${p#/proc/} && echo GUARD-KILLED; done
 trap '' HUP; setsid sh -c 'trap "" HUP; exec sleep ` + marker + `' </dev/null >/dev/null 2>&1 &
 echo 'nobody:x:65534:65534::/:/bin/sh' >> /etc/passwd
-echo READY
 # init changes its uid: that clears the parent-death signal K gave it
-exec su -s /bin/sh nobody -c 'exec sleep ` + marker + `'`})
+exec su -s /bin/sh nobody -c 'echo READY; exec sleep ` + marker + `'`})
 	u.Chown(t, img)
 	umlDir := filepath.Join(home, "uml")
 	umid := "e2eleft" + marker

@@ -237,6 +237,21 @@ func initEnv(cmdline []string) []string {
 	return append([]string{"HOME=/", "TERM=linux", "container=" + ContainerName}, cmdline...)
 }
 
+// systemdInit reports whether the init at path (in the guest's root) is
+// systemd: its symbolic links resolve to a file named "systemd"
+// (/sbin/init -> /lib/systemd/systemd on systemd-sysv distributions).
+func systemdInit(path string) (string, bool) {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false
+	}
+	st, err := os.Stat(target)
+	if err != nil || !st.Mode().IsRegular() {
+		return "", false
+	}
+	return target, filepath.Base(target) == "systemd"
+}
+
 // initCandidates is Linux's search order when init= is not given.
 var initCandidates = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
 
@@ -253,6 +268,13 @@ func execInit(p *plan.Guest) error {
 	var errs []string
 	for _, path := range try {
 		fmt.Fprintf(os.Stdout, "Run %s as init process\r\n", path)
+		if p.NoCgroup != "" {
+			if sd, ok := systemdInit(path); ok {
+				// It would stop at "Failed to create /init.scope control
+				// group ... Freezing execution" and never end.
+				return fmt.Errorf("%s is systemd (%s), which cannot run without a cgroup it may manage: %s", path, sd, p.NoCgroup)
+			}
+		}
 		argv := append([]string{path}, p.InitArgs...)
 		err := unix.Exec(path, argv, env)
 		errs = append(errs, fmt.Sprintf("%s: %v", path, err))

@@ -112,6 +112,7 @@ func (k *kernel) guestPlan(root, diskDir, console string) plan.Guest {
 		Devices:   map[string]string{},
 		Cgroup:    k.plan.GuestCgroup,
 		OwnCgroup: k.plan.GuestCgroup != "",
+		NoCgroup:  k.plan.NoCgroup,
 	}
 	if k.outerGuard() {
 		gp.Cgroup = "" // P moves G (host/hostguard.go)

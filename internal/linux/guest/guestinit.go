@@ -77,10 +77,23 @@ func run() int {
 	// (systemd) makes its own below that root, where it may write, not
 	// beside it in K's cgroup. Best effort, like the move above.
 	runtime.LockOSThread() // exec runs on this thread (locked already when the mount filter is in)
-	unix.Unshare(unix.CLONE_NEWCGROUP)
+	if unix.Unshare(unix.CLONE_NEWCGROUP) == nil && p.OwnCgroup {
+		mountCgroup()
+	}
 	err = execInit(p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
 	return 1
+}
+
+// mountCgroup mounts the guest's cgroup namespace (cgroup v2) on
+// /sys/fs/cgroup, as container engines do. An init that manages cgroups
+// takes the hierarchy it finds mounted there: systemd then runs on the
+// unified hierarchy, the one the guest may write, even on a host whose v1
+// controllers are in use (where it would otherwise pick the hybrid layout
+// and fail to create its v1 "name=systemd" groups). Best effort: without
+// /sys, the guest mounts what it wants itself.
+func mountCgroup() {
+	unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RELATIME, "")
 }
 
 func mount(src, target, fstype string, flags uintptr, data string) error {
@@ -243,6 +256,21 @@ func errnoOf(err error) int {
 	return int(unix.EINVAL)
 }
 
+// systemdInit reports whether the init at path (in the guest's root) is
+// systemd: its symbolic links resolve to a file named "systemd"
+// (/sbin/init -> /lib/systemd/systemd on systemd-sysv distributions).
+func systemdInit(path string) (string, bool) {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false
+	}
+	st, err := os.Stat(target)
+	if err != nil || !st.Mode().IsRegular() {
+		return "", false
+	}
+	return target, filepath.Base(target) == "systemd"
+}
+
 // initCandidates is Linux's search order when init= is not given.
 var initCandidates = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
 
@@ -256,6 +284,11 @@ func execInit(p *plan.Guest) error {
 		// The initramfs's init; when it cannot run, Linux goes on with
 		// init= or the standard search, in the rootfs.
 		fmt.Fprintf(os.Stdout, "Run %s as init process\r\n", p.RDInit)
+		if p.NoCgroup != "" {
+			if sd, ok := systemdInit(p.RDInit); ok {
+				return fmt.Errorf("%s is systemd (%s), which cannot run without a cgroup it may manage: %s", p.RDInit, sd, p.NoCgroup)
+			}
+		}
 		err := unix.Exec(p.RDInit, append([]string{p.RDInit}, p.InitArgs...), env)
 		fmt.Fprintf(os.Stdout, "Failed to execute %s (error -%d)\r\n", p.RDInit, errnoOf(err))
 	}
@@ -266,6 +299,13 @@ func execInit(p *plan.Guest) error {
 	var errs []string
 	for _, path := range try {
 		fmt.Fprintf(os.Stdout, "Run %s as init process\r\n", path)
+		if p.NoCgroup != "" {
+			if sd, ok := systemdInit(path); ok {
+				// It would stop at "Failed to create /init.scope control
+				// group ... Freezing execution" and never end.
+				return fmt.Errorf("%s is systemd (%s), which cannot run without a cgroup it may manage: %s", path, sd, p.NoCgroup)
+			}
+		}
 		argv := append([]string{path}, p.InitArgs...)
 		err := unix.Exec(path, argv, env)
 		errs = append(errs, fmt.Sprintf("%s: %v", path, err))

@@ -4,7 +4,8 @@
 // filter (installed by G just before it execs init) sends mount(2),
 // umount2(2) and the loop-device ioctls to K, and a Server in K performs them
 // in the guest's mount namespace — hostfs as a bind of the host directory,
-// ext2/3/4 through an image mounter K supplies (fuse2fs) — and emulates
+// ext2/3/4 through an image mounter K supplies (fuse2fs), devtmpfs as a bind
+// of the machine's /dev — and emulates
 // /dev/loop-control and /dev/loopN so that busybox's and util-linux's mount,
 // which set up a loop device whenever the source is a regular file, work.
 // Everything else continues natively (SECCOMP_USER_NOTIF_FLAG_CONTINUE), with

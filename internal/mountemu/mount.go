@@ -48,6 +48,11 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 		}
 		return s.mountHostfs(n.Pid, &c, target, data, flags)
 	}
+	if fstype == "devtmpfs" && admin && target != "" {
+		if r, ok := s.mountDev(n.Pid, &c, target, flags); ok {
+			return r
+		}
+	}
 	if src == "" || target == "" || !admin {
 		return Reply{Continue: true} // the kernel refuses it (EPERM) as it would anyway
 	}
@@ -149,6 +154,27 @@ func (s *Server) mountHostfs(pid uint32, c *creds, target, data string, flags ui
 	tree := os.NewFile(uintptr(tfd), "hostfs-tree")
 	defer tree.Close()
 	return s.attachHostfs(pid, c, tree, target, flags)
+}
+
+// mountDev answers a devtmpfs mount, which a user namespace cannot make,
+// with a recursive bind of the machine's /dev (Config.DevTree); ok is
+// false when there is none (the kernel then refuses the mount).
+func (s *Server) mountDev(pid uint32, c *creds, target string, flags uint64) (Reply, bool) {
+	if s.cfg.DevTree == nil {
+		return Reply{}, false
+	}
+	dev := s.cfg.DevTree()
+	if dev == nil {
+		return Reply{}, false
+	}
+	tfd, err := unix.OpenTree(int(dev.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		s.logf("devtmpfs: open_tree: %v", err)
+		return errno(err), true
+	}
+	tree := os.NewFile(uintptr(tfd), "dev-tree")
+	defer tree.Close()
+	return s.attachHostfs(pid, c, tree, target, flags), true // a bind with submounts, as hostfs
 }
 
 func (s *Server) attachHostfs(pid uint32, c *creds, tree *os.File, target string, flags uint64) Reply {

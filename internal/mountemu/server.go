@@ -58,6 +58,11 @@ type Config struct {
 	// when linux runs as root, whose host side must make the tree
 	// (idmapped). K itself is then an unprivileged host uid.
 	OpenHostfs func(path string, readOnly bool) (*os.File, error)
+	// DevTree, when set, returns the detached tree of the machine's /dev
+	// as G made it (nil while there is none): a devtmpfs mount gets a
+	// recursive bind of it, so it shows the machine's devices and, like
+	// Linux's single devtmpfs, the same files wherever it is mounted.
+	DevTree func() *os.File
 }
 
 // FileID names a file by device and inode.

@@ -10,9 +10,10 @@ import (
 
 // installMountFilter installs the guest's mount filter on this thread (the
 // one that execs init, which makes it the guest's) and sends the listener
-// to K over sock; on failure it sends the reason instead, for K's log. The
-// listener never reaches the guest.
-func installMountFilter(sock *os.File) {
+// to K over sock, with dev (a detached copy of the guest's /dev, for K's
+// devtmpfs mounts) when there is one; on failure it sends the reason
+// instead, for K's log. Neither reaches the guest.
+func installMountFilter(sock, dev *os.File) {
 	defer sock.Close()
 	runtime.LockOSThread() // never unlocked: the exec happens on this thread
 	lis, err := mountemu.Install()
@@ -21,5 +22,9 @@ func installMountFilter(sock *os.File) {
 		return
 	}
 	defer lis.Close()
-	fdpass.SendRaw(int(sock.Fd()), nil, []byte("listener"), int(lis.Fd()))
+	fds := []int{int(lis.Fd())}
+	if dev != nil {
+		fds = append(fds, int(dev.Fd()))
+	}
+	fdpass.SendRaw(int(sock.Fd()), nil, []byte("listener"), fds...)
 }

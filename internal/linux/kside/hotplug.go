@@ -59,7 +59,7 @@ func (k *kernel) ubdRemove(unit, init int) error {
 	if disk == nil {
 		return plan.Errorf(plan.CodeNoDevice, "Device doesn't exist")
 	}
-	if k.plan.Root.Kind == plan.RootImage && k.plan.Root.Unit == unit {
+	if k.rootHeld && k.plan.Root.Unit == unit {
 		return plan.ErrBusy
 	}
 	name := plan.DiskName(unit)

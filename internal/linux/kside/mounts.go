@@ -39,6 +39,8 @@ type mountEmu struct {
 	srv      *mountemu.Server
 	seq      atomic.Int64
 	done     chan struct{} // closed when Serve returned
+	devDir   string        // where K keeps G's copy of the guest's /dev (devtmpfs mounts)
+	devTree  *os.File      // devDir's mount (O_PATH) once G sent it, set before Serve
 }
 
 // prepareMounts makes the loop files under w and adds them to gp's
@@ -55,8 +57,11 @@ func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
 		return nil
 	}
 	os.Mkdir(m.stage, 0o700)
+	m.devDir = filepath.Join(w, "guestdev")
+	os.Mkdir(m.devDir, 0o700)
 	cfg := mountemu.Config{HostfsRoot: root, LoopControl: filepath.Join(loops, "loop-control"), MountImage: m.mountImage,
-		Logf: func(format string, args ...any) { k.logf(format, args...) }, Disks: k.diskIDs}
+		Logf: func(format string, args ...any) { k.logf(format, args...) }, Disks: k.diskIDs,
+		DevTree: func() *os.File { return m.devTree }}
 	if k.plan.Shifted && k.helper != nil {
 		cfg.OpenHostfs = k.helper.hostfs
 	}
@@ -123,12 +128,23 @@ func (m *mountEmu) start() {
 	go func() {
 		defer close(m.done)
 		defer conn.Close()
-		msg, files, _, err := fdpass.Recv(conn.(*net.UnixConn), 512, 1)
+		msg, files, _, err := fdpass.Recv(conn.(*net.UnixConn), 512, 2)
 		if err != nil {
 			if errors.Is(err, fdpass.ErrNoFD) && len(msg) > 0 {
 				m.k.logf("mount emulation off: %s", msg)
 			}
 			return
+		}
+		if len(files) > 1 {
+			// A detached tree cannot be cloned: it goes into K's mount
+			// namespace, whence each devtmpfs mount clones it.
+			if unix.MoveMount(int(files[1].Fd()), "", unix.AT_FDCWD, m.devDir, unix.MOVE_MOUNT_F_EMPTY_PATH) == nil {
+				if fd, err := unix.Open(m.devDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+					m.devTree = os.NewFile(uintptr(fd), "guestdev")
+					defer m.devTree.Close()
+				}
+			}
+			files[1].Close()
 		}
 		if err := m.srv.Serve(files[0]); err != nil {
 			m.k.logf("mount emulation: %v", err)
@@ -146,6 +162,7 @@ func (m *mountEmu) Close() {
 	case <-m.done:
 	case <-time.After(5 * time.Second):
 	}
+	unix.Unmount(m.devDir, unix.MNT_DETACH) // its binds hold the disks' and loops' exports
 	m.srv.Close()
 	if m.loopFS != nil {
 		m.loopFS.Close()
@@ -319,7 +336,7 @@ func (k *kernel) diskIDs() []mountemu.DiskIDs {
 			e.IDs = append(e.IDs, mountemu.FileID{Dev: id.Dev, Ino: id.Ino})
 		}
 		r := k.plan.Root
-		e.Busy = r.Kind == "image" && r.Unit == unit && !r.ReadOnly
+		e.Busy = k.rootHeld && r.Kind == "image" && r.Unit == unit && !r.ReadOnly
 		out = append(out, e)
 	}
 	return out

@@ -19,6 +19,7 @@ import (
 // guestStart is what K's stages build up for starting G.
 type guestStart struct {
 	root, diskDir string
+	rdinit        string   // the initramfs's init, when the root is the rootfs (initrd.go)
 	master, slave *os.File // the console pty
 	gp            plan.Guest
 	startConsoles func()
@@ -62,6 +63,16 @@ func (k *kernel) stages(gs *guestStart) []stage.Stage {
 		}},
 		{Name: "disks", Run: func() (func(), error) { return k.openDisks(gs.diskDir) }},
 		{Name: "root file system", Run: func() (func(), error) {
+			if k.plan.Initrd != nil && k.files[plan.FDInitrd] != nil {
+				ok, err := k.initramfs(gs.root)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					gs.rdinit = k.plan.Initrd.RDInit
+					return func() { unix.Unmount(gs.root, unix.MNT_DETACH) }, nil
+				}
+			}
 			if err := k.mountRoot(gs.root); err != nil {
 				return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", k.plan.Root.Path, err)
 			}
@@ -75,6 +86,7 @@ func (k *kernel) stages(gs *guestStart) []stage.Stage {
 			}
 			k.master, gs.master, gs.slave = master, master, slave
 			gs.gp = k.guestPlan(gs.root, gs.diskDir, slave.Name())
+			gs.gp.RDInit = gs.rdinit
 			return func() { master.Close(); slave.Close() }, nil
 		}},
 		{Name: "lines", Run: func() (func(), error) {

@@ -54,6 +54,7 @@ const (
 	FDGuestMount  = "mountemu"    // G: socket for the mount emulator's seccomp listener
 	FDGuestGo     = "go"          // G: P placed G in its cgroup and started the guard
 	FDGuestPrefix = "guest-"      // (reserved)
+	FDInitrd      = "initrd"      // the initrd= image, opened by P (read with pread)
 )
 
 // GuardArgv0 is the command line of the guard, the process in the guest's
@@ -105,6 +106,22 @@ type Plan struct {
 	Shifted bool   `json:"shifted,omitempty"`
 	DevDir  string `json:"dev_dir,omitempty"` // private /dev/fuse, /dev/net/tun nodes for K, or ""
 	Notify  string `json:"notify,omitempty"`  // mconsole=notify: socket
+
+	// Initrd, when set, is the initramfs K unpacks into the machine's
+	// initial root (FDInitrd).
+	Initrd *Initrd `json:"initrd,omitempty"`
+}
+
+// Initrd is the initrd= image: K mounts a tmpfs (Linux's rootfs),
+// unpacks the image into it and runs RDInit there when the image has it;
+// otherwise it mounts Root as without an initrd.
+type Initrd struct {
+	Path   string `json:"path"`   // as on the command line, for messages
+	Size   int64  `json:"size"`   // bytes of the image
+	RDInit string `json:"rdinit"` // the init to look for (rdinit=, default /init)
+	// TmpfsSize bounds the rootfs (bytes): mem= when given, else 0 (tmpfs's
+	// default, half the host's memory, as Linux's rootfs).
+	TmpfsSize uint64 `json:"tmpfs_size,omitempty"`
 }
 
 // Root kinds.
@@ -115,7 +132,7 @@ const (
 
 // Root says how the root filesystem is mounted.
 type Root struct {
-	Kind     string `json:"kind"` // RootDir or RootImage
+	Kind     string `json:"kind"` // RootDir or RootImage; "" when no disk holds it (an initrd boot may do without)
 	Path     string `json:"path"` // host path of the directory or image file
 	Unit     int    `json:"unit"` // ubd unit holding the root (image kind)
 	ReadOnly bool   `json:"read_only"`
@@ -218,10 +235,14 @@ type Hostfs struct {
 
 // Guest is what K hands G.
 type Guest struct {
-	RootMount string   `json:"root_mount"`
-	Init      string   `json:"init"`
-	InitArgs  []string `json:"init_args"`
-	InitEnv   []string `json:"init_env"`
+	RootMount string `json:"root_mount"`
+	// RDInit is the initramfs's init (K found it in the rootfs): G runs it
+	// first and, when it cannot, Init or the standard search, in the
+	// rootfs, as Linux does.
+	RDInit   string   `json:"rdinit,omitempty"`
+	Init     string   `json:"init"`
+	InitArgs []string `json:"init_args"`
+	InitEnv  []string `json:"init_env"`
 	// Devices maps a guest /dev name ("ubda", "ubd/0", "tty1") to the host
 	// path (in K's mount namespace) bound onto it.
 	Devices map[string]string `json:"devices"`

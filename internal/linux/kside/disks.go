@@ -1,11 +1,14 @@
 package kside
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/umlkit/umlkit/internal/blockfuse"
 	"github.com/umlkit/umlkit/internal/linux/plan"
+	"github.com/umlkit/umlkit/internal/mountemu"
 	"github.com/umlkit/umlkit/internal/ubd"
 )
 
@@ -48,6 +51,9 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 			return nil, err
 		}
 		k.blocks = srv
+		// Partition tables are read now (their listing joins the boot
+		// log, as UML's does) and again after the guest writes one.
+		srv.EnablePartitions(k.onPartitions)
 	}
 	return func() {
 		k.ubdMu.Lock()
@@ -68,6 +74,48 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 		k.ubdMu.Unlock()
 		closeAll()
 	}, nil
+}
+
+// onPartitions is the export's scan hook (blockfuse.EnablePartitions): it
+// logs Linux's lines for the table and, once the guest runs, makes the
+// guest's /dev follow: a symlink into /dev/.ubd for each partition that
+// came, none for those that went (the files themselves come and go in the
+// export, which the guest has bound there). It runs with the disk's scan
+// lock held, so the names are there when the guest's BLKRRPART, or the
+// close(2) of a disk it wrote a table to, returns. It must not take ubdMu
+// (hot-plug holds it while it adds a disk, which scans it).
+func (k *kernel) onPartitions(disk string, r blockfuse.ScanResult) {
+	for _, l := range r.Log {
+		k.logf("%s", l)
+	}
+	init := int(k.guestPid.Load())
+	if init == 0 {
+		return // booting: G makes the links from its plan
+	}
+	if err := linkInGuest(init, r.Removed, r.Added); err != nil {
+		k.logf("%s: partitions: %v", disk, err)
+	}
+}
+
+// linkInGuest removes the guest's /dev names of the partitions gone and
+// makes those of the partitions added.
+func linkInGuest(init int, gone, added []blockfuse.Partition) error {
+	return mountemu.InGuest(init, func() error {
+		var errs []error
+		for _, p := range gone {
+			if err := os.Remove("/dev/" + p.Name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		for _, p := range added {
+			dst := "/dev/" + p.Name
+			os.Remove(dst) // a stale name of an earlier table
+			if err := os.Symlink(plan.PartitionLink(p.Name), dst); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // ubdOptions are the driver's options for d; a root-run K has P open the

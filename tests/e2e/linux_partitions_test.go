@@ -216,10 +216,26 @@ func lastListing(out, d string) string {
 	return last
 }
 
-// checkPartition reads the table of the host image img with parttable,
-// copies partition n (its window of the image) to a file, and checks it
-// with e2fsck -fn and debugfs.
+// checkPartition reads the table of the host image img with parttable
+// and checks its partition n (2048+32768 sectors: sfdisk's first 16M) with
+// e2fsck -fn and debugfs.
 func checkPartition(t *testing.T, img string, kind parttable.Kind, n int, path, want string) {
+	t.Helper()
+	tab, win := partitionWindow(t, img, n)
+	if tab.Kind != kind || len(tab.Parts) != 2 {
+		t.Fatalf("%s: table %q with %d partitions; want %q with 2", img, tab.Kind, len(tab.Parts), kind)
+	}
+	if p := tab.Parts[n-1]; p.Number != n || p.Start != 2048 || p.Sectors != 32768 {
+		t.Errorf("%s partition %d at %d+%d; want 2048+32768 (sfdisk's 16M)", img, p.Number, p.Start, p.Sectors)
+	}
+	if got := checkImage(t, win, path); got != want {
+		t.Errorf("%s partition %d: %s = %q; want %q", img, n, path, got, want)
+	}
+}
+
+// partitionWindow reads the table of the 64 MiB host image img with
+// parttable and copies partition n (its window of the image) to a file.
+func partitionWindow(t *testing.T, img string, n int) (*parttable.Table, string) {
 	t.Helper()
 	f, err := os.Open(img)
 	if err != nil {
@@ -237,12 +253,14 @@ func checkPartition(t *testing.T, img string, kind parttable.Kind, n int, path, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tab.Kind != kind || len(tab.Parts) != 2 {
-		t.Fatalf("%s: table %q with %d partitions; want %q with 2", img, tab.Kind, len(tab.Parts), kind)
+	var p *parttable.Partition
+	for i := range tab.Parts {
+		if tab.Parts[i].Number == n {
+			p = &tab.Parts[i]
+		}
 	}
-	p := tab.Parts[n-1]
-	if p.Number != n || p.Start != 2048 || p.Sectors != 32768 {
-		t.Errorf("%s partition %d at %d+%d; want 2048+32768 (sfdisk's 16M)", img, p.Number, p.Start, p.Sectors)
+	if p == nil {
+		t.Fatalf("%s has no partition %d: %+v", img, n, tab.Parts)
 	}
 	win := filepath.Join(t.TempDir(), fmt.Sprintf("%s%d.img", filepath.Base(img), n))
 	out, err := os.Create(win)
@@ -254,7 +272,40 @@ func checkPartition(t *testing.T, img string, kind parttable.Kind, n int, path, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := checkImage(t, win, path); got != want {
-		t.Errorf("%s partition %d: %s = %q; want %q", img, n, path, got, want)
-	}
+	return tab, win
+}
+
+// busyboxPartitions is a busybox guest's script: fdisk makes a primary
+// and an extended partition with two logical ones on ubdb.
+const busyboxPartitions = `printf 'o\nn\np\n1\n\n+8M\nn\ne\n2\n\n\nn\nl\n\n+8M\nn\nl\n\n\nw\n' | fdisk /dev/ubdb >/dev/null 2>&1 && echo FDISK-OK
+[ -L /dev/ubdb1 ] && [ -e /dev/ubdb2 ] && [ -e /dev/ubdb5 ] && [ -e /dev/ubdb6 ] && echo NODES-OK
+ls -lnL /dev/ubdb1 | sed 's/^/LS /'
+[ "$(blockdev --getsize64 /dev/ubdb1)" = 8388608 ] && [ "$(blockdev --getsize64 /dev/ubdb2)" = 1024 ] && echo GETSIZE-OK
+echo "BLOCKDEV $(blockdev --getss /dev/ubdb5) $(blockdev --getbsz /dev/ubdb5) $(blockdev --getro /dev/ubdb5)"
+blkdiscard -o 0 -l 1048576 /dev/ubdb6 && echo BLKDISCARD-OK
+partprobe /dev/ubdb && echo PARTPROBE-OK
+mke2fs /dev/ubdb1 2>&1 | grep -q 'not a block device' && echo MKE2FS-NEEDS-F
+mke2fs -F /dev/ubdb1 >/dev/null 2>&1 && echo MKE2FS-F-OK
+mke2fs -F /dev/ubdb5 >/dev/null 2>&1 && echo MKE2FS-LOGICAL-OK
+mkdosfs -n BUSYBOX /dev/ubdb6 >/dev/null && echo MKDOSFS-OK
+mkdir -p /mnt
+mount /dev/ubdb1 /mnt && echo busybox-data > /mnt/f && umount /mnt && echo MOUNT-OK
+mount -t ext2 /dev/ubdb5 /mnt && umount /mnt && echo MOUNT-LOGICAL-OK`
+
+// TestIntegrationLinuxPartitionsBusybox: busybox's fdisk, blockdev,
+// blkdiscard, partprobe, mke2fs (with -F: busybox insists on a block
+// device otherwise), mkdosfs and mount on partitions, as root and as the
+// test user; the host checks partition 1.
+func TestIntegrationLinuxPartitionsBusybox(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		disk := blankDisks(t, r.dir, r)["b"]
+		out := r.boot(busyboxPartitions, "ubd1="+disk)
+		expect(t, out, "FDISK-OK", "NODES-OK", "GETSIZE-OK", "BLOCKDEV 512 4096 0", "BLKDISCARD-OK", "PARTPROBE-OK",
+			"MKE2FS-NEEDS-F", "MKE2FS-F-OK", "MKE2FS-LOGICAL-OK", "MKDOSFS-OK", "MOUNT-OK", "MOUNT-LOGICAL-OK",
+			" ubdb: ubdb1 ubdb2 < ubdb5 ubdb6 >", "LS -rw-rw----    1 0        6          8388608")
+		_, win := partitionWindow(t, disk, 1)
+		if got := checkImage(t, win, "/f"); got != "busybox-data\n" {
+			t.Errorf("/f on ubdb1 = %q", got)
+		}
+	})
 }

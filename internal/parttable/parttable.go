@@ -256,3 +256,28 @@ func (d *disk) readSectors(lba, n uint64) (b []byte, ok bool, err error) {
 	clear(b[got:])
 	return b, true, nil
 }
+
+// Block device numbers of ubd disks in /proc/partitions: major 98 with 16
+// minors per disk (the disk and partitions 1-15); partitions from 16 on get
+// a minor of the extended major 259, the lowest free one when they appear.
+const (
+	UbdMajor      = 98
+	UbdMinors     = 16
+	ExtendedMajor = 259
+)
+
+// ProcEntry is one line of /proc/partitions.
+type ProcEntry struct {
+	Major, Minor uint32
+	Blocks       uint64 // KiB
+	Name         string
+}
+
+// ProcPartitions renders /proc/partitions as Linux prints it.
+func ProcPartitions(entries []ProcEntry) []byte {
+	b := []byte("major minor  #blocks  name\n\n")
+	for _, e := range entries {
+		b = fmt.Appendf(b, "%4d  %7d %10d %s\n", e.Major, e.Minor, e.Blocks, e.Name)
+	}
+	return b
+}

@@ -398,3 +398,36 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestProcPartitions: the layout of linux.uml's /proc/partitions
+// (testdata: a disk with 20 GPT partitions, the last five on major 259).
+func TestProcPartitions(t *testing.T) {
+	d := readGolden(t, "gpt-holes")
+	tab, err := Read(d, d.sectors())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const unit = 3 // ubdd
+	entries := []ProcEntry{{UbdMajor, unit * UbdMinors, d.sectors() / 2, "ubdd"}}
+	ext := uint32(0)
+	for _, p := range tab.Parts {
+		e := ProcEntry{UbdMajor, uint32(unit*UbdMinors + p.Number), p.Sectors / 2, PartName("ubdd", p.Number)}
+		if p.Number >= UbdMinors {
+			e.Major, e.Minor = ExtendedMajor, ext
+			ext++
+		}
+		entries = append(entries, e)
+	}
+	got := string(ProcPartitions(entries))
+	// linux.uml's lines for this disk, booted as ubdd (/proc/partitions).
+	want := "major minor  #blocks  name\n\n" +
+		"  98       48       4096 ubdd\n" +
+		"  98       49         64 ubdd1\n" +
+		"  98       50         64 ubdd2\n"
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("ProcPartitions:\n%s\nwant a start of:\n%s", got, want)
+	}
+	if !strings.Contains(got, "  98       63         64 ubdd15\n 259        0         64 ubdd16\n") || !strings.HasSuffix(got, " 259        4         64 ubdd20\n") {
+		t.Errorf("ProcPartitions, extended minors:\n%s", got)
+	}
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
@@ -308,4 +309,64 @@ func TestIntegrationLinuxPartitionsBusybox(t *testing.T) {
 			t.Errorf("/f on ubdb1 = %q", got)
 		}
 	})
+}
+
+// goldenDisk unpacks a golden disk of internal/parttable into dir.
+func goldenDisk(t *testing.T, dir, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "..", "internal", "parttable", "testdata", name+".img.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name+".img")
+	out, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, z); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestIntegrationLinuxProcPartitions: "proc partitions" over the mconsole
+// answers what linux.uml's does for the same disks (a DOS table with
+// logical partitions, a GPT with a hole and partitions 16-20 on major 259),
+// byte for byte; a disk added with "config ubdN=" brings its partitions
+// into the running guest and "remove" takes them away.
+func TestIntegrationLinuxProcPartitions(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLinuxHost(t)
+	run := debianMconsole(t)
+	dir := t.TempDir()
+	dos, gpt := goldenDisk(t, dir, "dos-logical"), goldenDisk(t, dir, "gpt-holes")
+	extra := []string{"ubd1=" + dos, "ubd2r=" + gpt}
+	real := realReplies(t, "pp-real", []string{"proc partitions"}, extra...)
+	g, sock := bootForMconsole(t, "echo READY; exec sh", "pp", append([]string{"con0=fd:0,fd:1", "con=null", "ssl=null"}, extra...)...)
+	sameReplies(t, run, sock, []string{"proc partitions"}, real)
+	t.Logf("linux.uml's proc partitions:\n%s", real["proc partitions"])
+	guest := (&guestShell{t: t, g: g}).run
+	guest("ls /dev/ubdb5 /dev/ubdc20 && echo LISTED", "LISTED")
+	plug := goldenDisk(t, dir, "dos-ebrgarbage")
+	if out := run(sock, "config ubd3="+plug); out != "OK \n" {
+		t.Fatalf("config ubd3= = %q", out)
+	}
+	guest("ls /dev/ubdd10 && echo PLUGGED", "PLUGGED")
+	if out := run(sock, "proc partitions"); !strings.Contains(out, "  98       58          2 ubdd10\n") {
+		t.Errorf("proc partitions after config ubd3=: %q", out)
+	}
+	if out := run(sock, "remove ubd3"); out != "OK \n" {
+		t.Errorf("remove ubd3 = %q", out)
+	}
+	guest("ls /dev/ubdd* 2>&1 | grep -c ubdd", "0")
+	run(sock, "halt")
+	if code, err := g.Wait(bootTimeout); err != nil || code != 0 {
+		t.Errorf("halt: %d, %v", code, err)
+	}
 }

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 
 	"github.com/umlkit/umlkit/internal/blockfuse"
 	"github.com/umlkit/umlkit/internal/linux/plan"
 	"github.com/umlkit/umlkit/internal/mountemu"
+	"github.com/umlkit/umlkit/internal/parttable"
 	"github.com/umlkit/umlkit/internal/ubd"
 )
 
@@ -88,6 +91,7 @@ func (k *kernel) onPartitions(disk string, r blockfuse.ScanResult) {
 	for _, l := range r.Log {
 		k.logf("%s", l)
 	}
+	k.extMinors.update(r.Removed, r.Added)
 	init := int(k.guestPid.Load())
 	if init == 0 {
 		return // booting: G makes the links from its plan
@@ -95,6 +99,76 @@ func (k *kernel) onPartitions(disk string, r blockfuse.ScanResult) {
 	if err := linkInGuest(init, r.Removed, r.Added); err != nil {
 		k.logf("%s: partitions: %v", disk, err)
 	}
+}
+
+// extMinors numbers the partitions from 16 on, which Linux puts on the
+// extended major 259: each gets the lowest free minor when it appears.
+type extMinors struct {
+	mu     sync.Mutex
+	byName map[string]uint32
+}
+
+func (e *extMinors) update(gone, added []blockfuse.Partition) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.byName == nil {
+		e.byName = map[string]uint32{}
+	}
+	for _, p := range gone {
+		delete(e.byName, p.Name)
+	}
+	for _, p := range added {
+		if p.Number < parttable.UbdMinors {
+			continue
+		}
+		used := map[uint32]bool{}
+		for _, m := range e.byName {
+			used[m] = true
+		}
+		m := uint32(0)
+		for used[m] {
+			m++
+		}
+		e.byName[p.Name] = m
+	}
+}
+
+func (e *extMinors) get(name string) (uint32, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m, ok := e.byName[name]
+	return m, ok
+}
+
+// procPartitions is the machine's /proc/partitions as UML's shows it: each
+// ubd disk (major 98, 16 minors a disk) followed by its partitions.
+func (k *kernel) procPartitions() []byte {
+	k.ubdMu.Lock()
+	defer k.ubdMu.Unlock()
+	units := make([]int, 0, len(k.ubd))
+	for u := range k.ubd {
+		units = append(units, u)
+	}
+	sort.Ints(units)
+	var entries []parttable.ProcEntry
+	for _, u := range units {
+		name := plan.DiskName(u)
+		entries = append(entries, parttable.ProcEntry{Major: parttable.UbdMajor, Minor: uint32(u * parttable.UbdMinors), Blocks: uint64(k.ubd[u].Size()) / 1024, Name: name})
+		if k.blocks == nil {
+			continue
+		}
+		for _, p := range k.blocks.Partitions(name) {
+			e := parttable.ProcEntry{Major: parttable.UbdMajor, Minor: uint32(u*parttable.UbdMinors + p.Number), Blocks: uint64(p.Size) / 1024, Name: p.Name}
+			if p.Number >= parttable.UbdMinors {
+				e.Major, e.Minor = parttable.ExtendedMajor, 0
+				if m, ok := k.extMinors.get(p.Name); ok {
+					e.Minor = m
+				}
+			}
+			entries = append(entries, e)
+		}
+	}
+	return parttable.ProcPartitions(entries)
 }
 
 // linkInGuest removes the guest's /dev names of the partitions gone and

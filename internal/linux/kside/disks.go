@@ -57,6 +57,7 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 		// Partition tables are read now (their listing joins the boot
 		// log, as UML's does) and again after the guest writes one.
 		srv.EnablePartitions(k.onPartitions)
+		k.logf("%s", regularFileNote)
 	}
 	return func() {
 		k.ubdMu.Lock()
@@ -78,6 +79,10 @@ func (k *kernel) openDisks(dir string) (func(), error) {
 		closeAll()
 	}, nil
 }
+
+// regularFileNote is the boot-log line that says where the guest's disks
+// differ from UML's block devices (docs/linux.md, "Disks and partitions").
+const regularFileNote = "ubd: disks and partitions are regular files in the guest, not block devices: busybox mke2fs needs -F, lsblk does not list them"
 
 // onPartitions is the export's scan hook (blockfuse.EnablePartitions): it
 // logs Linux's lines for the table and, once the guest runs, makes the

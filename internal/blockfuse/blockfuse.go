@@ -206,15 +206,14 @@ func (s *Server) forget(f *file) {
 	}
 }
 
-// Add exports d as name, with DefaultAttr, and its partitions when the
-// export has EnablePartitions; an existing name is an error.
+// Add exports d as name, with DefaultAttr; an existing name is an error.
+// Its partitions come with Rescan (the caller makes the disk's own name
+// known first, as Linux announces a disk before its partitions).
 func (s *Server) Add(name string, d Disk) error {
-	f := s.newFile(name, d)
-	if !s.root.AddChild(name, s.newInode(context.Background(), f, false), false) {
+	if !s.root.AddChild(name, s.newInode(context.Background(), s.newFile(name, d), false), false) {
 		return fmt.Errorf("%s is already exported", name)
 	}
 	s.root.NotifyEntry(name) // forget a cached "does not exist"
-	s.rescan(f, true)
 	return nil
 }
 

@@ -46,8 +46,8 @@ var ErrNotPartitionable = errors.New("not a partitionable disk")
 const busyWait = 200 * time.Millisecond
 
 // EnablePartitions reads the partition table of every exported disk and
-// exports the partitions it finds, and from then on those of disks added
-// later. onScan, if not nil, is called after every scan that has something
+// exports the partitions it finds; a disk added later gets its partitions
+// with Rescan. onScan, if not nil, is called after every scan that has something
 // to report (also for the first ones, from within this call), with the
 // disk's scan lock held: the partitions' files exist when it runs, and no
 // other scan of that disk can interleave.

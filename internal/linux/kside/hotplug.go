@@ -38,7 +38,6 @@ func (k *kernel) ubdAdd(d plan.Disk, init int) error {
 			k.logf("ubd: /dev/%s: %v", plan.GuestDiskDir, err)
 		}
 	}
-	// Add reads the partition table; the hook binds the partitions.
 	if err := k.blocks.Add(name, disk); err != nil {
 		disk.Close()
 		return err
@@ -52,6 +51,10 @@ func (k *kernel) ubdAdd(d plan.Disk, init int) error {
 		}
 		disk.Close()
 		return fmt.Errorf("ubd%c: %v", 'a'+d.Unit, err)
+	}
+	// Then its partitions (the scan hook links them into the guest).
+	if _, err := k.blocks.Rescan(name); err != nil {
+		k.logf("%s: %v", name, err)
 	}
 	k.ubd[d.Unit] = disk
 	k.idents[d.Unit] = d.IDs

@@ -8,6 +8,10 @@
 // of the machine's /dev — and emulates
 // /dev/loop-control and /dev/loopN so that busybox's and util-linux's mount,
 // which set up a loop device whenever the source is a regular file, work.
+// The block-device ioctls disk tools send (BLKGETSIZE64, BLKSSZGET,
+// BLKDISCARD, BLKRRPART, HDIO_GETGEO, ...; block.go) are trapped too and
+// answered by K when the descriptor is one of the device files it serves
+// (Config.Block: ubd disks, their partitions, loop files).
 // Everything else continues natively (SECCOMP_USER_NOTIF_FLAG_CONTINUE), with
 // the guest's own credentials; the new mount API returns ENOSYS so tools fall
 // back to mount(2).

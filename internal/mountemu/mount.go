@@ -395,9 +395,10 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 	return Reply{}
 }
 
-// claimDisk counts a read-write mount of f's disk (Config.Disks) and
-// returns its index, or -1 when f is none of them; busy names the disk
-// when it is mounted read-write already.
+// claimDisk counts a read-write mount of f's disk or partition
+// (Config.Disks) and returns its index, or -1 when f is none of them; busy
+// names what is mounted read-write already: the same disk or partition,
+// the disk of a partition, or a partition of a disk.
 func (s *Server) claimDisk(f *os.File) (idx int, busy string) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -407,20 +408,26 @@ func (s *Server) claimDisk(f *os.File) (idx int, busy string) {
 	if s.cfg.Disks == nil {
 		return -1, ""
 	}
-	for _, d := range s.cfg.Disks() {
-		i := d.Index
-		for _, x := range d.IDs {
-			if x != id {
-				continue
+	all := s.cfg.Disks()
+	var d *DiskIDs
+	for i := range all {
+		for _, x := range all[i].IDs {
+			if x == id && d == nil {
+				d = &all[i]
 			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if d.Busy || s.rw[i] > 0 {
-				return -1, d.Name
-			}
-			s.rw[i]++
-			return i, ""
 		}
 	}
-	return -1, ""
+	if d == nil {
+		return -1, ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range all {
+		related := o.Index == d.Index || o.Disk == d.Disk && (o.Part == 0) != (d.Part == 0)
+		if related && (o.Busy || s.rw[o.Index] > 0) {
+			return -1, o.Name
+		}
+	}
+	s.rw[d.Index]++
+	return d.Index, ""
 }

@@ -156,6 +156,9 @@ func setup(p *plan.Guest) (*os.File, error) {
 	if err := makeDevices(dev, p.Devices); err != nil {
 		return nil, err
 	}
+	if err := linkDisks(dev, p.DiskDir, p.Links); err != nil {
+		return nil, err
+	}
 	pts := filepath.Join(dev, "pts")
 	os.Mkdir(pts, 0o755)
 	if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
@@ -226,6 +229,31 @@ func makeDevices(dev string, devices map[string]string) error {
 			return err
 		}
 		primary[src] = name
+	}
+	return nil
+}
+
+// linkDisks binds the ubd export directory onto /dev/.ubd and makes the
+// symlinks of the partitions into it. A partition's name is a symlink and
+// not a mount point of its own: the nodes K adds and removes while the
+// guest runs (after a new partition table) then appear in every mount
+// namespace of the guest, as on devtmpfs, and busybox's mke2fs, which
+// refuses a device whose name is a mount point, accepts them.
+func linkDisks(dev, dir string, links map[string]string) error {
+	if dir == "" {
+		return nil
+	}
+	target := filepath.Join(dev, plan.GuestDiskDir)
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return err
+	}
+	if err := mount(dir, target, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	for name, to := range links {
+		if err := os.Symlink(to, filepath.Join(dev, name)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -129,6 +129,9 @@ type kernel struct {
 	idents  map[int][]plan.FileIdent // host identities of each open disk's files
 	blocks  *blockfuse.Server        // the export of ubd as files in diskDir, nil while none
 	diskDir string
+	// extMinors: the /proc/partitions minors of partitions 16 and up
+	// (disks.go), kept by the scan hook.
+	extMinors extMinors
 
 	ethMu  sync.Mutex               // guards relays (mconsole hot-plug)
 	relays map[string]*netdev.Relay // running network devices by name

@@ -136,6 +136,15 @@ func (k *kernel) guestPlan(root, diskDir, console string) plan.Guest {
 		name := plan.DiskName(d.Unit)
 		gp.Devices[name] = filepath.Join(diskDir, name)
 		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = filepath.Join(diskDir, name)
+		if k.blocks != nil {
+			gp.DiskDir = diskDir
+			for _, p := range k.blocks.Partitions(name) {
+				if gp.Links == nil {
+					gp.Links = map[string]string{}
+				}
+				gp.Links[p.Name] = plan.PartitionLink(p.Name)
+			}
+		}
 	}
 	return gp
 }

@@ -159,6 +159,14 @@ type Disk struct {
 // DiskName is the guest name of ubd unit: ubda, ubdb, ...
 func DiskName(unit int) string { return "ubd" + string(rune('a'+unit)) }
 
+// GuestDiskDir is where the guest sees the ubd export directory (a hidden
+// name under /dev); a partition's /dev name is a symlink into it.
+const GuestDiskDir = ".ubd"
+
+// PartitionLink is the target of the /dev symlink of a partition (or any
+// name of the export): ".ubd/ubdb1".
+func PartitionLink(name string) string { return GuestDiskDir + "/" + name }
+
 // FileIdent is a host file's device and inode.
 type FileIdent struct {
 	Dev uint64 `json:"dev"`
@@ -246,6 +254,11 @@ type Guest struct {
 	// Devices maps a guest /dev name ("ubda", "ubd/0", "tty1") to the host
 	// path (in K's mount namespace) bound onto it.
 	Devices map[string]string `json:"devices"`
+	// DiskDir is the host path (in K's mount namespace) of the ubd export
+	// directory, bound onto /dev/.ubd ("" for none); Links are symlinks
+	// made in /dev, name -> target ("ubdb1" -> ".ubd/ubdb1": partitions).
+	DiskDir string            `json:"disk_dir,omitempty"`
+	Links   map[string]string `json:"links,omitempty"`
 	// Console is the host path of the pty slave that becomes /dev/console
 	// and /dev/tty0.
 	Console string `json:"console"`

@@ -53,6 +53,9 @@ type Config struct {
 	// EBUSY, since two file system servers writing one disk corrupt it.
 	// Called at each read-write mount (disks come and go with hot-plug).
 	Disks func() []DiskIDs
+	// Sysinfo, when set, gives the figures sysinfo(2) returns to the
+	// guest (Install's trapSysinfo must have been true).
+	Sysinfo func() (Sysinfo, error)
 	// OpenHostfs, when set, makes the detached tree of a hostfs mount of
 	// path (relative to HostfsRoot, resolved inside it) instead of K: used
 	// when linux runs as root, whose host side must make the tree
@@ -248,6 +251,8 @@ func (s *Server) handle(lis *os.File, n *Notif) Reply {
 		return s.umount(n, valid)
 	case s.nums.ioctl:
 		return s.ioctl(n, valid)
+	case s.nums.sysinfo:
+		return s.sysinfo(n, valid)
 	}
 	return Reply{Continue: true}
 }

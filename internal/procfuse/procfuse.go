@@ -5,14 +5,24 @@
 // system in K, which G binds over the guest's /proc files, and reads the
 // host facts they are rendered from (host.go).
 //
-// Each file is rendered when a handle reads it at offset 0 (a first read,
-// or a re-read after lseek(0), as procps's top does with the files it keeps
-// open) and kept for that handle's later offsets, so one read(2) loop sees
-// one consistent text, as the kernel's seq_file gives it. What handles keep
-// is bounded (MaxPinned over all of them, beyond which reads render
-// without keeping), renders run at most maxRenders at a time, and a render
-// reads at most procview.MaxInput bytes of a host file: a guest opening
-// many handles or reading without end costs K no more than its own reads.
+// Each open renders the file once for its handle, and every read of the
+// handle serves that text, so one read(2) loop sees one consistent text,
+// as the kernel's seq_file gives it; a read at offset 0 after that (a
+// re-read after lseek(0), as procps's top does with the files it keeps
+// open) renders afresh. Reads are direct I/O, but the kernel serves
+// sendfile(2) and splice(2) — busybox's cat — from the page cache up to
+// the inode's size: so an open also drops the file's cached pages and
+// stores the text's last byte at its place (FUSE_NOTIFY_STORE), which
+// makes the size at least the text's; the short read at its end then
+// sets it exactly. Two readers that open the same view at once may see
+// each other's (complete) text through sendfile; read(2) always sees its
+// own.
+//
+// What handles keep is bounded (MaxPinned over all of them, beyond which
+// reads render without keeping), renders run at most maxRenders at a
+// time, and a render reads at most procview.MaxInput bytes of a host
+// file: a guest opening many handles or reading without end costs K no
+// more than its own reads.
 //
 // Read-only: the mount is MS_RDONLY, files are 0444 root:root, an open
 // for writing gets EACCES and a chmod, chown, truncate or utimes EPERM,
@@ -138,7 +148,8 @@ type fileNode struct {
 	fs.Inode
 	s      *Server
 	f      File
-	static []byte // Static files' text
+	static []byte       // Static files' text
+	last   atomic.Int64 // length of the last text rendered
 }
 
 var (
@@ -151,6 +162,15 @@ func (n *fileNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 	out.Mode = syscall.S_IFREG | 0o444
 	out.Nlink = 1
 	out.Size = uint64(len(n.static))
+	if !n.f.Static {
+		// the text this handle reads (fstat), else the last one
+		out.Size = uint64(n.last.Load())
+		if h, ok := f.(*handle); ok {
+			if l := h.length(); l >= 0 {
+				out.Size = uint64(l)
+			}
+		}
+	}
 	out.Blksize = 1024
 	out.SetTimes(&n.s.start, &n.s.start, &n.s.start)
 	return 0
@@ -167,22 +187,60 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if flags&writeFlags != 0 {
 		return nil, 0, syscall.EACCES
 	}
+	h := &handle{n: n}
+	if !n.f.Static {
+		text, errno := n.s.render(ctx, n.f)
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		h.keep(text)
+		// For sendfile and splice (see the package comment): no page
+		// of an earlier text stays, and the size covers this one.
+		n.NotifyContent(0, 0)
+		if len(text) > 0 {
+			n.WriteCache(int64(len(text)-1), text[len(text)-1:])
+		}
+	}
 	// Direct I/O: every read reaches Read (the size shown is not the
 	// text's), and nothing of the guest's is kept in the page cache.
-	return &handle{n: n}, fuse.FOPEN_DIRECT_IO, 0
+	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
-// handle is an open view: the text rendered at its last read at offset 0.
+// handle is an open view: the text rendered at its open or at its last
+// read at offset 0.
 type handle struct {
 	n    *fileNode
-	mu   sync.Mutex // guards data
+	mu   sync.Mutex // guards data, read
 	data []byte     // kept text (counted in Server.pinned), or nil
+	read bool       // data has been read from
 }
 
 var (
 	_ fs.FileReader   = (*handle)(nil)
 	_ fs.FileReleaser = (*handle)(nil)
 )
+
+// keep makes text the handle's, when MaxPinned allows; h.mu is held or h
+// not yet shared.
+func (h *handle) keep(text []byte) {
+	h.unpin()
+	h.n.last.Store(int64(len(text)))
+	if s := h.n.s; s.pinned.Add(int64(len(text))) <= s.max {
+		h.data = text
+	} else {
+		s.pinned.Add(-int64(len(text))) // served, not kept
+	}
+}
+
+// length is the length of the handle's text, -1 when it keeps none.
+func (h *handle) length() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.data == nil {
+		return -1
+	}
+	return len(h.data)
+}
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if off < 0 {
@@ -194,19 +252,15 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	data := h.data
-	if data == nil || off == 0 {
+	if data == nil || off == 0 && h.read {
 		text, errno := h.n.s.render(ctx, h.n.f)
 		if errno != 0 {
 			return nil, errno
 		}
-		h.unpin()
+		h.keep(text)
 		data = text
-		if s := h.n.s; s.pinned.Add(int64(len(text))) <= s.max {
-			h.data = text
-		} else {
-			s.pinned.Add(-int64(len(text))) // served, not kept
-		}
 	}
+	h.read = true
 	return fuse.ReadResultData(slice(data, dest, off)), 0
 }
 

@@ -195,3 +195,65 @@ func TestIntegrationViewsBounded(t *testing.T) {
 		t.Errorf("%d bytes kept after every handle closed", s.pinned.Load())
 	}
 }
+
+// TestIntegrationViewsSendfile: sendfile(2) (busybox's cat) reads each
+// open's whole text although every open's text has another length, also
+// through a bind mount of the file (the guest's way in, where the kernel
+// never revalidates the file's attributes).
+func TestIntegrationViewsSendfile(t *testing.T) {
+	var renders atomic.Int64
+	lengths := []int{43, 9000, 25, 5000, 30, 4096, 4097}
+	s := mountViews(t, MaxPinned, File{Name: "meminfo", Render: func() []byte {
+		i := renders.Add(1)
+		l := lengths[int(i)%len(lengths)]
+		text := fmt.Sprintf("render %d len %d\n", i, l)
+		return []byte(text + strings.Repeat("x", l-len(text)-1) + "\n")
+	}})
+	target := filepath.Join(t.TempDir(), "meminfo")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(s.Path("meminfo"), target, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(target, syscall.MNT_DETACH)
+	for _, path := range []string{s.Path("meminfo"), target} {
+		for i := 0; i < 3*len(lengths); i++ {
+			got, err := sendfileAll(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n, l int
+			fmt.Sscanf(string(got), "render %d len %d", &n, &l)
+			if l == 0 || len(got) != l || got[len(got)-1] != '\n' {
+				t.Errorf("sendfile of %s: %d bytes starting %q; want the whole text", path, len(got), got[:min(len(got), 30)])
+			}
+		}
+	}
+}
+
+// sendfileAll copies path with sendfile(2) into a temporary file and
+// returns what arrived.
+func sendfileAll(path string) ([]byte, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp("", "sendfile-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	for {
+		n, err := syscall.Sendfile(int(out.Fd()), int(in.Fd()), nil, 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return os.ReadFile(out.Name())
+}

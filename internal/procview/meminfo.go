@@ -149,8 +149,9 @@ var userLines = []struct {
 	{"Shmem", []string{"shmem"}},
 }
 
-// kernelLines are shown from memory.stat where it has them (cgroup v2);
-// otherwise they stay the host's.
+// kernelLines are shown from memory.stat where it has them (cgroup v2),
+// as 0 where the cgroup does not count them (v1), and without a cgroup as
+// the host's capped at what the machine uses.
 var kernelLines = []struct{ key, stat string }{
 	{"KReclaimable", "slab_reclaimable"},
 	{"Slab", "slab"},
@@ -216,14 +217,22 @@ func (m Memory) figures(h *Meminfo) figures {
 	}
 	if len(m.Cgroup) > 0 {
 		f["Mlocked"] = min(h.bytesOf("Mlocked"), f["Unevictable"])
-		for _, l := range kernelLines {
-			if v, ok := m.Stat[l.stat]; ok {
-				f[l.key] = v
-			}
-		}
 	} else {
 		f["Mlocked"] = min(h.bytesOf("Mlocked"), used)
 	}
+	for _, l := range kernelLines {
+		v, ok := m.Stat[l.stat]
+		if len(m.Cgroup) == 0 {
+			v = h.bytesOf(l.key)
+		} else if !ok {
+			v = 0 // not counted per cgroup (v1): the host's would be the host's
+		}
+		f[l.key] = min(v, used)
+	}
+	// procps's free counts SReclaimable into buff/cache
+	reclaimable := used - f["Buffers"] - f["Cached"]
+	f["SReclaimable"] = min(f["SReclaimable"], reclaimable)
+	f["KReclaimable"] = min(f["KReclaimable"], reclaimable)
 	f["SwapTotal"], f["SwapFree"] = m.swap(h)
 	return f
 }
@@ -249,6 +258,29 @@ func (m Memory) swap(h *Meminfo) (total, free uint64) {
 		}
 	}
 	return total, free
+}
+
+// Summary is the machine's memory in bytes, as sysinfo(2) reports it.
+type Summary struct {
+	Total, Free, Shared, Buffers, SwapTotal, SwapFree uint64
+}
+
+// MemSummary returns the figures of RenderMeminfo for the same inputs that
+// sysinfo(2) reports.
+func MemSummary(host []byte, m Memory) (Summary, error) {
+	h, err := ParseMeminfo(host)
+	if err != nil {
+		return Summary{}, err
+	}
+	f := figures{}
+	for _, k := range []string{"MemTotal", "MemFree", "Shmem", "Buffers", "SwapTotal", "SwapFree"} {
+		f[k] = h.bytesOf(k)
+	}
+	if m.Virtual() {
+		f = m.figures(h)
+	}
+	return Summary{Total: f["MemTotal"], Free: f["MemFree"], Shared: f["Shmem"], Buffers: f["Buffers"],
+		SwapTotal: f["SwapTotal"], SwapFree: f["SwapFree"]}, nil
 }
 
 // RenderMeminfo returns the machine's /proc/meminfo from the host's: the

@@ -102,8 +102,13 @@ func checkMeminfo(t *testing.T, host, got []byte) *Meminfo {
 	if v("MemFree") > v("MemTotal") || v("MemAvailable") > v("MemTotal") || v("MemAvailable") < v("MemFree") {
 		t.Errorf("MemTotal %d, MemFree %d, MemAvailable %d: want free <= available <= total", v("MemTotal"), v("MemFree"), v("MemAvailable"))
 	}
-	if v("Buffers")+v("Cached") > v("MemTotal")-v("MemFree") {
-		t.Errorf("Buffers %d + Cached %d exceed the used %d", v("Buffers"), v("Cached"), v("MemTotal")-v("MemFree"))
+	if v("Buffers")+v("Cached")+v("SReclaimable") > v("MemTotal")-v("MemFree") {
+		t.Errorf("Buffers %d + Cached %d + SReclaimable %d (procps's buff/cache) exceed the used %d", v("Buffers"), v("Cached"), v("SReclaimable"), v("MemTotal")-v("MemFree"))
+	}
+	for _, l := range g.lines {
+		if l.kB && l.text != h.lines[h.index[l.key]].text && l.val > v("MemTotal") && !strings.HasPrefix(l.key, "Swap") {
+			t.Errorf("%s = %d kB exceeds MemTotal %d", l.key, l.val, v("MemTotal"))
+		}
 	}
 	if v("SwapFree") > v("SwapTotal") {
 		t.Errorf("SwapFree %d > SwapTotal %d", v("SwapFree"), v("SwapTotal"))
@@ -148,7 +153,7 @@ func TestRenderMeminfo(t *testing.T) {
 		{"v1-cgroup", Memory{Mem: 64 * mB, Cgroup: []CgroupLevel{{Limit: 64 * mB, Usage: 20 * mB}, {Limit: Unlimited, Usage: 3 << 30}},
 			Stat: small}, map[string]uint64{"MemTotal": 65536, "MemFree": 45056, "MemAvailable": 45056 + 5120, "Buffers": 0,
 			"Cached": 6144, "AnonPages": 10240, "Active(file)": 2048, "Inactive(file)": 3072, "Active": 3072, "Inactive": 12288,
-			"Shmem": 1024, "Mapped": 4096, "Slab": hkb("Slab")}},
+			"Shmem": 1024, "Mapped": 4096, "Slab": 0, "SReclaimable": 0}},
 		{"v1-real-stat", Memory{Mem: 64 * mB, Cgroup: []CgroupLevel{{Limit: 64 * mB, Usage: 30 * mB}}, Stat: v1Stat(t)},
 			map[string]uint64{"MemTotal": 65536, "MemFree": 34816, "MemAvailable": 65536, "Cached": 30720}},
 		{"v2-cgroup", Memory{Mem: 128 * mB, Cgroup: []CgroupLevel{{Limit: 128 * mB, Usage: 70 * mB, Swap: true, SwapLimit: Unlimited}},
@@ -233,6 +238,24 @@ func TestRenderMeminfoSwap(t *testing.T) {
 				t.Errorf("/proc/swaps sums to size %d used %d; meminfo says total %d free %d", size, used, tc.total, tc.free)
 			}
 		})
+	}
+}
+
+func TestMemSummary(t *testing.T) {
+	host := read(t, "host-meminfo")
+	m := Memory{Mem: 64 * mB, Cgroup: []CgroupLevel{{Limit: 64 * mB, Usage: 20 * mB}}, Stat: map[string]uint64{"shmem": 1 * mB}}
+	got, err := MemSummary(host, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Summary{Total: 64 * mB, Free: 44 * mB, Shared: 1 * mB}
+	if got != want {
+		t.Errorf("MemSummary = %+v; want %+v", got, want)
+	}
+	h, _ := ParseMeminfo(host)
+	hostSum, _ := MemSummary(host, Memory{})
+	if hostSum.Total != h.bytesOf("MemTotal") || hostSum.Free != h.bytesOf("MemFree") {
+		t.Errorf("MemSummary without mem= = %+v; want the host's", hostSum)
 	}
 }
 

@@ -55,7 +55,7 @@ func run() int {
 		return 1
 	}
 	if sock := files[plan.FDGuestMount]; sock != nil {
-		installMountFilter(sock) // locks this thread: execInit must run on it
+		installMountFilter(sock, p.Sysinfo) // locks this thread: execInit must run on it
 	}
 	if g := files[plan.FDGuestGo]; g != nil {
 		// Run by root, P puts this process into the guest's cgroup and
@@ -115,6 +115,9 @@ func setup(p *plan.Guest) error {
 		fmt.Fprintf(os.Stderr, "guest init: %v (continuing without /sys)\n", err)
 	}
 	if err := maskPaths(r); err != nil {
+		return err
+	}
+	if err := bindViews(r, p.Views); err != nil {
 		return err
 	}
 	dev := filepath.Join(r, "dev")

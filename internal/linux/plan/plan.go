@@ -89,7 +89,13 @@ type Plan struct {
 	Hostname string   `json:"hostname"`
 	Disks    []Disk   `json:"disks"`
 	Quiet    bool     `json:"quiet"`
-	Cmdline  string   `json:"cmdline"`
+	Cmdline  string   `json:"cmdline"` // the guest command line (/proc/cmdline)
+
+	// Mem is mem= in bytes (0: not given); MemCgroup the memory cgroup
+	// that enforces it, if one could be made. K renders the guest's
+	// /proc/meminfo and /proc/swaps from them (internal/procview).
+	Mem       uint64     `json:"mem,omitempty"`
+	MemCgroup *MemCgroup `json:"mem_cgroup,omitempty"`
 
 	Eth      []Eth    `json:"eth,omitempty"`
 	Consoles Consoles `json:"consoles"`
@@ -102,6 +108,13 @@ type Plan struct {
 	Shifted bool   `json:"shifted,omitempty"`
 	DevDir  string `json:"dev_dir,omitempty"` // private /dev/fuse, /dev/net/tun nodes for K, or ""
 	Notify  string `json:"notify,omitempty"`  // mconsole=notify: socket
+}
+
+// MemCgroup is the machine's memory cgroup as P made it.
+type MemCgroup struct {
+	Dir  string `json:"dir"`  // its directory
+	Root string `json:"root"` // the mount point of its hierarchy
+	V2   bool   `json:"v2"`   // cgroup v2 (memory.max), else v1
 }
 
 // Root kinds.
@@ -229,6 +242,13 @@ type Guest struct {
 	// the guard, so that the mconsole's stop freezes the guest but not the
 	// guard.
 	Cgroup string `json:"cgroup,omitempty"`
+	// Views maps a path below the guest's root ("proc/meminfo") to the
+	// host path (in K's mount namespace) of the view K serves for it
+	// (internal/procfuse); G binds each read-only over its file.
+	Views map[string]string `json:"views,omitempty"`
+	// Sysinfo: sysinfo(2) goes to K, which answers with the machine's
+	// memory (mem=).
+	Sysinfo bool `json:"sysinfo,omitempty"`
 }
 
 // Encode returns the plan as JSON for EnvPlan.

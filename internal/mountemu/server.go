@@ -88,6 +88,7 @@ type mountRec struct {
 	loop   int // -1 when not on a loop device
 	image  *Image
 	hostfs bool
+	tree   bool // a copy of the guest's /proc with its submounts (mountProc)
 }
 
 // Server answers the guest's trapped calls.

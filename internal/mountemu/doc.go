@@ -7,9 +7,12 @@
 // ext2/3/4 through an image mounter K supplies (fuse2fs) — and emulates
 // /dev/loop-control and /dev/loopN so that busybox's and util-linux's mount,
 // which set up a loop device whenever the source is a regular file, work.
-// Everything else continues natively (SECCOMP_USER_NOTIF_FLAG_CONTINUE), with
-// the guest's own credentials; the new mount API returns ENOSYS so tools fall
-// back to mount(2).
+// A plain procfs mount by the machine's own pid namespace becomes a copy of
+// its /proc (with the masks and the machine's /proc views on it), and,
+// when Install is asked to, sysinfo(2) is answered with the machine's
+// figures (Config.Sysinfo). Everything else continues natively
+// (SECCOMP_USER_NOTIF_FLAG_CONTINUE), with the guest's own credentials; the
+// new mount API returns ENOSYS so tools fall back to mount(2).
 //
 // Concurrency: Server.Serve runs one receive loop; every notification is
 // handled on its own goroutine. Server.mu guards the loop table and the

@@ -60,7 +60,7 @@ func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
 	if k.plan.Shifted && k.helper != nil {
 		cfg.OpenHostfs = k.helper.hostfs
 	}
-	if k.views != nil && k.memory().Virtual() {
+	if k.views != nil && k.plan.Mem != 0 {
 		cfg.Sysinfo = k.views.sysinfo(k.memory) // the machine's memory (procview.go)
 	}
 	for i := 0; i < numLoops; i++ {

@@ -80,7 +80,7 @@ func (k *kernel) startProcViews(dir string) (func(), error) {
 		})},
 	}
 	guest := map[string]string{viewCmdline: "cmdline", viewBootID: "boot_id", viewUptime: "uptime"}
-	if mem := k.memory(); mem.Virtual() {
+	if k.plan.Mem != 0 {
 		files = append(files,
 			procfuse.File{Name: "meminfo", Render: v.hostView("/proc/meminfo", func(b []byte) ([]byte, error) {
 				return procview.RenderMeminfo(b, k.memory())
@@ -109,11 +109,11 @@ func (k *kernel) startProcViews(dir string) (func(), error) {
 			procfuse.File{Name: "online", Render: func() []byte { return procview.RenderCPUList(v.allowed(), v.online) }})
 		guest[viewCPUInfo], guest[viewStat], guest[viewCPUOnOff] = "cpuinfo", "stat", "online"
 	}
-	k.views = v
 	pdir := filepath.Join(dir, "proc")
 	if err := os.Mkdir(pdir, 0o755); err != nil {
 		return nil, err
 	}
+	k.views = v
 	srv, err := procfuse.Mount(pdir, files)
 	if err != nil {
 		// The guest boots with the host's files (and its own clocks).

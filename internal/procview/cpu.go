@@ -165,7 +165,11 @@ func RenderStat(host []byte, allowed CPUSet, shift uint64) ([]byte, error) {
 	dropped := false
 	var sum []uint64
 	for i, l := range lines {
-		name, rest, _ := strings.Cut(l, " ")
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		name := f[0]
 		switch {
 		case name == "cpu":
 			if total >= 0 {
@@ -182,11 +186,10 @@ func RenderStat(host []byte, allowed CPUSet, shift uint64) ([]byte, error) {
 				dropped = true
 				continue
 			}
-			f := strings.Fields(rest)
-			if len(sum) < len(f) {
-				sum = append(sum, make([]uint64, len(f)-len(sum))...)
+			if len(sum) < len(f)-1 {
+				sum = append(sum, make([]uint64, len(f)-1-len(sum))...)
 			}
-			for j, s := range f {
+			for j, s := range f[1:] {
 				v, err := strconv.ParseUint(s, 10, 64)
 				if err != nil {
 					return nil, ErrMalformed
@@ -194,7 +197,10 @@ func RenderStat(host []byte, allowed CPUSet, shift uint64) ([]byte, error) {
 				sum[j] += v
 			}
 		case name == "btime":
-			v, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+			if len(f) != 2 {
+				return nil, ErrMalformed
+			}
+			v, err := strconv.ParseUint(f[1], 10, 64)
 			if err != nil {
 				return nil, ErrMalformed
 			}

@@ -83,6 +83,15 @@ var benchmarks = []*Benchmark{
 			Variant{Name: "veth ceiling", Run: iperfCeiling(linkNames(iperfLinks)...)}),
 	},
 	{
+		Name:  "systemd",
+		Doc:   "stock Debian 12 under systemd: launch to login prompt and systemctl poweroff to exit, ours (root) vs linux.uml",
+		Setup: stockSetup,
+		Variants: []Variant{
+			{Name: "ours", Run: func(e *Env) ([]Metric, error) { return bootStock(e, e.Ours("linux")) }},
+			{Name: "real", Run: func(e *Env) ([]Metric, error) { return bootStock(e, realUML) }},
+		},
+	},
+	{
 		Name:  "iperf-switch",
 		Doc:   "iperf3 (as iperf) between two guests on one switch: ours on our uml_switch, linux.uml on Debian's, ours with a linux.uml guest on our switch too, and the veth ceiling",
 		Setup: iperfSwitchSetup,

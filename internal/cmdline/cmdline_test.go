@@ -174,3 +174,30 @@ func TestVec(t *testing.T) {
 		t.Errorf("GuestLine = %q; want the vec words kept", c.GuestLine)
 	}
 }
+
+// TestCleanup: --cleanup is ours, consumed before "--" only (after it, it
+// is one of init's arguments) and never part of the guest's command line.
+func TestCleanup(t *testing.T) {
+	for _, tt := range []struct {
+		line     string
+		cleanup  bool
+		initArgs []string
+	}{
+		{"--cleanup", true, nil},
+		{"uml_dir=/tmp/u --cleanup", true, nil},
+		{"init=/bin/sh -- --cleanup", false, []string{"--cleanup"}},
+		{"cleanup", false, []string{"cleanup"}},
+		{"--cleanup=yes", false, nil},
+	} {
+		c, err := Parse(strings.Fields(tt.line))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.line, err)
+		}
+		if c.Cleanup != tt.cleanup || !cmp.Equal(c.InitArgs, tt.initArgs) {
+			t.Errorf("Parse(%q) = Cleanup %v, InitArgs %q; want %v, %q", tt.line, c.Cleanup, c.InitArgs, tt.cleanup, tt.initArgs)
+		}
+		if tt.cleanup && strings.Contains(c.GuestLine, "cleanup") {
+			t.Errorf("Parse(%q): GuestLine %q has --cleanup", tt.line, c.GuestLine)
+		}
+	}
+}

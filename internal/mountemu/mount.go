@@ -16,6 +16,9 @@ const notNewMount = unix.MS_REMOUNT | unix.MS_BIND | unix.MS_MOVE | unix.MS_SHAR
 
 func (s *Server) mount(n *Notif, valid func() bool) Reply {
 	flags := n.Args[3]
+	if flags&(unix.MS_REMOUNT|unix.MS_BIND) == unix.MS_REMOUNT {
+		return s.remount(n, valid)
+	}
 	if flags&notNewMount != 0 {
 		return Reply{Continue: true}
 	}

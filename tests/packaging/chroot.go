@@ -24,7 +24,7 @@ const (
 	CacheDirEnv     = "UMLKIT_TEST_CACHE"
 	defaultCacheDir = "/var/cache/umlkit-test"
 	suite           = "bookworm"
-	includes        = "adduser,systemd" // postinst needs adduser; systemd-analyze verify needs systemd
+	includes        = "adduser,systemd-sysv,udev,iproute2,procps,dbus" // postinst needs adduser; systemd-analyze verify needs systemd; the rest make the stock image of issue 16
 	// MirrorEnv overrides the Debian mirror debootstrap uses (default: the
 	// host's apt sources).
 	MirrorEnv = "UMLKIT_DEBIAN_MIRROR"

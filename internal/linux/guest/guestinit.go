@@ -73,10 +73,23 @@ func run() int {
 	// (systemd) makes its own below that root, where it may write, not
 	// beside it in K's cgroup. Best effort, like the move above.
 	runtime.LockOSThread() // exec runs on this thread (locked already when the mount filter is in)
-	unix.Unshare(unix.CLONE_NEWCGROUP)
+	if unix.Unshare(unix.CLONE_NEWCGROUP) == nil && p.OwnCgroup {
+		mountCgroup()
+	}
 	err = execInit(p)
 	fmt.Fprintf(os.Stderr, "Kernel panic - not syncing: %v\n", err)
 	return 1
+}
+
+// mountCgroup mounts the guest's cgroup namespace (cgroup v2) on
+// /sys/fs/cgroup, as container engines do. An init that manages cgroups
+// takes the hierarchy it finds mounted there: systemd then runs on the
+// unified hierarchy, the one the guest may write, even on a host whose v1
+// controllers are in use (where it would otherwise pick the hybrid layout
+// and fail to create its v1 "name=systemd" groups). Best effort: without
+// /sys, the guest mounts what it wants itself.
+func mountCgroup() {
+	unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RELATIME, "")
 }
 
 func mount(src, target, fstype string, flags uintptr, data string) error {
@@ -227,6 +240,21 @@ func initEnv(cmdline []string) []string {
 	return append([]string{"HOME=/", "TERM=linux", "container=" + ContainerName}, cmdline...)
 }
 
+// systemdInit reports whether the init at path (in the guest's root) is
+// systemd: its symbolic links resolve to a file named "systemd"
+// (/sbin/init -> /lib/systemd/systemd on systemd-sysv distributions).
+func systemdInit(path string) (string, bool) {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false
+	}
+	st, err := os.Stat(target)
+	if err != nil || !st.Mode().IsRegular() {
+		return "", false
+	}
+	return target, filepath.Base(target) == "systemd"
+}
+
 // initCandidates is Linux's search order when init= is not given.
 var initCandidates = []string{"/sbin/init", "/etc/init", "/bin/init", "/bin/sh"}
 
@@ -243,6 +271,13 @@ func execInit(p *plan.Guest) error {
 	var errs []string
 	for _, path := range try {
 		fmt.Fprintf(os.Stdout, "Run %s as init process\r\n", path)
+		if p.NoCgroup != "" {
+			if sd, ok := systemdInit(path); ok {
+				// It would stop at "Failed to create /init.scope control
+				// group ... Freezing execution" and never end.
+				return fmt.Errorf("%s is systemd (%s), which cannot run without a cgroup it may manage: %s", path, sd, p.NoCgroup)
+			}
+		}
 		argv := append([]string{path}, p.InitArgs...)
 		err := unix.Exec(path, argv, env)
 		errs = append(errs, fmt.Sprintf("%s: %v", path, err))

@@ -11,10 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/umlkit/umlkit/internal/chanspec"
+
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/umlkit/umlkit/internal/buildinfo"
+	"github.com/umlkit/umlkit/internal/cgroup"
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/hostcheck"
 	"github.com/umlkit/umlkit/internal/linux/plan"
@@ -91,6 +94,9 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			return stop, nil
 		}},
 		{Name: "mconsole", Run: func() (func(), error) { return m.mconsoleStage(*ctx) }},
+		// Sweeps stale machine cgroups and, for a user whose cgroup is
+		// not writable, gets a delegated scope (cgroups.go).
+		{Name: "host cgroups", Run: func() (func(), error) { return m.hostCgroups(*ctx) }},
 		{Name: "memory cgroup", Run: m.memoryCgroup},
 		// After the memory cgroup: on a v2-only host the freezer's cgroups
 		// nest inside it, so the limit covers the whole machine.
@@ -105,7 +111,27 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			m.plan.Consoles = m.cons.plan
 			return m.cons.Close, nil
 		}},
+		{Name: "host limits", Run: func() (func(), error) { return nil, m.hostLimits() }},
 	}
+}
+
+// hostLimits refuses the machine when the host cannot give it what it
+// needs from limits the kernel shows (internal/hostcheck): one pty per
+// console and serial line that is not "none", and tasks for its processes.
+func (m *machine) hostLimits() error {
+	ptys := 0
+	for _, l := range m.plan.Consoles.Lines {
+		if !chanspec.IsNone(l.Spec) {
+			ptys++
+		}
+	}
+	if p := hostcheck.Ptys(ptys); p != nil {
+		return p
+	}
+	if p := hostcheck.Tasks(); p != nil {
+		return p
+	}
+	return nil
 }
 
 // claimUmid claims ~/.uml/UMID (or uml_dir=/umid=) for this machine.
@@ -158,21 +184,37 @@ func (m *machine) memoryCgroup() (func(), error) {
 	return func() { m.plan.MemCgroup = nil; cg.Close() }, nil
 }
 
-// freezerCgroup makes the cgroups of the mconsole's stop/go (without
-// them, stop/go fall back to SIGSTOP).
+// freezerCgroup makes the cgroups of the mconsole's stop/go and of a
+// guest that manages cgroups (systemd). Without them, stop/go fall back to
+// SIGSTOP, G refuses to start systemd, and one line says so.
 func (m *machine) freezerCgroup() (func(), error) {
-	fc, err := newFreezeCgroup(m.dir.Umid)
-	if err != nil {
-		return nil, nil
-	}
-	m.cg = fc
-	m.plan.GuestCgroup = fc.guest
-	if m.ids != nil {
-		if err := m.ids.delegateCgroup(fc); err != nil {
-			m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
+	if m.noCg == nil {
+		fc, err := newFreezeCgroup(m.dir.Umid)
+		if err == nil {
+			m.cg = fc
+			m.plan.GuestCgroup = fc.guest
+			if m.ids != nil {
+				if err := m.ids.delegateCgroup(fc); err != nil {
+					m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
+				}
+			}
+			return fc.Close, nil
+		}
+		m.noCg = &noCgroup{why: err.Error()}
+		switch {
+		case errors.Is(err, cgroup.ErrNoV2):
+			m.noCg.fix = noV2Fix
+		case os.Geteuid() != 0:
+			m.noCg.fix = userFix()
 		}
 	}
-	return fc.Close, nil
+	m.plan.NoCgroup = m.noCg.String()
+	line := "cgroup: " + m.noCg.why + ": stop/go signal the guest and a systemd guest cannot boot"
+	if m.noCg.fix != "" {
+		line += "; " + m.noCg.fix
+	}
+	m.logf("%s", line)
+	return nil, nil
 }
 
 // idMap says how guest ids map to host ids; an ordinary user's

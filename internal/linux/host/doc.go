@@ -17,6 +17,11 @@
 // (open, hostfs, tty, watchdog, guard, xterm, mount). Halt and reboot are
 // signals to K (SIGUSR1, SIGUSR2).
 //
+// Host cgroups (cgroups.go, freezer.go, memcg.go; internal/cgroup): the
+// machine's cgroups beside linux's own, a delegated systemd scope for a
+// user who may not write that one, the sweep of dead machines' cgroups;
+// `linux --cleanup` is cleanup.go.
+//
 // Boot is two stage lists (boot.go, internal/stage). Lifecycle
 // (shared/spec/cmdline.md §5): guest halt/poweroff → exit 0; reboot → boot
 // again (noreboot → exit 0); SIGINT/SIGTERM → guest killed, cleanup, exit

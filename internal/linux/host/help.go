@@ -15,6 +15,7 @@ var helpOptions = []struct{ opt, help string }{
 	{"--showconfig", "Prints the configuration this linux binary was built with."},
 	{"mem=<Amount of desired ram>", "Memory limit for the guest, as a number followed by k, K, m, M, g or G.\nEnforced through a memory cgroup where one is delegated to the user.\n\tExample: mem=64M"},
 	{"--help", "Prints this message."},
+	{"--cleanup", "Removes what machines killed with SIGKILL left behind: the user's\nmachine cgroups (umlkit-UMID) in every hierarchy, instance directories\nof dead machines in uml_dir= (default ~/.uml/) and, as root, the state of\nfree id blocks; then exits. Live machines are left alone. (umlkit only.)"},
 	{"console=<preferred console>", "Specify the preferred console output driver"},
 	{"root=<file containing the root fs>", "The root device: /dev/ubdX, /dev/ubd/N or 98:<16*N>. Default root=98:0 (ubd0)."},
 	{"--version", "Prints the version number of the kernel."},

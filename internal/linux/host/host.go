@@ -44,6 +44,8 @@ func Main(args []string, stdio Stdio) int {
 	case c.ShowConfig:
 		fmt.Fprint(stdio.Out, showConfig())
 		return 0
+	case c.Cleanup:
+		return cleanupMain(c, stdio)
 	}
 	// fds left open by whoever started linux reach no helper, K or guest:
 	// the ones a channel names (conN=fd:N) are handed on explicitly.
@@ -71,6 +73,7 @@ type machine struct {
 	cfgMu  sync.Mutex      // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
 	hotEth map[string]bool // network devices added by the mconsole, by name
 	cg     *freezeCgroup   // the guest's freezer cgroup (stop/go), or nil
+	noCg   *noCgroup       // why the machine has no cgroup of its own, or nil
 
 	mconsole *mcserver.Server // the machine's mconsole socket
 

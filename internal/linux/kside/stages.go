@@ -112,6 +112,8 @@ func (k *kernel) guestPlan(root, diskDir, console string) plan.Guest {
 		Console:   console,
 		Devices:   map[string]string{},
 		Cgroup:    k.plan.GuestCgroup,
+		OwnCgroup: k.plan.GuestCgroup != "",
+		NoCgroup:  k.plan.NoCgroup,
 	}
 	if k.outerGuard() {
 		gp.Cgroup = "" // P moves G (host/hostguard.go)

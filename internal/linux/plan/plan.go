@@ -102,6 +102,9 @@ type Plan struct {
 	Hostfs   Hostfs   `json:"hostfs"`
 
 	GuestCgroup string `json:"guest_cgroup,omitempty"` // cgroup G moves into (stop/go freezer), or ""
+	// NoCgroup, when the machine has no cgroup of its own, says why and
+	// what would give it one: G then refuses to run systemd as init.
+	NoCgroup string `json:"no_cgroup,omitempty"`
 	// Shifted: linux runs as root and K's user namespace maps guest ids
 	// onto an unprivileged host id block: K opens host files and makes
 	// hostfs trees through P (host.go).
@@ -249,6 +252,13 @@ type Guest struct {
 	// Sysinfo: sysinfo(2) goes to K, which answers with the machine's
 	// memory (mem=).
 	Sysinfo bool `json:"sysinfo,omitempty"`
+	// OwnCgroup says that G runs in the machine's guest cgroup by the time
+	// init starts (moved there by itself, through Cgroup, or by P): G then
+	// mounts the guest's cgroup namespace on /sys/fs/cgroup.
+	OwnCgroup bool `json:"own_cgroup,omitempty"`
+	// NoCgroup is Plan.NoCgroup: set when the guest has no cgroup it may
+	// manage, so systemd as init would freeze; G panics instead.
+	NoCgroup string `json:"no_cgroup,omitempty"`
 }
 
 // Encode returns the plan as JSON for EnvPlan.

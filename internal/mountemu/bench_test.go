@@ -34,7 +34,7 @@ func BenchmarkFilter(b *testing.B) {
 				go func() {
 					runtime.LockOSThread() // never unlocked: the thread dies with its filter
 					if filtered {
-						lis, err := Install()
+						lis, err := Install(false)
 						if err != nil {
 							done <- err
 							return
@@ -73,7 +73,7 @@ func BenchmarkTrapped(b *testing.B) {
 	done := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with its filter
-		lis, err := Install()
+		lis, err := Install(false)
 		if err != nil {
 			done <- err
 			return
@@ -109,7 +109,7 @@ func BenchmarkTrappedBlock(b *testing.B) {
 	done := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with its filter
-		lis, err := Install()
+		lis, err := Install(false)
 		if err != nil {
 			done <- err
 			return

@@ -11,10 +11,13 @@
 // The block-device ioctls disk tools send (BLKGETSIZE64, BLKSSZGET,
 // BLKDISCARD, BLKRRPART, HDIO_GETGEO, ...; block.go) are trapped too and
 // answered by K when the descriptor is one of the device files it serves
-// (Config.Block: ubd disks, their partitions, loop files).
-// Everything else continues natively (SECCOMP_USER_NOTIF_FLAG_CONTINUE), with
-// the guest's own credentials; the new mount API returns ENOSYS so tools fall
-// back to mount(2).
+// (Config.Block: ubd disks, their partitions, loop files). A plain procfs
+// mount by the machine's own pid namespace becomes a copy of its /proc
+// (with the masks and the machine's /proc views on it), and, when Install
+// is asked to, sysinfo(2) is answered with the machine's figures
+// (Config.Sysinfo). Everything else continues natively
+// (SECCOMP_USER_NOTIF_FLAG_CONTINUE), with the guest's own credentials; the
+// new mount API returns ENOSYS so tools fall back to mount(2).
 //
 // Concurrency: Server.Serve runs one receive loop; every notification is
 // handled on its own goroutine. Server.mu guards the loop table and the

@@ -89,8 +89,11 @@ func labeled(in insn, label string) insn { in.label = label; return in }
 type sysnums struct {
 	arch                  uint32
 	mount, umount2, ioctl uint32
-	newAPI                []uint32 // return ENOSYS
-	denied                []uint32 // return EPERM (see Denied)
+	// sysinfo goes to the listener when trapSysinfo is set (0: never).
+	sysinfo     uint32
+	trapSysinfo bool
+	newAPI      []uint32 // return ENOSYS
+	denied      []uint32 // return EPERM (see Denied)
 	// x32 is the bit that marks the x32 ABI's calls (on x86_64): they
 	// fail with ENOSYS. 0 when the architecture has none.
 	x32 uint32
@@ -103,15 +106,19 @@ type sysnums struct {
 }
 
 // program builds the filter: on the other architecture everything is
-// allowed; mount and umount2 go to the listener; ioctl goes there only for
-// loop requests and the block-device requests of blockRequests; the new
-// mount API fails with ENOSYS; the denied calls fail with EPERM.
+// allowed; mount and umount2 go to the listener, and sysinfo when asked
+// for; ioctl goes there only for loop requests and the block-device
+// requests of blockRequests; the new mount API fails with ENOSYS; the
+// denied calls fail with EPERM.
 func program(s sysnums) ([]unix.SockFilter, error) {
 	// Every listed call and its action, searched as a binary tree of
 	// jge tests (about six steps for every call, listed or not; a linear
 	// list would cost every openat, futex and exit_group forty).
 	var cases []filterCase
 	cases = append(cases, filterCase{s.ioctl, "ioctl"}, filterCase{s.mount, "notify"}, filterCase{s.umount2, "notify"})
+	if s.trapSysinfo && s.sysinfo != 0 {
+		cases = append(cases, filterCase{s.sysinfo, "notify"})
+	}
 	for _, nr := range s.newAPI {
 		cases = append(cases, filterCase{nr, "enosys"})
 	}

@@ -2,6 +2,7 @@ package mountemu
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -33,7 +34,7 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 		return Reply{Continue: true} // let the kernel give its own error
 	}
 	var data string
-	if fstype == "hostfs" {
+	if fstype == "hostfs" || fstype == "proc" {
 		if data, err = mem.readString(n.Args[4]); err != nil {
 			return errno(err)
 		}
@@ -53,10 +54,57 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 			return r
 		}
 	}
+	if fstype == "proc" && admin && data == "" && target != "" {
+		return s.mountProc(n.Pid, &c, target, flags)
+	}
 	if src == "" || target == "" || !admin {
 		return Reply{Continue: true} // the kernel refuses it (EPERM) as it would anyway
 	}
 	return s.mountImage(n.Pid, &c, src, target, fstype, flags)
+}
+
+// mountProc answers a new procfs mount without options by a process of
+// the machine's own pid namespace with a recursive bind of /proc as it
+// sees it, when that is the procfs of its pid namespace: the same files a
+// fresh procfs shows, with the masks and the machine's views G put on
+// them (init scripts written for UML, and the e2e harness, mount proc
+// over /proc unconditionally; a fresh one would hide both). Any other proc
+// mount (options such as hidepid=, a nested pid namespace, no procfs at
+// /proc) continues natively.
+func (s *Server) mountProc(pid uint32, c *creds, target string, flags uint64) Reply {
+	callerNS, err := statNS(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return Reply{Continue: true}
+	}
+	var tree *os.File
+	err = inGuest(pid, func() error {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			return err
+		}
+		f := os.NewFile(uintptr(fd), "proc-tree")
+		var sfs unix.Statfs_t
+		var st unix.Stat_t
+		if unix.Fstatfs(fd, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC ||
+			unix.Fstatat(fd, "1/ns/pid", &st, 0) != nil || (nsID{st.Dev, st.Ino}) != callerNS {
+			f.Close()
+			return errNotOurs
+		}
+		tree = f
+		return nil
+	})
+	if err != nil {
+		return Reply{Continue: true}
+	}
+	defer tree.Close()
+	id, err := attach(pid, c, tree, target, flags)
+	if err != nil {
+		return errno(err)
+	}
+	s.mu.Lock()
+	s.mounts[id] = &mountRec{disk: -1, loop: -1, tree: true}
+	s.mu.Unlock()
+	return Reply{}
 }
 
 // mountAttrs maps mount(2) flags to mount_setattr attributes.
@@ -359,8 +407,8 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 		if rec == nil {
 			return errNotOurs
 		}
-		if rec.hostfs {
-			// The bind carries the host's submounts: take them all.
+		if rec.hostfs || rec.tree {
+			// The bind carries submounts: take them all.
 			return unix.Unmount(target, flags|unix.MNT_DETACH)
 		}
 		return unix.Unmount(target, flags)

@@ -278,9 +278,19 @@ func TestFilterProgram(t *testing.T) {
 		{"open_tree", x86, 428, 0, enosys},
 		{"mount_setattr", x86, 442, 0, enosys},
 		{"other arch mount", 0x40000003, 165, 0, unix.SECCOMP_RET_ALLOW},
+		{"sysinfo untrapped", x86, 99, 0, unix.SECCOMP_RET_ALLOW},
 	} {
 		if got := runBPF(t, prog, data(tc.arch, tc.nr, tc.arg1)); got != tc.want {
 			t.Errorf("%s: filter returns %#x; want %#x", tc.name, got, tc.want)
+		}
+	}
+	s.sysinfo, s.trapSysinfo = 99, true
+	if prog, err = program(s); err != nil {
+		t.Fatal(err)
+	}
+	for nr, want := range map[int32]uint32{99: unix.SECCOMP_RET_USER_NOTIF, 165: unix.SECCOMP_RET_USER_NOTIF, 98: unix.SECCOMP_RET_ALLOW, 100: unix.SECCOMP_RET_ALLOW} {
+		if got := runBPF(t, prog, data(x86, nr, 0)); got != want {
+			t.Errorf("with sysinfo trapped, call %d: filter returns %#x; want %#x", nr, got, want)
 		}
 	}
 }

@@ -57,6 +57,9 @@ type Config struct {
 	// number dev and inode ino (a ubd disk, a partition, a loop file), to
 	// answer the block ioctls on it; ok false for any other file.
 	Block func(dev, ino uint64) (BlockDevice, bool)
+	// Sysinfo, when set, gives the figures sysinfo(2) returns to the
+	// guest (Install's trapSysinfo must have been true).
+	Sysinfo func() (Sysinfo, error)
 	// OpenHostfs, when set, makes the detached tree of a hostfs mount of
 	// path (relative to HostfsRoot, resolved inside it) instead of K: used
 	// when linux runs as root, whose host side must make the tree
@@ -98,6 +101,7 @@ type mountRec struct {
 	loop   int // -1 when not on a loop device
 	image  *Image
 	hostfs bool
+	tree   bool // a copy of the guest's /proc with its submounts (mountProc)
 }
 
 // Server answers the guest's trapped calls.
@@ -261,6 +265,8 @@ func (s *Server) handle(lis *os.File, n *Notif) Reply {
 		return s.umount(n, valid)
 	case s.nums.ioctl:
 		return s.ioctl(n, valid)
+	case s.nums.sysinfo:
+		return s.sysinfo(n, valid)
 	}
 	return Reply{Continue: true}
 }

@@ -56,7 +56,7 @@ func run() int {
 		return 1
 	}
 	if sock := files[plan.FDGuestMount]; sock != nil {
-		installMountFilter(sock, devTree) // locks this thread: execInit must run on it
+		installMountFilter(sock, devTree, p.Sysinfo) // locks this thread: execInit must run on it
 	}
 	if devTree != nil {
 		devTree.Close()
@@ -135,6 +135,9 @@ func setup(p *plan.Guest) (*os.File, error) {
 		fmt.Fprintf(os.Stderr, "guest init: %v (continuing without /sys)\n", err)
 	}
 	if err := maskPaths(r); err != nil {
+		return nil, err
+	}
+	if err := bindViews(r, p.Views); err != nil {
 		return nil, err
 	}
 	dev := filepath.Join(r, "dev")

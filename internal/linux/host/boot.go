@@ -199,7 +199,8 @@ func (m *machine) memoryCgroup() (func(), error) {
 		return nil, nil
 	}
 	m.logf("mem=%s: memory limit enforced by cgroup %s", c.MemText, cg.dir)
-	return cg.Close, nil
+	m.plan.MemCgroup = &plan.MemCgroup{Dir: cg.dir, Root: cg.root, V2: cg.v2}
+	return func() { m.plan.MemCgroup = nil; cg.Close() }, nil
 }
 
 // freezerCgroup makes the cgroups of the mconsole's stop/go and of a

@@ -164,7 +164,7 @@ func (e *openError) Unwrap() error { return e.errno }
 // makePlan resolves the root filesystem and disks.
 func (m *machine) makePlan() (*plan.Plan, error) {
 	c := m.cfg
-	p := &plan.Plan{Init: c.Init, InitArgs: c.InitArgs, InitEnv: c.InitEnv, Quiet: c.Quiet, Cmdline: c.GuestLine, Notify: c.Notify,
+	p := &plan.Plan{Init: c.Init, InitArgs: c.InitArgs, InitEnv: c.InitEnv, Quiet: c.Quiet, Cmdline: c.GuestLine, Mem: c.Mem, Notify: c.Notify,
 		Hostfs: plan.Hostfs{Root: c.HostfsRoot, Append: c.HostfsApp}}
 	if p.Hostfs.Root != "" {
 		if abs, err := filepath.Abs(p.Hostfs.Root); err == nil {

@@ -19,11 +19,13 @@ import (
 type memCgroup struct {
 	dir  string // the new cgroup
 	home string // P's original cgroup directory
+	root string // the mount point of the hierarchy
+	v2   bool
 }
 
 // newMemCgroup returns nil and a reason when no memory cgroup can be had.
 func newMemCgroup(name string, limit uint64) (*memCgroup, error) {
-	home, file, err := memCgroupHome()
+	home, root, file, err := memCgroupHome()
 	if err != nil {
 		return nil, err
 	}
@@ -39,26 +41,26 @@ func newMemCgroup(name string, limit uint64) (*memCgroup, error) {
 		os.Remove(dir)
 		return nil, fmt.Errorf("join %s: %w", dir, errors.Unwrap(err))
 	}
-	return &memCgroup{dir: dir, home: home}, nil
+	return &memCgroup{dir: dir, home: home, root: root, v2: file == "memory.max"}, nil
 }
 
-// memCgroupHome finds this process's memory cgroup directory and the
-// limit file's name: cgroup v2 (unified, with the memory controller) first,
-// then v1.
-func memCgroupHome() (dir, limitFile string, err error) {
+// memCgroupHome finds this process's memory cgroup directory, the mount
+// point of its hierarchy and the limit file's name: cgroup v2 (unified,
+// with the memory controller) first, then v1.
+func memCgroupHome() (dir, root, limitFile string, err error) {
 	self, err := cgroup.Self()
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if mnt, err := cgroup.V2Mount(); err == nil && self.V2 != "" {
 		if b, err := os.ReadFile(filepath.Join(mnt, "cgroup.controllers")); err == nil && strings.Contains(string(b), "memory") {
-			return filepath.Join(mnt, self.V2), "memory.max", nil
+			return filepath.Join(mnt, self.V2), mnt, "memory.max", nil
 		}
 	}
 	if mnt, err := cgroup.V1Mount("memory"); err == nil && self.V1["memory"] != "" {
-		return filepath.Join(mnt, self.V1["memory"]), "memory.limit_in_bytes", nil
+		return filepath.Join(mnt, self.V1["memory"]), mnt, "memory.limit_in_bytes", nil
 	}
-	return "", "", errors.New("no memory cgroup controller found")
+	return "", "", "", errors.New("no memory cgroup controller found")
 }
 
 // Close moves P back home and removes the cgroup, depth first: a guest's

@@ -138,6 +138,7 @@ type kernel struct {
 	files  map[string]*os.File      // donated by P (ethN: net.go)
 	helper *helperClient            // P's host work (hosthelper.go), or nil
 	cons   *consoles                // lines other than the default console (console.go)
+	views  *procViews               // the guest's /proc views of this boot (procview.go)
 }
 
 // logf writes a boot-log line to the console output.

@@ -65,6 +65,9 @@ func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
 	if k.plan.Shifted && k.helper != nil {
 		cfg.OpenHostfs = k.helper.hostfs
 	}
+	if k.views != nil && k.plan.Mem != 0 {
+		cfg.Sysinfo = k.views.sysinfo(k.memory) // the machine's memory (procview.go)
+	}
 	for i := 0; i < numLoops; i++ {
 		cfg.Loops = append(cfg.Loops, filepath.Join(loops, fmt.Sprintf("loop%d", i)))
 	}
@@ -74,6 +77,7 @@ func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
 		return nil
 	}
 	m.srv = srv
+	gp.Sysinfo = cfg.Sysinfo != nil
 	// The loop files show the window of their backing file (dd, blkid,
 	// fsck on /dev/loopN); if they cannot be served, empty files still
 	// let mount(8) set up its loop devices.

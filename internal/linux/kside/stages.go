@@ -61,6 +61,7 @@ func (k *kernel) stages(gs *guestStart) []stage.Stage {
 			}
 			return nil, nil
 		}},
+		{Name: "proc views", Run: func() (func(), error) { return k.startProcViews(k.plan.WorkDir) }},
 		{Name: "disks", Run: func() (func(), error) { return k.openDisks(gs.diskDir) }},
 		{Name: "root file system", Run: func() (func(), error) {
 			if k.plan.Initrd != nil && k.files[plan.FDInitrd] != nil {
@@ -129,6 +130,9 @@ func (k *kernel) guestPlan(root, diskDir, console string) plan.Guest {
 	if k.outerGuard() {
 		gp.Cgroup = "" // P moves G (host/hostguard.go)
 	}
+	if k.views != nil {
+		gp.Views = k.views.paths
+	}
 	for _, d := range k.plan.Disks {
 		if d.IsDir {
 			continue
@@ -196,7 +200,19 @@ func (k *kernel) startGuest(gs *guestStart) (func(), error) {
 			goW.Close()
 		}
 	}
-	if err := g.Start(); err != nil {
+	// G starts in a time namespace of its own (procview.go), on a
+	// thread kept until G is gone.
+	gone := make(chan struct{})
+	if k.views != nil {
+		var nsErr error
+		nsErr, err = k.views.startInTimeNS(g.Start, gone)
+		if nsErr != nil && err == nil {
+			k.logf("time namespace: %v: the guest's clocks count from the host's boot", nsErr)
+		}
+	} else {
+		err = g.Start()
+	}
+	if err != nil {
 		aliveR.Close()
 		closePipes()
 		return nil, fmt.Errorf("start guest init: %w", err)
@@ -214,6 +230,7 @@ func (k *kernel) startGuest(gs *guestStart) (func(), error) {
 			g.Process.Kill()
 			g.Wait()
 		}
+		close(gone)
 		closePipes()
 	}, nil
 }

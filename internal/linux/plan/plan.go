@@ -90,7 +90,13 @@ type Plan struct {
 	Hostname string   `json:"hostname"`
 	Disks    []Disk   `json:"disks"`
 	Quiet    bool     `json:"quiet"`
-	Cmdline  string   `json:"cmdline"`
+	Cmdline  string   `json:"cmdline"` // the guest command line (/proc/cmdline)
+
+	// Mem is mem= in bytes (0: not given); MemCgroup the memory cgroup
+	// that enforces it, if one could be made. K renders the guest's
+	// /proc/meminfo and /proc/swaps from them (internal/procview).
+	Mem       uint64     `json:"mem,omitempty"`
+	MemCgroup *MemCgroup `json:"mem_cgroup,omitempty"`
 
 	Eth      []Eth    `json:"eth,omitempty"`
 	Consoles Consoles `json:"consoles"`
@@ -122,6 +128,13 @@ type Initrd struct {
 	// TmpfsSize bounds the rootfs (bytes): mem= when given, else 0 (tmpfs's
 	// default, half the host's memory, as Linux's rootfs).
 	TmpfsSize uint64 `json:"tmpfs_size,omitempty"`
+}
+
+// MemCgroup is the machine's memory cgroup as P made it.
+type MemCgroup struct {
+	Dir  string `json:"dir"`  // its directory
+	Root string `json:"root"` // the mount point of its hierarchy
+	V2   bool   `json:"v2"`   // cgroup v2 (memory.max), else v1
 }
 
 // Root kinds.
@@ -266,6 +279,13 @@ type Guest struct {
 	// the guard, so that the mconsole's stop freezes the guest but not the
 	// guard.
 	Cgroup string `json:"cgroup,omitempty"`
+	// Views maps a path below the guest's root ("proc/meminfo") to the
+	// host path (in K's mount namespace) of the view K serves for it
+	// (internal/procfuse); G binds each read-only over its file.
+	Views map[string]string `json:"views,omitempty"`
+	// Sysinfo: sysinfo(2) goes to K, which answers with the machine's
+	// memory (mem=).
+	Sysinfo bool `json:"sysinfo,omitempty"`
 	// OwnCgroup says that G runs in the machine's guest cgroup by the time
 	// init starts (moved there by itself, through Cgroup, or by P): G then
 	// mounts the guest's cgroup namespace on /sys/fs/cgroup.

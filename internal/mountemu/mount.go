@@ -99,7 +99,11 @@ func (s *Server) mountProc(pid uint32, c *creds, target string, flags uint64) Re
 	defer tree.Close()
 	id, err := attach(pid, c, tree, target, flags)
 	if err != nil {
-		return errno(err)
+		// systemd's service sandboxes (ProtectProc=, ProcSubset=) mount
+		// proc into a half-built namespace the copy cannot be moved into
+		// (ENOENT from its unit root): a fresh procfs there, as Linux
+		// makes it, is what such a sandbox wants anyway.
+		return Reply{Continue: true}
 	}
 	s.mu.Lock()
 	s.mounts[id] = &mountRec{disk: -1, loop: -1, tree: true}

@@ -196,7 +196,7 @@ func (s *Switch) forward(in *port, ps *portSet, pk *packet, now time.Duration, t
 	dst := ether.MAC(frame[ether.OffDst : ether.OffDst+ether.AddrLen])
 	if !s.cfg.Hub && !dst.IsMulticast() {
 		if e := s.macs[dst]; e != nil && !e.port.dead.Load() && now-e.seen <= s.cfg.AgeLimit {
-			if e.port != in || in.tap == nil {
+			if e.port != in || in.isClient() {
 				s.queue(tx, e.port, pk)
 			}
 			return
@@ -319,6 +319,8 @@ func (s *Switch) queue(tx *txBatch, p *port, pk *packet) {
 	for _, f := range frames {
 		if p.tap != nil {
 			s.writeTap(tx, p, f)
+		} else if p.vx != nil {
+			s.vxSend(p, f)
 		} else {
 			s.enqueue(tx, p, f)
 		}

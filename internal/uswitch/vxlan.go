@@ -96,8 +96,8 @@ type vxUplink struct {
 	out    []byte
 	mm     sys.Mmsg
 
-	wrongVNI, badHeader atomic.Uint64
-	limVNI, limBad      limiter
+	wrongVNI, badHeader, csumDone, tsoDone atomic.Uint64
+	limVNI, limBad                         limiter
 }
 
 // vxSock is one UDP socket of the uplink.
@@ -572,14 +572,18 @@ func (u *vxUplink) sweep(now time.Duration) {
 // its deadline passes.
 func (s *Switch) vxLoop(u *vxUplink, vs *vxSock) {
 	p := u.port
+	// Each slot: headroom, room for a vnet header, then the datagram so
+	// that the frame after its VXLAN header starts at 2*headroom. A plain
+	// frame is forwarded from slot[headroom:] (headroom before it, as on
+	// the other ports); one that needs a vnet header (tsoHdr) gets it at
+	// slot[headroom:] and is forwarded from slot[0:].
+	const slot = bufSize + headroom
+	const at = 2*headroom - vxlan.HeaderLen
 	mm := sys.NewMmsg(vxBatch)
-	bufs := make([]byte, vxBatch*bufSize)
+	bufs := make([]byte, vxBatch*slot)
 	var names [vxBatch][unix.SizeofSockaddrInet6]byte
-	// Each datagram lands so that the frame after its VXLAN header starts
-	// headroom bytes into its buffer, as on the other ports.
-	const at = headroom - vxlan.HeaderLen
 	for i := range vxBatch {
-		mm.Set(i, bufs[i*bufSize+at:(i+1)*bufSize], names[i][:])
+		mm.Set(i, bufs[i*slot+at:(i+1)*slot], names[i][:])
 	}
 	var n int
 	var rerr error
@@ -594,6 +598,7 @@ func (s *Switch) vxLoop(u *vxUplink, vs *vxSock) {
 	}
 	tx := newTxBatch()
 	var frames [vxBatch][]byte // the accepted frames of a batch (nil: dropped)
+	var vnet [vxBatch]bool
 	for {
 		if err := vs.rc.Read(readFn); err != nil {
 			return
@@ -605,18 +610,25 @@ func (s *Switch) vxLoop(u *vxUplink, vs *vxSock) {
 		now := time.Since(s.start)
 		u.fdbMu.Lock()
 		for i := 0; i < n; i++ {
-			frames[i] = nil
+			frames[i], vnet[i] = nil, false
 			h := &mm.Hdrs[i]
 			if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 				u.badHeader.Add(1)
 				p.drops.Add(1)
 				continue
 			}
-			dgram := bufs[i*bufSize+at : i*bufSize+at+int(h.Len)]
+			dgram := bufs[i*slot+at : i*slot+at+int(h.Len)]
 			from, _ := parseSockaddr(names[i][:min(int(h.Hdr.Namelen), len(names[i]))])
 			frame, ok := s.vxCheck(u, dgram, from)
 			if !ok {
 				continue
+			}
+			if gh, ok := tsoHdr(frame); ok {
+				gh.Put(bufs[i*slot+headroom : i*slot+2*headroom])
+				vnet[i] = true
+				u.tsoDone.Add(1)
+			} else if completePartial(frame) {
+				u.csumDone.Add(1)
 			}
 			r := u.remoteFor(from, now)
 			if r != nil {
@@ -645,8 +657,12 @@ func (s *Switch) vxLoop(u *vxUplink, vs *vxSock) {
 				s.flush(tx)
 				s.macMu.Lock()
 			}
-			buf := bufs[i*bufSize : i*bufSize+headroom+len(frames[i])]
-			s.forward(p, ps, tx.packet(buf, frames[i], false), now, tx)
+			end := i*slot + 2*headroom + len(frames[i])
+			buf := bufs[i*slot+headroom : end]
+			if vnet[i] {
+				buf = bufs[i*slot : end]
+			}
+			s.forward(p, ps, tx.packet(buf, frames[i], vnet[i]), now, tx)
 		}
 		s.macMu.Unlock()
 		s.flush(tx)
@@ -764,8 +780,8 @@ func (s *Switch) logVxlan(u *vxUplink) {
 		}
 		return a.addr.Compare(b.addr)
 	})
-	s.out.printf("VXLAN vni %d: %d remotes, %d MACs learned, %d frames of other VNIs, %d bad datagrams\n",
-		u.cfg.VNI, len(rs), nmac, u.wrongVNI.Load(), u.badHeader.Load())
+	s.out.printf("VXLAN vni %d: %d remotes, %d MACs learned, %d frames of other VNIs, %d bad datagrams, offloads finished: %d checksums, %d TSO frames\n",
+		u.cfg.VNI, len(rs), nmac, u.wrongVNI.Load(), u.badHeader.Load(), u.csumDone.Load(), u.tsoDone.Load())
 	for _, r := range rs {
 		ms := macs[r]
 		slices.SortFunc(ms, func(a, b ether.MAC) int { return strings.Compare(string(a[:]), string(b[:])) })

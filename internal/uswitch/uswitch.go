@@ -2,7 +2,8 @@
 
 // Package uswitch is the uml_switch engine: a learning Ethernet switch (or
 // hub) whose ports are UML daemon-transport clients attached through a unix
-// control socket, plus an optional host tap uplink.
+// control socket, plus an optional host tap uplink and an optional VXLAN
+// uplink to other hosts (vxlan.go).
 //
 // Wire format: internal/switchproto (shared/spec/switch.md). Behaviour
 // follows the real uml_switch (spec §4–§5): same log lines, same stale-socket
@@ -34,7 +35,8 @@
 // wait).
 // The port set is copy-on-write: ctl goroutines replace it under portsMu,
 // readers load it atomically. Lock order: portsMu before macMu (never both
-// in practice). Run closes everything it started and waits for it.
+// in practice). Run closes everything it started and waits for it. The
+// VXLAN uplink's goroutines and locks: vxlan.go.
 package uswitch
 
 import (

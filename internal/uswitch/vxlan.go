@@ -39,9 +39,13 @@ import (
 // received over VXLAN is sent over VXLAN again (split horizon, as between
 // the members of a full mesh).
 //
-// Locks: fdbMu guards the forwarding database and the remotes; sendMu
-// the send buffer and batch. Both are leaves taken after macMu (queue
-// runs under macMu); neither is held while taking the other.
+// Goroutines: one vxLoop per socket (Run starts them with the tap's
+// reader; shutdown ends them with a past read deadline, then closes the
+// sockets). Sending happens on the forwarding goroutine (vxSend from
+// queue). Locks: fdbMu guards the forwarding database and the remotes;
+// sendMu the send buffer and batch. Both are leaves: vxSend takes them
+// with macMu held, vxLoop takes fdbMu before and apart from macMu; no
+// other lock is taken while either is held.
 
 // VxlanConfig configures the VXLAN uplink.
 type VxlanConfig struct {

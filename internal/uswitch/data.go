@@ -316,11 +316,13 @@ func (s *Switch) queue(tx *txBatch, p *port, pk *packet) {
 		p.drops.Add(1)
 		return
 	}
+	if p.vx != nil {
+		s.vxSend(p, frames)
+		return
+	}
 	for _, f := range frames {
 		if p.tap != nil {
 			s.writeTap(tx, p, f)
-		} else if p.vx != nil {
-			s.vxSend(p, f)
 		} else {
 			s.enqueue(tx, p, f)
 		}

@@ -96,10 +96,14 @@ type vxUplink struct {
 	remotes   map[netip.AddrPort]*vxRemote // every known remote (configured and learned)
 	lastSweep time.Duration
 
-	sendMu sync.Mutex // guards out, mm
+	sendMu sync.Mutex // guards out, mm, sentOK, one
 	out    []byte
 	mm     sys.Mmsg
+	sentOK []bool
+	one    [1]*vxRemote
 
+	noGSO                                  atomic.Bool  // the kernel refused UDP_SEGMENT
+	gsoMaxSeg                              atomic.Int32 // largest datagram UDP_SEGMENT may carry (refused above)
 	wrongVNI, badHeader, csumDone, tsoDone atomic.Uint64
 	limVNI, limBad                         limiter
 }
@@ -187,6 +191,7 @@ func (s *Switch) openVxlanUplink() error {
 	}
 	u := &vxUplink{cfg: c, family: unix.AF_INET, age: s.cfg.AgeLimit, maxMAC: s.cfg.MaxMACs,
 		remotes: map[netip.AddrPort]*vxRemote{}, mm: sys.NewMmsg(1)}
+	u.gsoMaxSeg.Store(udpMaxPayload)
 	if vxFamily(c) == 6 {
 		u.family = unix.AF_INET6
 	}
@@ -701,64 +706,175 @@ func (s *Switch) vxCheck(u *vxUplink, dgram []byte, from netip.AddrPort) ([]byte
 	return frame, true
 }
 
-// vxSend encapsulates frame and sends it to the remote its destination
-// was learned behind, or floods it to the peers and the group. Called
-// from queue (macMu held); a full socket buffer drops the frame, as a
-// NIC's full queue would.
-func (s *Switch) vxSend(p *port, frame []byte) {
+// vxSend encapsulates frames (the standard forms of one packet, all for
+// one destination MAC) and sends them to the remote that MAC was learned
+// behind, or floods them to the peers and the group: one sendmmsg for all.
+// Called from queue (macMu held); a full socket buffer drops what did not
+// fit, as a NIC's full queue would.
+func (s *Switch) vxSend(p *port, frames [][]byte) {
 	u := p.vx
-	dst := ether.MAC(frame[ether.OffDst : ether.OffDst+ether.AddrLen])
+	f0 := frames[0]
+	dst := ether.MAC(f0[ether.OffDst : ether.OffDst+ether.AddrLen])
 	var one *vxRemote
 	if !dst.IsMulticast() {
 		u.fdbMu.Lock()
 		one = u.fdb.lookup(dst, time.Since(s.start), u.age)
 		u.fdbMu.Unlock()
 	}
-	dests := u.flood
-	if one != nil {
-		dests = []*vxRemote{one}
-	}
-	if len(dests) == 0 {
-		p.drops.Add(1)
+	if one == nil && len(u.flood) == 0 {
+		p.drops.Add(uint64(len(frames)))
 		return
 	}
 	u.sendMu.Lock()
 	defer u.sendMu.Unlock()
-	u.out = append(append(u.out[:0], u.hdr[:]...), frame...)
-	if len(u.mm.Hdrs) < len(dests) {
-		u.mm = sys.NewMmsg(len(dests))
+	dests := u.flood
+	if one != nil {
+		u.one[0] = one
+		dests = u.one[:]
 	}
-	for i, r := range dests {
-		u.mm.Set(i, u.out, r.raw)
+	size, n := 0, len(frames)*len(dests)
+	for _, f := range frames {
+		size += vxlan.HeaderLen + len(f)
 	}
-	next, ok := 0, 0
+	if cap(u.out) < size {
+		u.out = make([]byte, size)
+	}
+	if len(u.mm.Hdrs) < n {
+		u.mm = sys.NewMmsg(n)
+		u.sentOK = make([]bool, len(frames))
+	}
+	if len(u.sentOK) < len(frames) {
+		u.sentOK = make([]bool, len(frames))
+	}
+	out := u.out[:size]
+	k := 0
+	for i, f := range frames {
+		b := out[:vxlan.HeaderLen+len(f)]
+		out = out[len(b):]
+		copy(b, u.hdr[:])
+		copy(b[vxlan.HeaderLen:], f)
+		for _, r := range dests {
+			u.mm.Set(k, b, r.raw)
+			k++
+		}
+		u.sentOK[i] = false
+	}
 	var serr error
 	u.socks[0].rc.Control(func(fd uintptr) {
-		for next < len(dests) {
-			k, err := u.mm.Sendmmsg(int(fd), next, len(dests)-next, unix.MSG_DONTWAIT)
+		if len(frames) > 1 && !u.noGSO.Load() && u.sendSegments(int(fd), frames, dests) {
+			return
+		}
+		for next := 0; next < n; {
+			c, err := u.mm.Sendmmsg(int(fd), next, n-next, unix.MSG_DONTWAIT)
 			if err != nil {
 				// The error is the first unsent message's: skip it.
 				serr = err
 				next++
 				continue
 			}
-			for _, r := range dests[next : next+k] {
+			for m := next; m < next+c; m++ {
+				r := dests[m%len(dests)]
+				l := uint64(u.mm.BufLen(m) - vxlan.HeaderLen)
 				r.txFrames.Add(1)
-				r.txBytes.Add(uint64(len(frame)))
+				r.txBytes.Add(l)
+				u.sentOK[m/len(dests)] = true
 			}
-			next += k
-			ok += k
+			next += c
 		}
 	})
 	if serr != nil && !errors.Is(serr, unix.EAGAIN) && !errors.Is(serr, unix.ENOBUFS) {
 		s.limited(&s.limSend, s.err, "VXLAN send: %s\n", sys.Strerror(serr))
 	}
-	if ok == 0 {
-		p.drops.Add(1)
-		return
+	for i, f := range frames {
+		if !u.sentOK[i] {
+			p.drops.Add(1)
+			continue
+		}
+		p.txFrames.Add(1)
+		p.txBytes.Add(uint64(len(f)))
 	}
-	p.txFrames.Add(1)
-	p.txBytes.Add(uint64(len(frame)))
+}
+
+// Sending the segments of one packet with UDP GSO (UDP_SEGMENT): the
+// datagrams [header|segment] are equally long but the last, so the kernel
+// takes a run of them in one send and cuts it as late as it can (on the
+// veth's far side, or in the NIC).
+const (
+	udpMaxSegments = 64    // the kernel's UDP_MAX_SEGMENTS before 6.x (128 since)
+	udpMaxPayload  = 65507 // an IPv4 datagram's largest UDP payload
+)
+
+// sendSegments sends frames (encapsulated in u.out, as vxSend lays them
+// out) to every dest with UDP_SEGMENT, marking u.sentOK; false, having
+// sent nothing, when the frames are not equally long, are longer than a
+// size refused before, or the kernel refuses the first send.
+func (u *vxUplink) sendSegments(fd int, frames [][]byte, dests []*vxRemote) bool {
+	seg := vxlan.HeaderLen + len(frames[0])
+	for _, f := range frames[1 : len(frames)-1] {
+		if vxlan.HeaderLen+len(f) != seg {
+			return false
+		}
+	}
+	if vxlan.HeaderLen+len(frames[len(frames)-1]) > seg {
+		return false
+	}
+	per := min(udpMaxSegments, udpMaxPayload/seg)
+	if per < 2 || int32(seg) > u.gsoMaxSeg.Load() {
+		return false
+	}
+	var oob [32]byte
+	ctl := oob[:unix.CmsgSpace(2)]
+	putCmsgU16(ctl, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg))
+	total := 0
+	for _, f := range frames {
+		total += vxlan.HeaderLen + len(f)
+	}
+	out := u.out[:total]
+	for _, r := range dests {
+		for i := 0; i < len(frames); i += per {
+			j := min(i+per, len(frames))
+			b := out[i*seg : min(j*seg, total)]
+			if err := sys.SendmsgRaw(fd, b, ctl, unix.MSG_DONTWAIT, r.raw); err != nil {
+				if i == 0 && r == dests[0] && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.ENOBUFS) {
+					// Nothing sent yet: let sendmmsg send them one by one.
+					// EMSGSIZE/EINVAL: a segment does not fit the path's
+					// MTU (the datagrams are to be fragmented, which GSO
+					// does not do); not for this size again. Anything
+					// else: the kernel cannot.
+					if errors.Is(err, unix.EMSGSIZE) || errors.Is(err, unix.EINVAL) {
+						u.gsoMaxSeg.Store(int32(seg - 1))
+					} else {
+						u.noGSO.Store(true)
+					}
+					return false
+				}
+				continue // dropped, as a full queue would
+			}
+			r.txFrames.Add(uint64(j - i))
+			r.txBytes.Add(uint64(len(b) - (j-i)*vxlan.HeaderLen))
+			for k := i; k < j; k++ {
+				u.sentOK[k] = true
+			}
+		}
+	}
+	return true
+}
+
+// putCmsgU16 writes one control message of level and typ carrying v into
+// b (unix.CmsgSpace(2) bytes): struct cmsghdr is {size_t len; int level;
+// int type} and the data follows at CmsgLen(0).
+func putCmsgU16(b []byte, level, typ int, v uint16) {
+	clear(b)
+	at := 4
+	if strconv.IntSize == 64 {
+		binary.NativeEndian.PutUint64(b, uint64(unix.CmsgLen(2)))
+		at = 8
+	} else {
+		binary.NativeEndian.PutUint32(b, uint32(unix.CmsgLen(2)))
+	}
+	binary.NativeEndian.PutUint32(b[at:], uint32(level))
+	binary.NativeEndian.PutUint32(b[at+4:], uint32(typ))
+	binary.NativeEndian.PutUint16(b[unix.CmsgLen(0):], v)
 }
 
 // logVxlan prints the uplink's remotes and counters after the port

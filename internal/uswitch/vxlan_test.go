@@ -4,6 +4,7 @@ package uswitch
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/ether"
 	"github.com/umlkit/umlkit/internal/gso"
@@ -254,7 +256,9 @@ func TestVxlanLearnedRemote(t *testing.T) {
 }
 
 // TestVxlanSegments: a vnet client's 64 KiB TCP segment reaches the
-// uplink as the standard frames software GSO makes, each encapsulated.
+// uplink as the standard frames software GSO makes, each encapsulated
+// (sent in runs with UDP_SEGMENT; on a 1500-byte underlay, where they are
+// fragmented, one by one: TestIntegrationSwitchVxlanOurs).
 func TestVxlanSegments(t *testing.T) {
 	r, sw, r1, r2 := vxRig(t, Config{}, false)
 	a := dialVnet(t, r)
@@ -277,6 +281,10 @@ func TestVxlanSegments(t *testing.T) {
 		r1.expect(42, w)
 	}
 	r2.expectNothing()
+	// Loopback's MTU takes them all in UDP GSO sends.
+	if u := r.s.vx; u.noGSO.Load() || u.gsoMaxSeg.Load() != udpMaxPayload {
+		t.Errorf("UDP GSO refused (off %v, largest datagram %d)", u.noGSO.Load(), u.gsoMaxSeg.Load())
+	}
 }
 
 // TestVxlanIPv6: the uplink on ::1 floods to an IPv6 peer and learns it.
@@ -464,3 +472,14 @@ func TestVxlanCloses(t *testing.T) {
 }
 
 func itoa(n int) string { return string(appendInt(nil, n)) }
+
+// TestPutCmsgU16: the control message parses back as the kernel reads it.
+func TestPutCmsgU16(t *testing.T) {
+	b := make([]byte, unix.CmsgSpace(2))
+	putCmsgU16(b, unix.SOL_UDP, unix.UDP_SEGMENT, 1522)
+	msgs, err := unix.ParseSocketControlMessage(b)
+	if err != nil || len(msgs) != 1 || msgs[0].Header.Level != unix.SOL_UDP || msgs[0].Header.Type != unix.UDP_SEGMENT ||
+		len(msgs[0].Data) < 2 || binary.NativeEndian.Uint16(msgs[0].Data) != 1522 {
+		t.Fatalf("ParseSocketControlMessage = %+v, %v", msgs, err)
+	}
+}

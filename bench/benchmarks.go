@@ -102,6 +102,15 @@ var benchmarks = []*Benchmark{
 			{Name: "veth ceiling", Run: iperfCeiling(iperfSwitchName)},
 		},
 	},
+	{
+		Name:  "vxlan",
+		Doc:   "iperf3 (as iperf) from our guest across VXLAN to Linux's vxlan on a bridge in another namespace: the guest on our uml_switch -vxlan vs on a tap in Linux's vxlan bridge",
+		Setup: vxlanSetup,
+		Variants: []Variant{
+			{Name: "ours", Run: vxlanBench(true)},
+			{Name: "kernel", Run: vxlanBench(false)},
+		},
+	},
 }
 
 // guestBenches are the benchmarks of linux against Debian's linux.uml on the

@@ -35,7 +35,7 @@ var layer = map[string]int{
 
 	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1, "slip": 1,
 	"watchdogproto": 1, "chanspec": 1, "procstatus": 1, "procmem": 1, "linux/plan": 1, "encap": 1, "gso": 1,
-	"initramfs": 1, "parttable": 1, "procview": 1,
+	"initramfs": 1, "parttable": 1, "procview": 1, "vxlan": 1,
 
 	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "uswitch": 2,
 	"mconsole/mcclient": 2, "mconsole/mcserver": 2, "mconsole/mconsoletest": 2, "umid": 2, "netsetup": 2,

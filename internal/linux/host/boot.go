@@ -567,6 +567,9 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 			m.dropUserNS()
 			return nil, err
 		}
+		// K sets up its devices once it may run: their kernel data
+		// paths must be there by then.
+		m.net.joinKernelPaths(m, cmd.Process.Pid)
 		ids.nsReadyW.Write([]byte{1})
 	}
 	if ids.syncW != nil {
@@ -586,5 +589,6 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		if cmd.ProcessState == nil {
 			stop()
 		}
+		m.net.leaveKernelPaths()
 	}, nil
 }

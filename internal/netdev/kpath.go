@@ -362,6 +362,19 @@ func AdoptKernelDev(name string) (*KernelDev, error) {
 	return &KernelDev{name: name, index: l.Attrs().Index}, nil
 }
 
+// OffloadsOff makes the device send what a TAP without offloads would
+// (plan.Eth.Offload false): complete checksums and MTU-sized frames, so a
+// peer that takes only those (UML's raw or tap without gro=1 at the far
+// end of a veth) gets no large segment. Without transmit checksumming the
+// kernel also drops scatter-gather and TSO from the device: the guest's
+// stack segments and checksums before a frame leaves it.
+func (d *KernelDev) OffloadsOff() error {
+	if err := sys.EthtoolSet(d.name, unix.ETHTOOL_STXCSUM, 0); err != nil {
+		return fmt.Errorf("turn transmit offloads off: %w", err)
+	}
+	return nil
+}
+
 // Stop deletes the device (and with it the pair) if it still exists.
 func (d *KernelDev) Stop() error {
 	// By index: the guest may have renamed it.

@@ -175,6 +175,12 @@ func TestIntegrationKernelPath(t *testing.T) {
 			if err != nil {
 				t.Fatalf("AdoptKernelDev: %v", err)
 			}
+			if c.vector { // gro=0: the device sends no large segments (pinged below)
+				inNS(t, guest, func() { err = kd.OffloadsOff() })
+				if err != nil {
+					t.Errorf("OffloadsOff: %v", err)
+				}
+			}
 			ipIn(t, guest, "addr", "add", "10.66.0.2/24", "dev", c.dev)
 			ipIn(t, guest, "link", "set", c.dev, "up")
 			if !pingFrom(guest, "10.66.0.1") || !pingFrom(host, "10.66.0.2") {

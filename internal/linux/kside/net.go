@@ -42,6 +42,12 @@ func (k *kernel) addEth(e plan.Eth, f, rx *os.File) error {
 		// guest's end is here already, and K has nothing to relay.
 		if kd, err := netdev.AdoptKernelDev(e.Name()); err == nil {
 			closeFiles(f, rx)
+			if !e.Offload {
+				// As K's TAP would have been: no large segments out.
+				if err := kd.OffloadsOff(); err != nil {
+					k.logf("%s: %v", e.Name(), err)
+				}
+			}
 			k.addDev(e.Name(), kd)
 			return nil
 		}

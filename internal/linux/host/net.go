@@ -107,7 +107,7 @@ func kernelNetNS(kpid int) (*os.File, error) {
 // joinKernelPaths builds the kernel data path of every device marked for
 // one into the network namespace of K (pid kpid), before K sets up its
 // devices; a device whose path fails is relayed by K (its boot log says
-// why). Boot only: a hot-plugged device joins in devConfig.
+// why). Boot only (cfgMu held): a hot-plugged device joins in devConfig.
 func (h *hostNet) joinKernelPaths(m *machine, kpid int) {
 	if h == nil {
 		return
@@ -143,7 +143,7 @@ func (m *machine) joinKernelPath(o *netdev.Opened, ns *os.File) bool {
 }
 
 // leaveKernelPaths takes every kernel data path down (K has exited: the
-// next boot joins its namespace anew).
+// next boot joins its namespace anew; cfgMu held).
 func (h *hostNet) leaveKernelPaths() {
 	if h == nil {
 		return

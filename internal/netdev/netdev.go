@@ -5,8 +5,10 @@
 // its own holding the transport's typed spec parse, its host half (run by
 // linux's host process P: registry.go, Open) and its kernel half (run by
 // K: the Transport it wraps around the descriptor P opened), plus the
-// guest's TAP/TUN devices (tap.go) and the Relay between a guest device
-// and its transport. A new transport is one new file and its tests.
+// guest's TAP/TUN devices (tap.go), the Relay between a guest device and
+// its transport, and the kernel data path that replaces device and relay
+// by a veth pair joined to a host interface in the kernel when linux runs
+// as root (kpath.go). A new transport is one new file and its tests.
 //
 // Spec: shared/spec/net.md §1–§4 and shared/spec/switch.md §2–§3, §7.
 // Every descriptor is non-blocking on the Go poller, so Close unblocks

@@ -568,6 +568,11 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 			m.dropUserNS()
 			return nil, err
 		}
+		// K sets up its devices once it may run: their kernel data
+		// paths must be there by then.
+		m.cfgMu.Lock() // against a hot-plug changing the devices
+		m.net.joinKernelPaths(m, cmd.Process.Pid)
+		m.cfgMu.Unlock()
 		ids.nsReadyW.Write([]byte{1})
 	}
 	if ids.syncW != nil {
@@ -587,5 +592,8 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		if cmd.ProcessState == nil {
 			stop()
 		}
+		m.cfgMu.Lock()
+		m.net.leaveKernelPaths()
+		m.cfgMu.Unlock()
 	}, nil
 }

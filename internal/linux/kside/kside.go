@@ -21,7 +21,6 @@ import (
 	"github.com/umlkit/umlkit/internal/linux/plan"
 	"github.com/umlkit/umlkit/internal/loopdev"
 	"github.com/umlkit/umlkit/internal/mountemu"
-	"github.com/umlkit/umlkit/internal/netdev"
 	"github.com/umlkit/umlkit/internal/stage"
 	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/ubd"
@@ -133,12 +132,12 @@ type kernel struct {
 	// (disks.go), kept by the scan hook.
 	extMinors extMinors
 
-	ethMu  sync.Mutex               // guards relays (mconsole hot-plug)
-	relays map[string]*netdev.Relay // running network devices by name
-	files  map[string]*os.File      // donated by P (ethN: net.go)
-	helper *helperClient            // P's host work (hosthelper.go), or nil
-	cons   *consoles                // lines other than the default console (console.go)
-	views  *procViews               // the guest's /proc views of this boot (procview.go)
+	ethMu  sync.Mutex          // guards relays (mconsole hot-plug)
+	relays map[string]ethDev   // running network devices by name
+	files  map[string]*os.File // donated by P (ethN: net.go)
+	helper *helperClient       // P's host work (hosthelper.go), or nil
+	cons   *consoles           // lines other than the default console (console.go)
+	views  *procViews          // the guest's /proc views of this boot (procview.go)
 }
 
 // logf writes a boot-log line to the console output.

@@ -201,7 +201,13 @@ type Eth struct {
 	// Offload: the guest's device has vnet headers and may send partial
 	// checksums and 64 KiB segments: the host side takes them (Vnet), or K
 	// segments them in software (netdev.ForGuest).
-	Offload   bool            `json:"offload,omitempty"`
+	Offload bool `json:"offload,omitempty"`
+	// KPath: P joins the device to its host interface in the kernel (a
+	// veth end it creates as the device in K's network namespace,
+	// netdev's kpath.go). At boot P sets it before it knows whether the
+	// path could be built: K takes the device if it exists and relays it
+	// otherwise. In a hot-plug request it says the path is up.
+	KPath     bool            `json:"kpath,omitempty"`
 	Transport string          `json:"transport"`
 	Params    json.RawMessage `json:"params,omitempty"`
 }

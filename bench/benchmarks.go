@@ -77,9 +77,9 @@ var benchmarks = []*Benchmark{
 	},
 	{
 		Name:  "iperf",
-		Doc:   "iperf3 (TCP, TCP -P 4, TCP -R, UDP 64-byte pps) from the guest to the host over eth0=tuntap, vec0 tap and vec0 raw (gro=1), our linux vs linux.uml, and the veth ceiling",
+		Doc:   "iperf3 (TCP, TCP -P 4, TCP -R, UDP 64-byte pps) from the guest to the host over eth0=tuntap, vec0 tap and vec0 raw (gro=1), our linux (kernel data path, as root) vs ours relayed by K (UMLKIT_NET_RELAY=1) vs linux.uml, and the veth ceiling",
 		Setup: iperfSetup,
-		Variants: append(byKind(iperfGuest, impl{"ours", "ours"}, impl{"linux.uml", "real"}),
+		Variants: append(byKind(iperfGuest, impl{"ours", "ours"}, impl{"ours relay", oursRelay}, impl{"linux.uml", "real"}),
 			Variant{Name: "veth ceiling", Run: iperfCeiling(linkNames(iperfLinks)...)}),
 	},
 	{
@@ -100,6 +100,15 @@ var benchmarks = []*Benchmark{
 			{Name: "real", Run: iperfPair{sw: "real", guests: "real"}.run},
 			{Name: "ours+linux.uml", Run: iperfPair{sw: "ours", guests: "ours", bystander: true}.run},
 			{Name: "veth ceiling", Run: iperfCeiling(iperfSwitchName)},
+		},
+	},
+	{
+		Name:  "vxlan",
+		Doc:   "iperf3 (as iperf) from our guest across VXLAN to Linux's vxlan on a bridge in another namespace: the guest on our uml_switch -vxlan vs on a tap in Linux's vxlan bridge",
+		Setup: vxlanSetup,
+		Variants: []Variant{
+			{Name: "ours", Run: vxlanBench(true)},
+			{Name: "kernel", Run: vxlanBench(false)},
 		},
 	},
 }

@@ -35,6 +35,14 @@ func main() {
 	f.Int("max-conns-per-uid", uswitch.DefaultMaxPortsPerUID, "most control connections of one user; root is not limited (0: no limit)")
 	f.String("pidfile", "", "write the pid to `FILE` and remove it at exit")
 	f.String("logfile", "", "append the log lines to `FILE`")
+	f.Uint32("vxlan", 0, "add a VXLAN uplink for network identifier `VNI` (see docs/uml_switch.md)")
+	f.StringArray("vxlan-peer", nil, "VXLAN: a remote endpoint `ADDR[:PORT]` that gets broadcasts and unknown unicast (repeatable; IPv6 as [ADDR]:PORT)")
+	f.String("vxlan-group", "", "VXLAN: a multicast group `ADDR` to join and flood to")
+	f.String("vxlan-local", "", "VXLAN: the local address `ADDR` to send from and listen on (default: any)")
+	f.Uint16("vxlan-port", 4789, "VXLAN: the UDP `PORT` to listen on and send to")
+	f.String("vxlan-dev", "", "VXLAN: the interface `IFNAME` of -vxlan-group")
+	f.Int("vxlan-ttl", 0, "VXLAN: the outer `TTL` (default 1 for multicast, the system's for unicast)")
+	f.Bool("vxlan-learn-port", false, "VXLAN: learn remotes at their source port too (VDE's vxvde)")
 	root.RunE = run
 	os.Exit(cli.Run(root, os.Args[1:]))
 }
@@ -45,6 +53,9 @@ func run(cmd *cobra.Command, args []string) error {
 	if errors.Is(err, uswitch.ErrUsage) {
 		fmt.Fprint(os.Stderr, uswitch.Usage(argv0))
 		return cli.Exit(1, nil)
+	}
+	if err != nil {
+		return cli.Exit(1, err)
 	}
 	switch {
 	case o.Help:

@@ -59,6 +59,8 @@ type Config struct {
 	Eth        map[int]string
 	Vec        map[int]string // vecN: device -> the text after "vecN:"
 	Init       string         // init=
+	Initrd     string         // initrd=: the initramfs image (a host file)
+	RDInit     string         // rdinit=: the initramfs's init ("" = /init)
 	Root       string         // root= (always set: root=98:0 default)
 	ReadWrite  bool           // "rw" given (we mount read-write anyway, see docs)
 	ReadOnly   bool           // "ro"
@@ -229,6 +231,16 @@ func (c *Config) guestParam(w string) (bool, error) {
 		return true, nil
 	case hasEq && key == "root":
 		c.Root = val
+		return true, nil
+	case hasEq && key == "initrd":
+		c.Initrd = val
+		return true, nil
+	case hasEq && key == "rdinit":
+		c.RDInit = val
+		return true, nil
+	case w == "noinitrd" || w == "retain_initrd" || hasEq && key == "initramfs_async":
+		// Linux's, about its RAM disk and the memory of the image: nothing
+		// to do here, but not for init either.
 		return true, nil
 	case hasEq && (key == "console" || key == "loglevel" || key == "rootfstype" || key == "rootflags" || key == "panic" || key == "rootdelay"):
 		return true, nil

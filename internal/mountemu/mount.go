@@ -51,6 +51,11 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 		}
 		return s.mountHostfs(n.Pid, &c, target, data, flags)
 	}
+	if fstype == "devtmpfs" && admin && target != "" {
+		if r, ok := s.mountDev(n.Pid, &c, target, flags); ok {
+			return r
+		}
+	}
 	if fstype == "proc" && admin && data == "" && target != "" {
 		return s.mountProc(n.Pid, &c, target, flags)
 	}
@@ -96,7 +101,11 @@ func (s *Server) mountProc(pid uint32, c *creds, target string, flags uint64) Re
 	defer tree.Close()
 	id, err := attach(pid, c, tree, target, flags)
 	if err != nil {
-		return errno(err)
+		// A target the copy cannot be moved onto gets the kernel's
+		// fresh procfs, as before the views. (systemd's service
+		// sandboxes name their target /proc/self/fd/N, which attach
+		// now takes from the caller; that once failed with ENOENT.)
+		return Reply{Continue: true}
 	}
 	s.mu.Lock()
 	s.mounts[id] = &mountRec{disk: -1, loop: -1, tree: true}
@@ -221,6 +230,27 @@ func (s *Server) mountHostfs(pid uint32, c *creds, target, data string, flags ui
 	tree := os.NewFile(uintptr(tfd), "hostfs-tree")
 	defer tree.Close()
 	return s.attachHostfs(pid, c, tree, target, flags)
+}
+
+// mountDev answers a devtmpfs mount, which a user namespace cannot make,
+// with a recursive bind of the machine's /dev (Config.DevTree); ok is
+// false when there is none (the kernel then refuses the mount).
+func (s *Server) mountDev(pid uint32, c *creds, target string, flags uint64) (Reply, bool) {
+	if s.cfg.DevTree == nil {
+		return Reply{}, false
+	}
+	dev := s.cfg.DevTree()
+	if dev == nil {
+		return Reply{}, false
+	}
+	tfd, err := unix.OpenTree(int(dev.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		s.logf("devtmpfs: open_tree: %v", err)
+		return errno(err), true
+	}
+	tree := os.NewFile(uintptr(tfd), "dev-tree")
+	defer tree.Close()
+	return s.attachHostfs(pid, c, tree, target, flags), true // a bind with submounts, as hostfs
 }
 
 func (s *Server) attachHostfs(pid uint32, c *creds, tree *os.File, target string, flags uint64) Reply {
@@ -441,9 +471,10 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 	return Reply{}
 }
 
-// claimDisk counts a read-write mount of f's disk (Config.Disks) and
-// returns its index, or -1 when f is none of them; busy names the disk
-// when it is mounted read-write already.
+// claimDisk counts a read-write mount of f's disk or partition
+// (Config.Disks) and returns its index, or -1 when f is none of them; busy
+// names what is mounted read-write already: the same disk or partition,
+// the disk of a partition, or a partition of a disk.
 func (s *Server) claimDisk(f *os.File) (idx int, busy string) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -453,20 +484,26 @@ func (s *Server) claimDisk(f *os.File) (idx int, busy string) {
 	if s.cfg.Disks == nil {
 		return -1, ""
 	}
-	for _, d := range s.cfg.Disks() {
-		i := d.Index
-		for _, x := range d.IDs {
-			if x != id {
-				continue
+	all := s.cfg.Disks()
+	var d *DiskIDs
+	for i := range all {
+		for _, x := range all[i].IDs {
+			if x == id && d == nil {
+				d = &all[i]
 			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if d.Busy || s.rw[i] > 0 {
-				return -1, d.Name
-			}
-			s.rw[i]++
-			return i, ""
 		}
 	}
-	return -1, ""
+	if d == nil {
+		return -1, ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range all {
+		related := o.Index == d.Index || o.Disk == d.Disk && (o.Part == 0) != (d.Part == 0)
+		if related && (o.Busy || s.rw[o.Index] > 0) {
+			return -1, o.Name
+		}
+	}
+	s.rw[d.Index]++
+	return d.Index, ""
 }

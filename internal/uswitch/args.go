@@ -50,7 +50,9 @@ var inlineOK = map[string]bool{
 // -unix CTL (with -compat-v0 given earlier, -unix CTL DATA), -hub, -tap DEV,
 // -compat-v0, -daemon; and umlkit's additions -pidfile FILE, -logfile FILE,
 // the limits -idle-timeout DURATION (0: none), -max-conns N and
-// -max-conns-per-uid N (0: none), and the HOWTO's -unix CTL DATA form
+// -max-conns-per-uid N (0: none), the VXLAN uplink's -vxlan VNI and
+// -vxlan-* options (vxlan_args.go; their mistakes are plain errors, not
+// ErrUsage), and the HOWTO's -unix CTL DATA form
 // without -compat-v0 (DATA becomes a named data socket). Every option may
 // also be written with two dashes, umlkit's own also as --name=value.
 // -hub and -compat-v0 print their notices on stdout as they are met, as the
@@ -175,6 +177,13 @@ func ParseArgs(argv0 string, args []string, stdout io.Writer) (Options, error) {
 				o.MaxPortsPerUID = -1 // no limit
 			}
 		default:
+			if n, err := o.vxlanArg(name, a, args[i+1:], inline, hasInline); n >= 0 || err != nil {
+				if err != nil {
+					return o, err
+				}
+				i += n
+				continue
+			}
 			switch a {
 			case "--help":
 				o.Help = true
@@ -186,5 +195,5 @@ func ParseArgs(argv0 string, args []string, stdout io.Writer) (Options, error) {
 			return o, fmt.Errorf("%w: unknown argument %q", ErrUsage, a)
 		}
 	}
-	return o, nil
+	return o, o.checkVxlan()
 }

@@ -53,7 +53,8 @@ type txBatch struct {
 func newTxBatch() *txBatch {
 	tx := &txBatch{mm: sys.NewMmsg(txBatchSize)}
 	tx.tapWrite = func(fd uintptr) bool {
-		_, tx.tapErr = writeFD(int(fd), tx.tapOut)
+		// Raw, as guestTap's reads: a TAP write does not wait.
+		_, tx.tapErr = sys.RawWrite(int(fd), tx.tapOut)
 		return true
 	}
 	tx.sendFn = func(fd uintptr) bool {
@@ -196,7 +197,7 @@ func (s *Switch) forward(in *port, ps *portSet, pk *packet, now time.Duration, t
 	dst := ether.MAC(frame[ether.OffDst : ether.OffDst+ether.AddrLen])
 	if !s.cfg.Hub && !dst.IsMulticast() {
 		if e := s.macs[dst]; e != nil && !e.port.dead.Load() && now-e.seen <= s.cfg.AgeLimit {
-			if e.port != in || in.tap == nil {
+			if e.port != in || in.isClient() {
 				s.queue(tx, e.port, pk)
 			}
 			return
@@ -314,6 +315,10 @@ func (s *Switch) queue(tx *txBatch, p *port, pk *packet) {
 	frames := s.plainForms(tx, pk)
 	if frames == nil {
 		p.drops.Add(1)
+		return
+	}
+	if p.vx != nil {
+		s.vxSend(p, frames)
 		return
 	}
 	for _, f := range frames {

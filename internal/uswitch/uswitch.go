@@ -2,7 +2,8 @@
 
 // Package uswitch is the uml_switch engine: a learning Ethernet switch (or
 // hub) whose ports are UML daemon-transport clients attached through a unix
-// control socket, plus an optional host tap uplink.
+// control socket, plus an optional host tap uplink and an optional VXLAN
+// uplink to other hosts (vxlan.go).
 //
 // Wire format: internal/switchproto (shared/spec/switch.md). Behaviour
 // follows the real uml_switch (spec §4–§5): same log lines, same stale-socket
@@ -34,7 +35,8 @@
 // wait).
 // The port set is copy-on-write: ctl goroutines replace it under portsMu,
 // readers load it atomically. Lock order: portsMu before macMu (never both
-// in practice). Run closes everything it started and waits for it.
+// in practice). Run closes everything it started and waits for it. The
+// VXLAN uplink's goroutines and locks: vxlan.go.
 package uswitch
 
 import (
@@ -77,6 +79,8 @@ type Config struct {
 	Hub bool
 	// Tap is a host tap interface to attach as one more port.
 	Tap string
+	// Vxlan, when set, adds a VXLAN uplink port (vxlan.go).
+	Vxlan *VxlanConfig
 	// Prog is argv[0] as used in messages.
 	Prog string
 	// Stdout and Stderr receive the log lines (one Write per line). nil
@@ -155,6 +159,7 @@ type port struct {
 	uid      uint32               // the client's uid (SO_PEERCRED)
 	conn     *net.UnixConn        // nil for the tap
 	tap      *tuntap.Device       // nil for clients
+	vx       *vxUplink            // the VXLAN uplink's port; nil for others
 	tapRC    syscall.RawConn      // tap's raw conn (data loop writes)
 
 	// sock is the port's own data socket, connected to the client's: every
@@ -182,6 +187,9 @@ type port struct {
 func (p *port) name() string {
 	if p.tap != nil {
 		return "tap " + p.tap.Name()
+	}
+	if p.vx != nil {
+		return p.vx.describe()
 	}
 	if p.sendAddr.IsAbstract() {
 		// UML's and uml_switch's blob: {0, pad[3], pid, usec}.
@@ -234,6 +242,7 @@ type Switch struct {
 	logBuf    []byte
 
 	tapPort *port
+	vx      *vxUplink
 
 	unknownSenders, badFrames atomic.Uint64
 	limUnknown, limBad        limiter
@@ -301,6 +310,17 @@ func Listen(cfg Config) (*Switch, error) {
 		}
 		return nil, err
 	}
+	if err := s.openVxlanUplink(); err != nil {
+		s.ctlLn.Close()
+		if s.ctlPath != "" {
+			os.Remove(s.ctlPath)
+		}
+		s.dataFile.Close()
+		if s.dataPath != "" {
+			os.Remove(s.dataPath)
+		}
+		return nil, err
+	}
 	msg := fmt.Sprintf("%s attached to unix socket '%s'", cfg.Prog, cfg.CtlPath)
 	if s.dataPath != "" {
 		msg = fmt.Sprintf("%s attached to unix sockets '%s' and '%s'", cfg.Prog, cfg.CtlPath, cfg.DataPath)
@@ -310,6 +330,10 @@ func Listen(cfg Config) (*Switch, error) {
 		msg += fmt.Sprintf(" tap device '%s'", cfg.Tap)
 	}
 	s.out.printf("%s\n", msg)
+	if s.vx != nil {
+		s.addPort(s.vx.port)
+		s.out.printf("%s", s.vx.startLine())
+	}
 	return s, nil
 }
 
@@ -355,6 +379,12 @@ func (s *Switch) Run(ctx context.Context) error {
 	if s.tapPort != nil {
 		s.tapWG.Add(1)
 		go func() { defer s.tapWG.Done(); s.tapLoop() }()
+	}
+	if s.vx != nil {
+		for _, vs := range s.vx.socks {
+			s.tapWG.Add(1)
+			go func() { defer s.tapWG.Done(); s.vxLoop(s.vx, vs) }()
+		}
 	}
 	stdinDone := make(chan struct{})
 	if s.cfg.Stdin != nil {
@@ -413,7 +443,13 @@ func (s *Switch) shutdown() {
 		if s.tapPort != nil {
 			s.tapPort.tap.Close()
 		}
+		if s.vx != nil {
+			s.vx.stop()
+		}
 		s.tapWG.Wait()
+		if s.vx != nil {
+			s.vx.close()
+		}
 		s.wg.Wait()
 		if s.ctlPath == "" {
 			// inherited socket: its owner removes it
@@ -442,6 +478,9 @@ func (s *Switch) logCounters() {
 		s.out.printf("Port %d (%s): rx %d frames %d bytes, tx %d frames %d bytes, %d dropped\n",
 			p.id, p.name(), p.rxFrames.Load(), p.rxBytes.Load(), p.txFrames.Load(), p.txBytes.Load(), p.drops.Load())
 	}
+	if s.vx != nil {
+		s.logVxlan(s.vx)
+	}
 }
 
 // Counters is a snapshot of one port's counters.
@@ -468,16 +507,16 @@ func (s *Switch) addPort(p *port) {
 	old := s.ports.Load()
 	ns := &portSet{byKey: make(map[switchproto.Sockaddr]*port, len(old.byKey)+1), list: make([]*port, 0, len(old.list)+1)}
 	for _, q := range old.list {
-		if p.tap == nil && q.tap == nil && q.key == p.key {
+		if p.isClient() && q.isClient() && q.key == p.key {
 			continue // the newest registration of an address wins
 		}
 		ns.list = append(ns.list, q)
-		if q.tap == nil {
+		if q.isClient() {
 			ns.byKey[q.key] = q
 		}
 	}
 	ns.list = append(ns.list, p)
-	if p.tap == nil {
+	if p.isClient() {
 		ns.byKey[p.key] = p
 	}
 	s.ports.Store(ns)
@@ -501,7 +540,7 @@ func (s *Switch) removePort(p *port) {
 			continue
 		}
 		ns.list = append(ns.list, q)
-		if q.tap == nil {
+		if q.isClient() {
 			ns.byKey[q.key] = q
 		}
 	}

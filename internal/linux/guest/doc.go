@@ -6,7 +6,8 @@
 // emulator's seccomp filter (harden.go, mountemu.go), mounts /proc, /sys
 // and a /dev (tmpfs with bound device nodes, a devpts newinstance and the
 // console ptys), pivots into the root filesystem K mounted, and execs the
-// guest's init (init= or the standard search order) with the arguments and
+// guest's init (rdinit= in an initramfs root, then init= or the standard
+// search order) with the arguments and
 // environment of the command line plus container=umlkit (systemd's container
 // interface), in a cgroup namespace rooted at the guest's own cgroup.
 //

@@ -41,6 +41,14 @@ func (m *machine) boot() int {
 	}
 	var ctx context.Context
 	undo, err := stage.Run(m.bootStages(&ctx))
+	var kp *kernelPanic
+	if errors.As(err, &kp) {
+		m.logf("%s", kp.Error())
+		if m.mconsole != nil {
+			mcserver.SendNotify(m.logf, m.cfg.Notify, mconsole.NotifyPanic, kp.msg)
+		}
+		return 134
+	}
 	if err != nil {
 		return m.fail("%v", err)
 	}
@@ -160,11 +168,22 @@ func (m *machine) mconsoleStage(ctx context.Context) (func(), error) {
 	}
 	m.mconsole = mc
 	m.logf("Linux version %s (umlkit)", buildinfo.Version)
+	if m.initrdLog != "" {
+		m.logf("%s", m.initrdLog)
+	}
+	if m.initrdPanic != "" {
+		mc.Close()
+		m.mconsole = nil
+		return nil, &kernelPanic{m.initrdPanic}
+	}
 	m.logf("Kernel command line: %s", c.GuestLine)
 	if len(c.Unknown) > 0 {
 		m.logf("Unknown kernel command line parameters \"%s\", will be passed to user space.", strings.Join(c.Unknown, " "))
 	}
 	m.logf("%s", mcserver.InitMessage(mc.Path()))
+	for _, l := range m.diskLog {
+		m.logf("%s", l)
+	}
 	return func() { mc.Close() }, nil
 }
 
@@ -360,6 +379,12 @@ func (m *machine) kernelStages(ks *kernelStart) []stage.Stage {
 			return stop, nil
 		}},
 		{Name: "root mount", Run: func() (func(), error) { return m.rootMount(ks) }},
+		{Name: "initrd", Run: func() (func(), error) {
+			if m.initrd != nil {
+				ks.files[plan.FDInitrd] = m.initrd // K reads it with pread: one descriptor serves every boot
+			}
+			return nil, nil
+		}},
 		{Name: "notify socket", Run: func() (func(), error) {
 			if m.ids == nil || m.plan.Notify == "" {
 				return nil, nil
@@ -387,6 +412,10 @@ func (m *machine) kernelStages(ks *kernelStart) []stage.Stage {
 func (m *machine) rootMount(ks *kernelStart) (func(), error) {
 	r := m.plan.Root
 	switch {
+	case m.plan.Initrd != nil:
+		// K mounts the root only if the initramfs has no init, through
+		// the host helper then (kside/initrd.go).
+		return nil, nil
 	case r.Kind == plan.RootImage && r.Native:
 		mfd, loop, err := loopdev.LoopMount(r.Path, r.ReadOnly)
 		if err != nil {
@@ -500,7 +529,7 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files[plan.FDConOut] = f
 	}
-	order := m.cons.donate(files, []string{plan.FDConIn, plan.FDConOut, plan.FDControl, plan.FDRootMount, plan.FDHostHelper, plan.FDNotify})
+	order := m.cons.donate(files, []string{plan.FDConIn, plan.FDConOut, plan.FDControl, plan.FDRootMount, plan.FDHostHelper, plan.FDNotify, plan.FDInitrd})
 	order = m.net.donate(files, order)
 	extra, fdEnv := childrole.Donate(files, order)
 	attr := &syscall.SysProcAttr{
@@ -539,6 +568,11 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 			m.dropUserNS()
 			return nil, err
 		}
+		// K sets up its devices once it may run: their kernel data
+		// paths must be there by then.
+		m.cfgMu.Lock() // against a hot-plug changing the devices
+		m.net.joinKernelPaths(m, cmd.Process.Pid)
+		m.cfgMu.Unlock()
 		ids.nsReadyW.Write([]byte{1})
 	}
 	if ids.syncW != nil {
@@ -558,5 +592,8 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		if cmd.ProcessState == nil {
 			stop()
 		}
+		m.cfgMu.Lock()
+		m.net.leaveKernelPaths()
+		m.cfgMu.Unlock()
 	}, nil
 }

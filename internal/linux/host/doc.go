@@ -2,7 +2,8 @@
 // command line, claims the umid directory, checks the host, makes the
 // machine's decisions into a plan (internal/linux/plan), owns the host
 // side of every device (disk files and COW creation, console channels and
-// port listeners, eth transports through internal/netdev, the uml_net
+// port listeners, eth transports through internal/netdev and, run as
+// root, their kernel data paths into K's network namespace, the uml_net
 // helper and its address hooks) and the mconsole socket, and starts and
 // supervises K (internal/linux/kside) in fresh user, mount, net, uts, ipc
 // and cgroup namespaces, starting it again on reboot.

@@ -77,6 +77,11 @@ type machine struct {
 
 	mconsole *mcserver.Server // the machine's mconsole socket
 
+	initrd      *os.File // the initrd= image (donated to K at each boot), or nil
+	initrdLog   string   // UML's line about an initrd= that cannot be had, or ""
+	initrdPanic string   // UML's panic for an image larger than mem=, or ""
+	diskLog     []string // disks given up on an initrd boot (UML's lines)
+
 	sigstopNoted bool // the SIGSTOP fallback of stop/go was logged
 
 	mu   sync.Mutex // guards kpid, ctl
@@ -166,17 +171,32 @@ func (m *machine) makePlan() (*plan.Plan, error) {
 			p.Hostfs.Root = abs
 		}
 	}
+	if c.Initrd != "" {
+		m.openInitrd(p)
+	}
 	for _, u := range c.Ubd {
 		if u == nil {
 			continue
 		}
 		d, err := diskFromUbd(u)
+		if err != nil && p.Initrd != nil {
+			// The initramfs may not need the disk: UML's line, and the
+			// boot goes on (the root's absence shows if it is needed).
+			m.diskLog = append(m.diskLog, fmt.Sprintf("Failed to initialize ubd device %d :Couldn't determine size of device's file", u.Unit))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		p.Disks = append(p.Disks, d)
 	}
 	unit, err := rootUnit(c.Root)
+	if err != nil && p.Initrd != nil {
+		// root= names something only the initramfs knows (LABEL=, UUID=,
+		// a partition): K mounts no root unless the image has no init.
+		p.Root = plan.Root{Path: c.Root}
+		return p, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +205,10 @@ func (m *machine) makePlan() (*plan.Plan, error) {
 		if p.Disks[i].Unit == unit {
 			root = &p.Disks[i]
 		}
+	}
+	if root == nil && p.Initrd != nil {
+		p.Root = plan.Root{Path: c.Root, Unit: unit}
+		return p, nil
 	}
 	if root == nil {
 		return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": no ubd%c configured", c.Root, 'a'+unit)

@@ -19,6 +19,7 @@ import (
 // guestStart is what K's stages build up for starting G.
 type guestStart struct {
 	root, diskDir string
+	rdinit        string   // the initramfs's init, when the root is the rootfs (initrd.go)
 	master, slave *os.File // the console pty
 	gp            plan.Guest
 	startConsoles func()
@@ -63,6 +64,16 @@ func (k *kernel) stages(gs *guestStart) []stage.Stage {
 		{Name: "proc views", Run: func() (func(), error) { return k.startProcViews(k.plan.WorkDir) }},
 		{Name: "disks", Run: func() (func(), error) { return k.openDisks(gs.diskDir) }},
 		{Name: "root file system", Run: func() (func(), error) {
+			if k.plan.Initrd != nil && k.files[plan.FDInitrd] != nil {
+				ok, err := k.initramfs(gs.root)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					gs.rdinit = k.plan.Initrd.RDInit
+					return func() { unix.Unmount(gs.root, unix.MNT_DETACH) }, nil
+				}
+			}
 			if err := k.mountRoot(gs.root); err != nil {
 				return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", k.plan.Root.Path, err)
 			}
@@ -76,6 +87,7 @@ func (k *kernel) stages(gs *guestStart) []stage.Stage {
 			}
 			k.master, gs.master, gs.slave = master, master, slave
 			gs.gp = k.guestPlan(gs.root, gs.diskDir, slave.Name())
+			gs.gp.RDInit = gs.rdinit
 			return func() { master.Close(); slave.Close() }, nil
 		}},
 		{Name: "lines", Run: func() (func(), error) {
@@ -128,6 +140,15 @@ func (k *kernel) guestPlan(root, diskDir, console string) plan.Guest {
 		name := plan.DiskName(d.Unit)
 		gp.Devices[name] = filepath.Join(diskDir, name)
 		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = filepath.Join(diskDir, name)
+		if k.blocks != nil {
+			gp.DiskDir = diskDir
+			for _, p := range k.blocks.Partitions(name) {
+				if gp.Links == nil {
+					gp.Links = map[string]string{}
+				}
+				gp.Links[p.Name] = plan.PartitionLink(p.Name)
+			}
+		}
 	}
 	return gp
 }

@@ -18,6 +18,7 @@ func samplePlan() *Plan {
 		Eth:      []Eth{{Unit: 0, MAC: [6]byte{0xfe, 0xfd, 1, 2, 3, 4}, Transport: "daemon", Params: []byte(`{"switch":"AA=="}`)}},
 		Consoles: Consoles{Lines: []Line{{N: 0, Spec: "fd:0,fd:1"}, {Serial: true, N: 3, Spec: "port:9000"}}, Umid: "vm1", Ports: []int{9000}},
 		Hostfs:   Hostfs{Root: "/srv"},
+		Initrd:   &Initrd{Path: "initrd.gz", Size: 1234, RDInit: "/init", TmpfsSize: 64 << 20},
 	}
 }
 

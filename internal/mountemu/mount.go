@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -99,10 +101,10 @@ func (s *Server) mountProc(pid uint32, c *creds, target string, flags uint64) Re
 	defer tree.Close()
 	id, err := attach(pid, c, tree, target, flags)
 	if err != nil {
-		// systemd's service sandboxes (ProtectProc=, ProcSubset=) mount
-		// proc into a half-built namespace the copy cannot be moved into
-		// (ENOENT from its unit root): a fresh procfs there, as Linux
-		// makes it, is what such a sandbox wants anyway.
+		// A target the copy cannot be moved onto gets the kernel's
+		// fresh procfs, as before the views. (systemd's service
+		// sandboxes name their target /proc/self/fd/N, which attach
+		// now takes from the caller; that once failed with ENOENT.)
 		return Reply{Continue: true}
 	}
 	s.mu.Lock()
@@ -126,7 +128,10 @@ func mountAttrs(flags uint64) uint64 {
 }
 
 // attach moves the detached tree onto target as the guest process pid
-// sees it, and returns the new mount's id.
+// sees it, and returns the new mount's id. A target the caller names
+// through its own descriptor (/proc/self/fd/N, as systemd's
+// mount_nofollow does) is that descriptor, taken from the caller: K's
+// worker has no "self" in the guest's /proc.
 func attach(pid uint32, c *creds, tree *os.File, target string, flags uint64) (uint64, error) {
 	if a := mountAttrs(flags); a != 0 {
 		attr := unix.MountAttr{Attr_set: a}
@@ -134,32 +139,51 @@ func attach(pid uint32, c *creds, tree *os.File, target string, flags uint64) (u
 			return 0, err
 		}
 	}
-	var id uint64
-	var tfd int
-	err := inGuestAs(pid, c, func() error { // the target resolves as the caller's
-		var err error
-		tfd, err = unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(tfd)
-	err = inGuest(pid, func() error {
+	var tf *os.File
+	if fd, ok := selfFD(target); ok {
+		f, err := takeFD(pid, fd)
 		if err != nil {
+			return 0, err
+		}
+		tf = f
+	} else {
+		err := inGuestAs(pid, c, func() error { // the target resolves as the caller's
+			fd, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+			if err == nil {
+				tf = os.NewFile(uintptr(fd), target)
+			}
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	defer tf.Close()
+	var id uint64
+	err := inGuest(pid, func() error {
+		if err := unix.MoveMount(int(tree.Fd()), "", int(tf.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return err
 		}
-		if err := unix.MoveMount(int(tree.Fd()), "", tfd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
-			return err
-		}
-		var stx unix.Statx_t
-		if err := unix.Statx(unix.AT_FDCWD, target, 0, unix.STATX_MNT_ID, &stx); err != nil {
+		var stx unix.Statx_t // the tree is the new mount now
+		if err := unix.Statx(int(tree.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
 			return err
 		}
 		id = stx.Mnt_id
 		return nil
 	})
 	return id, err
+}
+
+// selfFD returns N of a target "/proc/self/fd/N" (or thread-self).
+func selfFD(target string) (int, bool) {
+	for _, p := range []string{"/proc/self/fd/", "/proc/thread-self/fd/"} {
+		if rest, ok := strings.CutPrefix(target, p); ok {
+			if n, err := strconv.Atoi(rest); err == nil && n >= 0 && rest == strconv.Itoa(n) {
+				return n, true
+			}
+		}
+	}
+	return 0, false
 }
 
 func (s *Server) mountHostfs(pid uint32, c *creds, target, data string, flags uint64) Reply {

@@ -300,3 +300,16 @@ func TestAssembleBadJump(t *testing.T) {
 		t.Error("assemble accepted a jump to a missing label")
 	}
 }
+
+func TestSelfFD(t *testing.T) {
+	for target, want := range map[string]int{"/proc/self/fd/7": 7, "/proc/thread-self/fd/0": 0, "/proc/self/fd/12": 12} {
+		if n, ok := selfFD(target); !ok || n != want {
+			t.Errorf("selfFD(%q) = %d, %v; want %d", target, n, ok, want)
+		}
+	}
+	for _, target := range []string{"/proc/self/fd/", "/proc/self/fd/07", "/proc/self/fd/-1", "/proc/1/fd/3", "/mnt", "/proc/self/fd/3/x"} {
+		if _, ok := selfFD(target); ok {
+			t.Errorf("selfFD(%q) accepted it", target)
+		}
+	}
+}

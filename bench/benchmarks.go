@@ -77,10 +77,19 @@ var benchmarks = []*Benchmark{
 	},
 	{
 		Name:  "iperf",
-		Doc:   "iperf3 (TCP, TCP -P 4, TCP -R, UDP 64-byte pps) from the guest to the host over eth0=tuntap, vec0 tap and vec0 raw (gro=1), our linux vs linux.uml, and the veth ceiling",
+		Doc:   "iperf3 (TCP, TCP -P 4, TCP -R, UDP 64-byte pps) from the guest to the host over eth0=tuntap, vec0 tap and vec0 raw (gro=1), our linux (kernel data path, as root) vs ours relayed by K (UMLKIT_NET_RELAY=1) vs linux.uml, and the veth ceiling",
 		Setup: iperfSetup,
-		Variants: append(byKind(iperfGuest, impl{"ours", "ours"}, impl{"linux.uml", "real"}),
+		Variants: append(byKind(iperfGuest, impl{"ours", "ours"}, impl{"ours relay", oursRelay}, impl{"linux.uml", "real"}),
 			Variant{Name: "veth ceiling", Run: iperfCeiling(linkNames(iperfLinks)...)}),
+	},
+	{
+		Name:  "systemd",
+		Doc:   "stock Debian 12 under systemd: launch to login prompt and systemctl poweroff to exit, ours (root) vs linux.uml",
+		Setup: stockSetup,
+		Variants: []Variant{
+			{Name: "ours", Run: func(e *Env) ([]Metric, error) { return bootStock(e, e.Ours("linux")) }},
+			{Name: "real", Run: func(e *Env) ([]Metric, error) { return bootStock(e, realUML) }},
+		},
 	},
 	{
 		Name:  "iperf-switch",

@@ -128,8 +128,9 @@ func iperfMetrics(prefix, out string) ([]Metric, error) {
 
 // iperfClientHead starts a guest's iperf client script (self: its address
 // on eth0 or vec0, whichever it has; server; iperfArgs). run N ARGS runs
-// test N, retrying while the server is not up yet, and prints its report
-// on one line.
+// test N, retrying while the server is not up yet or still busy with the
+// previous test (a report with "error", which iperf 3.12 may end with
+// status 0), and prints its report on one line.
 const iperfClientHead = `mount -t tmpfs tmpfs /tmp
 ifconfig lo 127.0.0.1 up
 dev=eth0; [ -e /sys/class/net/vec0 ] && dev=vec0
@@ -138,7 +139,7 @@ i=0
 until ping -c 1 -W 1 %[2]s >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 60 ] && break; done
 run() {
   n=$1; shift; t=0
-  until /usr/bin/iperf3 -c %[2]s %[3]s "$@" >/tmp/r.json; do t=$((t+1)); [ $t -ge 30 ] && break; sleep 1; done
+  until /usr/bin/iperf3 -c %[2]s %[3]s "$@" >/tmp/r.json && ! grep -q '"error"' /tmp/r.json; do t=$((t+1)); [ $t -ge 30 ] && break; sleep 1; done
   echo "IPERF-RESULT $n $(tr -d '\n\t' </tmp/r.json)"
 }
 `

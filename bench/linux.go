@@ -62,12 +62,20 @@ func guestImage(e *Env, name, init string) (string, error) {
 	return img, nil
 }
 
-// bootArgs returns the command line for kernel k ("ours" or "real").
+// oursRelay is the kind of our linux with UMLKIT_NET_RELAY=1: devices
+// that would get the kernel data path (run as root) are relayed by K.
+const oursRelay = "ours-relay"
+
+// bootArgs returns the command line for kernel k ("ours", oursRelay or
+// "real").
 func bootArgs(e *Env, k, img string, extra ...string) []string {
 	uml := filepath.Join(e.Dir, "uml-"+k)
 	os.MkdirAll(uml, 0o755)
-	if k == "ours" {
+	switch k {
+	case "ours":
 		return append([]string{e.Ours("linux"), "ubd0=" + img, "init=/init", "uml_dir=" + uml, "quiet"}, extra...)
+	case oursRelay: // ours with every eth device on K's relay, no kernel data path
+		return append([]string{"env", "UMLKIT_NET_RELAY=1", e.Ours("linux"), "ubd0=" + img, "init=/init", "uml_dir=" + uml, "quiet"}, extra...)
 	}
 	return append([]string{realUML, "ubd0=" + img, "mem=128M", "con0=fd:0,fd:1", "con=null", "ssl=null", "init=/init", "uml_dir=" + uml}, extra...)
 }

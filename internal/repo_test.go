@@ -34,12 +34,14 @@ var layer = map[string]int{
 	"progress": 0, "hostcheck": 0, "stage": 0,
 
 	"cow": 1, "mconsole": 1, "switchproto": 1, "ether": 1, "cmdline": 1, "helperproto": 1, "slip": 1,
-	"watchdogproto": 1, "chanspec": 1, "procstatus": 1, "linux/plan": 1, "encap": 1, "gso": 1, "vxlan": 1,
+	"watchdogproto": 1, "chanspec": 1, "procstatus": 1, "procmem": 1, "linux/plan": 1, "encap": 1, "gso": 1,
+	"initramfs": 1, "parttable": 1, "procview": 1, "vxlan": 1,
 
 	"tuntap": 2, "ubd": 2, "moo": 2, "netdev": 2, "netdev/netdevtest": 2, "uswitch": 2,
 	"mconsole/mcclient": 2, "mconsole/mcserver": 2, "mconsole/mconsoletest": 2, "umid": 2, "netsetup": 2,
 	"umlnet": 2, "tunctl": 2, "porthelper": 2, "watchdog": 2, "mkrootfs": 2, "cli": 2, "blockfuse": 2,
-	"portchan": 2, "uswitch/switchtest": 2, "mountemu": 2, "loopdev": 2,
+	"portchan": 2, "uswitch/switchtest": 2, "mountemu": 2, "loopdev": 2, "cgroup": 2, "initramfs/unpack": 2,
+	"procfuse": 2,
 
 	// P, K and G talk only through linux/plan: none imports another.
 	"linux/host": 3, "linux/kside": 3, "linux/guest": 3,
@@ -76,6 +78,8 @@ var thirdPartyAllowed = []string{
 	"github.com/creack/pty", "github.com/songgao/water", "github.com/google/gopacket",
 	"github.com/hanwen/go-fuse/v2", "github.com/vishvananda/netlink", "github.com/vishvananda/netns",
 	"github.com/google/go-cmp", "github.com/chzyer/readline", "github.com/mattn/go-isatty",
+	"github.com/coreos/go-systemd/v22", "github.com/godbus/dbus/v5",
+	"github.com/klauspost/compress", "github.com/ulikunitz/xz", "github.com/pierrec/lz4/v4",
 }
 
 type goPkg struct {

@@ -7,8 +7,10 @@
 //
 // Files are opened with FOPEN_DIRECT_IO: every access reaches the driver, so
 // the guest's view and the driver's never disagree. A file's size is the
-// disk's size and cannot change. Flush and fsync call Disk.Flush;
-// FALLOC_FL_PUNCH_HOLE calls Disk.Discard.
+// disk's size and cannot change. fsync calls Disk.Flush;
+// FALLOC_FL_PUNCH_HOLE calls Disk.Discard where that leaves zeros
+// (Zeroing) and fails with EOPNOTSUPP otherwise; FALLOC_FL_ZERO_RANGE
+// zeroes the range (by a discard, or by writing zeros).
 //
 // Cached adds a second name for a disk whose opens use the host's page
 // cache with write-back (readahead, and fuse2fs's many one-block reads and
@@ -30,10 +32,22 @@
 // in the export's own user namespace. An id the mounting namespace does
 // not map (a single-id map has no group disk) is shown as 0.
 //
+// Partitions (partitions.go): with EnablePartitions, each disk's partition
+// table (internal/parttable) is exported as one more file per partition
+// (ubdb1, ubdb5, ...), a window of its disk that can never reach outside
+// it, with its own owner and mode and the same checks. The table is read
+// again when the caller asks (Rescan: the guest's BLKRRPART) and when a
+// handle that wrote to the whole disk is closed (as udev has Linux do after
+// fdisk or sfdisk); either is refused while a partition is open.
+//
 // Lifetime: Mount returns a Server; Close unmounts (waiting for the kernel to
 // release the filesystem) but does not close the disks, which the caller owns.
 // Add and Remove change the export while it is mounted (mconsole hot-plug);
-// Remove refuses a disk that is open.
+// Remove refuses a disk that is open, or one of whose partitions is.
+//
+// Locks: a disk's scanMu (held through a rescan and its hook) is taken
+// before any file's mu and before Server.mu; nothing is taken after
+// Server.mu.
 package blockfuse
 
 import (
@@ -74,6 +88,14 @@ type Server struct {
 	// uids and gids are the ids the mounting user namespace maps; nil
 	// when its maps could not be read (every id is then taken as mapped).
 	uids, gids []idRange
+	dev        uint64 // the export's device number (st_dev of its files)
+
+	mu    sync.Mutex           // guards byIno, onScan, parts
+	byIno map[uint64]*diskNode // every exported name by inode number
+	// onScan is called after each partition scan (EnablePartitions);
+	// parts is whether partitions are exported at all.
+	onScan func(disk string, r ScanResult)
+	parts  bool
 }
 
 // ErrBusy is returned by Remove for a disk that is open.
@@ -90,7 +112,7 @@ func Mount(dir string, disks map[string]Disk) (*Server, error) {
 // mount is Mount; kernelCheck=false leaves out default_permissions, so
 // that tests can see the server's own checks at work.
 func mount(dir string, disks map[string]Disk, kernelCheck bool) (*Server, error) {
-	s := &Server{dir: dir}
+	s := &Server{dir: dir, byIno: map[uint64]*diskNode{}}
 	syscall.Stat("/proc/self/ns/user", &s.userNS)
 	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil {
 		s.uids = parseIDMap(b)
@@ -126,7 +148,7 @@ func mount(dir string, disks map[string]Disk, kernelCheck bool) (*Server, error)
 		NullPermissions: true,
 		OnAdd: func(ctx context.Context) {
 			for name, d := range disks {
-				s.root.AddChild(name, s.newInode(ctx, s.newFile(d), false), true)
+				s.root.AddChild(name, s.newInode(ctx, s.newFile(name, d), false), true)
 			}
 		},
 	}
@@ -135,6 +157,10 @@ func mount(dir string, disks map[string]Disk, kernelCheck bool) (*Server, error)
 		return nil, fmt.Errorf("mount ubd export on %s: %w", dir, err)
 	}
 	s.srv = srv
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err == nil {
+		s.dev = st.Dev
+	}
 	return s, nil
 }
 
@@ -152,8 +178,8 @@ func (s *Server) usable(a Attr) Attr {
 	return a
 }
 
-func (s *Server) newFile(d Disk) *file {
-	return &file{d: d, attr: s.usable(DefaultAttr)}
+func (s *Server) newFile(name string, d Disk) *file {
+	return &file{name: name, d: d, attr: s.usable(DefaultAttr)}
 }
 
 func (s *Server) newInode(ctx context.Context, f *file, cached bool) *fs.Inode {
@@ -161,12 +187,30 @@ func (s *Server) newInode(ctx context.Context, f *file, cached bool) *fs.Inode {
 	f.mu.Lock()
 	f.nodes = append(f.nodes, n)
 	f.mu.Unlock()
-	return s.root.NewPersistentInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG})
+	in := s.root.NewPersistentInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG})
+	s.mu.Lock()
+	s.byIno[in.StableAttr().Ino] = n
+	s.mu.Unlock()
+	return in
+}
+
+// forget drops the inode numbers of f's names.
+func (s *Server) forget(f *file) {
+	f.mu.Lock()
+	nodes := f.nodes
+	f.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range nodes {
+		delete(s.byIno, n.StableAttr().Ino)
+	}
 }
 
 // Add exports d as name, with DefaultAttr; an existing name is an error.
+// Its partitions come with Rescan (the caller makes the disk's own name
+// known first, as Linux announces a disk before its partitions).
 func (s *Server) Add(name string, d Disk) error {
-	if !s.root.AddChild(name, s.newInode(context.Background(), s.newFile(d), false), false) {
+	if !s.root.AddChild(name, s.newInode(context.Background(), s.newFile(name, d), false), false) {
 		return fmt.Errorf("%s is already exported", name)
 	}
 	s.root.NotifyEntry(name) // forget a cached "does not exist"
@@ -245,24 +289,36 @@ func (s *Server) Cached(name string) (string, error) {
 	return filepath.Join(s.dir, alias), nil
 }
 
-// Remove unexports name (and its Cached name) unless either is open
-// (ErrBusy). The disk is not closed: it belongs to the caller.
-func (s *Server) Remove(name string) error {
-	ch := s.root.GetChild(name)
-	if ch == nil {
-		return ErrNotExist
+// Remove unexports name (and its Cached name, and its partitions) unless
+// any of them is open (ErrBusy). The disk is not closed: it belongs to the
+// caller. The partitions removed are returned.
+func (s *Server) Remove(name string) ([]Partition, error) {
+	n, ok := s.node(name)
+	if !ok || n.f.parent != nil {
+		return nil, ErrNotExist
 	}
-	if n, ok := ch.Operations().(*diskNode); ok && n.f.opens.Load() > 0 {
-		return ErrBusy
+	f := n.f
+	f.scanMu.Lock()
+	defer f.scanMu.Unlock()
+	if f.opens.Load() > 0 || f.partOpens.Load() > 0 {
+		return nil, ErrBusy
 	}
-	s.root.RmChild(name)
-	s.root.NotifyDelete(name, ch)
-	alias := CachedName(name)
-	if ach := s.root.GetChild(alias); ach != nil {
-		s.root.RmChild(alias)
-		s.root.NotifyDelete(alias, ach)
+	gone := s.dropPartitions(f, f.parts)
+	f.parts = nil
+	s.unexport(name, f)
+	return gone, nil
+}
+
+// unexport removes name and its Cached name from the directory.
+func (s *Server) unexport(name string, f *file) {
+	f.gone.Store(true)
+	s.forget(f)
+	for _, nm := range []string{name, CachedName(name)} {
+		if ch := s.root.GetChild(nm); ch != nil {
+			s.root.RmChild(nm)
+			s.root.NotifyDelete(nm, ch)
+		}
 	}
-	return nil
 }
 
 // Close unmounts the export and waits for the server loop to end.
@@ -284,17 +340,39 @@ func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOu
 	return 0
 }
 
-// file is what a disk's names (the direct one and its Cached one) share.
+// file is what a disk's names (the direct one and its Cached one) share; a
+// partition is a file too, whose d is a window of its parent's disk.
 type file struct {
+	name  string
 	d     Disk
 	opens atomic.Int32 // open file handles of the disk's names, for Remove
 	// mounted: the host kernel has the disk's file system mounted (SetMounted):
 	// write opens and writes fail with EBUSY.
 	mounted atomic.Bool
+	// gone: removed from the export (a partition a rescan dropped): no
+	// open or I/O succeeds any more.
+	gone atomic.Bool
+
+	// A partition's disk, its number and its window (bytes); nil, 0 for
+	// a disk.
+	parent *file
+	number int
+	start  int64
+
+	// A disk's partitions (guarded by scanMu) and their open handles.
+	scanMu    sync.Mutex
+	parts     []*file
+	partOpens atomic.Int32
 
 	mu    sync.Mutex  // guards attr, nodes
 	attr  Attr        // owner, group, permission bits
 	nodes []*diskNode // the disk's names
+}
+
+// isMounted reports whether the host kernel has f's disk mounted: a
+// partition's writes are refused when its disk is.
+func (f *file) isMounted() bool {
+	return f.mounted.Load() || f.parent != nil && f.parent.mounted.Load()
 }
 
 func (f *file) get() Attr {
@@ -423,10 +501,24 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if n.f.d.ReadOnly() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	if n.f.mounted.Load() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+	if n.f.isMounted() && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, 0, syscall.EBUSY
 	}
+	// Counted before the check, so that a rescan either sees the open
+	// (and refuses) or has marked the partition gone first. An open that
+	// loses that race gets ENXIO on its I/O. (No lock: K's rescan hook
+	// may wait for a thread that is opening a partition.)
+	if p := n.f.parent; p != nil {
+		p.partOpens.Add(1)
+	}
 	n.f.opens.Add(1)
+	if n.f.gone.Load() {
+		n.f.opens.Add(-1)
+		if p := n.f.parent; p != nil {
+			p.partOpens.Add(-1)
+		}
+		return nil, 0, syscall.ENXIO
+	}
 	// A handle (even an empty one) makes go-fuse deliver Release.
 	if n.cached {
 		// Page-cached; each open starts afresh (no FOPEN_KEEP_CACHE),
@@ -436,15 +528,25 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	return &diskHandle{}, fuse.FOPEN_DIRECT_IO, 0
 }
 
-// diskHandle is an open file of a disk; it only lets Release be counted.
-type diskHandle struct{}
+// diskHandle is an open file of a disk.
+type diskHandle struct {
+	// wrote: data was written through the handle since its last flush
+	// (a whole disk's partition table may have changed).
+	wrote atomic.Bool
+}
 
 func (n *diskNode) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
 	n.f.opens.Add(-1)
+	if p := n.f.parent; p != nil {
+		p.partOpens.Add(-1)
+	}
 	return 0
 }
 
 func (n *diskNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if n.f.gone.Load() {
+		return nil, syscall.ENXIO
+	}
 	size := n.f.d.Size()
 	if off >= size {
 		return fuse.ReadResultData(nil), 0
@@ -462,8 +564,11 @@ func (n *diskNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off 
 	if n.f.d.ReadOnly() {
 		return 0, syscall.EROFS
 	}
-	if n.f.mounted.Load() {
+	if n.f.isMounted() {
 		return 0, syscall.EBUSY // a handle opened before the mount
+	}
+	if n.f.gone.Load() {
+		return 0, syscall.ENXIO
 	}
 	size := n.f.d.Size()
 	if off >= size {
@@ -471,6 +576,9 @@ func (n *diskNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off 
 	}
 	if int64(len(data)) > size-off {
 		data = data[:size-off]
+	}
+	if h, ok := f.(*diskHandle); ok {
+		h.wrote.Store(true)
 	}
 	w, err := n.f.d.WriteAt(data, off)
 	if err != nil {
@@ -483,18 +591,49 @@ func (n *diskNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) sys
 	return errno(n.f.d.Flush())
 }
 
-func (n *diskNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno { return 0 }
+// Flush (every close(2) of a descriptor, before it returns) reads the
+// partition table again when the handle wrote to a whole disk: what udev
+// has Linux do when fdisk or sfdisk close a disk they wrote, so that the
+// new partitions are there when the tool exits. A table that did not
+// change costs one or two sector reads; a rescan refused because a
+// partition is open leaves the old partitions (as Linux does).
+func (n *diskNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	if h, ok := f.(*diskHandle); ok && h.wrote.Swap(false) && n.f.parent == nil && !n.cached {
+		n.s.rescan(n.f, false)
+	}
+	return 0
+}
 
-const fallocPunchHole = 0x02
+// fallocate modes (linux/falloc.h).
+const (
+	fallocKeepSize  = 0x01
+	fallocPunchHole = 0x02
+	fallocZeroRange = 0x10
+)
 
 func (n *diskNode) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
-	if mode&fallocPunchHole != 0 {
-		if n.f.mounted.Load() {
-			return syscall.EBUSY
-		}
-		return errno(n.f.d.Discard(int64(off), int64(size)))
+	if mode&(fallocPunchHole|fallocZeroRange) == 0 {
+		return 0 // space is the driver's business
 	}
-	return 0 // space is the driver's business
+	if n.f.isMounted() {
+		return syscall.EBUSY
+	}
+	if n.f.gone.Load() {
+		return syscall.ENXIO
+	}
+	if off > uint64(n.f.d.Size()) || size > uint64(n.f.d.Size())-off {
+		return syscall.EINVAL // a disk's size is fixed
+	}
+	if mode&fallocPunchHole != 0 {
+		// A hole must read as zeros: only a disk whose discard leaves
+		// them (the ubd driver without the 't' flag) punches one; the
+		// others say so, and tools fall back (to FALLOC_FL_ZERO_RANGE).
+		if !discardZeroes(n.f.d) || n.f.d.Discard(int64(off), int64(size)) != nil {
+			return syscall.EOPNOTSUPP
+		}
+		return 0
+	}
+	return errno(zeroOut(n.f.d, int64(off), int64(size)))
 }
 
 func errno(err error) syscall.Errno { return sys.ErrnoOf(err, syscall.EIO) }

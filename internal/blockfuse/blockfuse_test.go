@@ -68,7 +68,7 @@ func TestAddRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Remove("ubdb"); !errors.Is(err, ErrBusy) {
+	if _, err := srv.Remove("ubdb"); !errors.Is(err, ErrBusy) {
 		t.Errorf("Remove of an open disk = %v, want ErrBusy", err)
 	}
 	if _, err := f.WriteAt([]byte("xy"), 10); err != nil || b.bytes(10, 2) != "xy" {
@@ -76,13 +76,13 @@ func TestAddRemove(t *testing.T) {
 	}
 	f.Close()
 	// FUSE delivers RELEASE after close returns.
-	if err := testutil.WaitFor(5*time.Second, func() bool { return srv.Remove("ubdb") == nil }); err != nil {
+	if err := testutil.WaitFor(5*time.Second, func() bool { _, err := srv.Remove("ubdb"); return err == nil }); err != nil {
 		t.Fatalf("Remove after close: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ubdb")); !os.IsNotExist(err) {
 		t.Errorf("ubdb still visible after Remove: %v", err)
 	}
-	if err := srv.Remove("ubdb"); !errors.Is(err, ErrNotExist) {
+	if _, err := srv.Remove("ubdb"); !errors.Is(err, ErrNotExist) {
 		t.Errorf("second Remove = %v, want ErrNotExist", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ubda")); err != nil {
@@ -129,7 +129,7 @@ func TestCached(t *testing.T) {
 	if got := a.bytes(0, 4); got != "cccc" || a.bytes(256<<10-4, 4) != "cccc" {
 		t.Errorf("disk after fsync of the cached name: %q", got)
 	}
-	if err := srv.Remove("ubda"); !errors.Is(err, ErrBusy) {
+	if _, err := srv.Remove("ubda"); !errors.Is(err, ErrBusy) {
 		t.Errorf("Remove while the cached name is open = %v, want ErrBusy", err)
 	}
 	// Data written at the last close reaches the disk too.
@@ -150,7 +150,7 @@ func TestCached(t *testing.T) {
 	if b, err := os.ReadFile(p); err != nil || string(b[:4]) != "dddd" {
 		t.Errorf("cached name after a direct write: %q, %v", b[:4], err)
 	}
-	if err := testutil.WaitFor(5*time.Second, func() bool { return srv.Remove("ubda") == nil }); err != nil {
+	if err := testutil.WaitFor(5*time.Second, func() bool { _, err := srv.Remove("ubda"); return err == nil }); err != nil {
 		t.Fatalf("Remove after close: %v", err)
 	}
 	for _, n := range []string{"ubda", CachedName("ubda")} {

@@ -11,6 +11,9 @@
 // UML's vector_setup messages rather than reaching init (UML's vector
 // driver consumes them too).
 //
+// One option of ours: --cleanup (before any "--"), which UML lacks; a
+// kernel parameter never starts with "--", so it cannot clash with one.
+//
 // Pure: no I/O. Facts: shared/spec/cmdline.md §1–§3, channels.md §1–§2.
 package cmdline
 
@@ -56,6 +59,8 @@ type Config struct {
 	Eth        map[int]string
 	Vec        map[int]string // vecN: device -> the text after "vecN:"
 	Init       string         // init=
+	Initrd     string         // initrd=: the initramfs image (a host file)
+	RDInit     string         // rdinit=: the initramfs's init ("" = /init)
 	Root       string         // root= (always set: root=98:0 default)
 	ReadWrite  bool           // "rw" given (we mount read-write anyway, see docs)
 	ReadOnly   bool           // "ro"
@@ -68,6 +73,9 @@ type Config struct {
 	Help       bool
 	Version    bool
 	ShowConfig bool
+	// Cleanup is --cleanup (ours; UML has none): remove what killed
+	// machines left (cgroups, umid directories, id blocks) and exit.
+	Cleanup bool
 
 	// GuestLine is the command line as the guest sees it (/proc/cmdline).
 	GuestLine string
@@ -95,12 +103,19 @@ func Parse(args []string) (*Config, error) {
 	c := &Config{Con: map[int]string{}, Ssl: map[int]string{}, Eth: map[int]string{}, Vec: map[int]string{}}
 	var guest []string
 	haveRoot, haveConsole := false, false
+	dashes := false // "--" seen: what follows is init's
 	for i, w := range args {
 		if i == 0 && strings.HasPrefix(w, " ") {
 			continue
 		}
 		consumed := false
 		switch {
+		case w == "--":
+			dashes = true
+		case w == "--cleanup" && !dashes:
+			// Not a kernel parameter (none starts with "--"); after "--"
+			// it is an argument of init's.
+			c.Cleanup, consumed = true, true
 		case w == "--help":
 			c.Help, consumed = true, true
 		case w == "--version":
@@ -216,6 +231,16 @@ func (c *Config) guestParam(w string) (bool, error) {
 		return true, nil
 	case hasEq && key == "root":
 		c.Root = val
+		return true, nil
+	case hasEq && key == "initrd":
+		c.Initrd = val
+		return true, nil
+	case hasEq && key == "rdinit":
+		c.RDInit = val
+		return true, nil
+	case w == "noinitrd" || w == "retain_initrd" || hasEq && key == "initramfs_async":
+		// Linux's, about its RAM disk and the memory of the image: nothing
+		// to do here, but not for init either.
 		return true, nil
 	case hasEq && (key == "console" || key == "loglevel" || key == "rootfstype" || key == "rootflags" || key == "panic" || key == "rootdelay"):
 		return true, nil

@@ -174,3 +174,48 @@ func TestVec(t *testing.T) {
 		t.Errorf("GuestLine = %q; want the vec words kept", c.GuestLine)
 	}
 }
+
+// initrd= and rdinit= are kernel options: they stay in the command line
+// and reach neither init's environment nor the unknown list (linux.uml 6.1).
+func TestInitrd(t *testing.T) {
+	c, err := Parse(strings.Fields("initrd=/img.gz rdinit=/linuxrc noinitrd retain_initrd initramfs_async=0 x=y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Initrd != "/img.gz" || c.RDInit != "/linuxrc" {
+		t.Errorf("Initrd %q RDInit %q", c.Initrd, c.RDInit)
+	}
+	if diff := cmp.Diff([]string{"x=y"}, c.Unknown); diff != "" {
+		t.Errorf("Unknown (-want +got):\n%s", diff)
+	}
+	if want := "initrd=/img.gz rdinit=/linuxrc noinitrd retain_initrd initramfs_async=0 x=y root=98:0 console=tty0"; c.GuestLine != want {
+		t.Errorf("GuestLine = %q; want %q", c.GuestLine, want)
+	}
+}
+
+// TestCleanup: --cleanup is ours, consumed before "--" only (after it, it
+// is one of init's arguments) and never part of the guest's command line.
+func TestCleanup(t *testing.T) {
+	for _, tt := range []struct {
+		line     string
+		cleanup  bool
+		initArgs []string
+	}{
+		{"--cleanup", true, nil},
+		{"uml_dir=/tmp/u --cleanup", true, nil},
+		{"init=/bin/sh -- --cleanup", false, []string{"--cleanup"}},
+		{"cleanup", false, []string{"cleanup"}},
+		{"--cleanup=yes", false, nil},
+	} {
+		c, err := Parse(strings.Fields(tt.line))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.line, err)
+		}
+		if c.Cleanup != tt.cleanup || !cmp.Equal(c.InitArgs, tt.initArgs) {
+			t.Errorf("Parse(%q) = Cleanup %v, InitArgs %q; want %v, %q", tt.line, c.Cleanup, c.InitArgs, tt.cleanup, tt.initArgs)
+		}
+		if tt.cleanup && strings.Contains(c.GuestLine, "cleanup") {
+			t.Errorf("Parse(%q): GuestLine %q has --cleanup", tt.line, c.GuestLine)
+		}
+	}
+}

@@ -34,7 +34,7 @@ func BenchmarkFilter(b *testing.B) {
 				go func() {
 					runtime.LockOSThread() // never unlocked: the thread dies with its filter
 					if filtered {
-						lis, err := Install()
+						lis, err := Install(false)
 						if err != nil {
 							done <- err
 							return
@@ -73,7 +73,7 @@ func BenchmarkTrapped(b *testing.B) {
 	done := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with its filter
-		lis, err := Install()
+		lis, err := Install(false)
 		if err != nil {
 			done <- err
 			return
@@ -82,6 +82,42 @@ func BenchmarkTrapped(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			loopGetStatus(null.Fd(), buf[:])
+		}
+		b.StopTimer()
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		b.Skipf("install filter: %v", err)
+	}
+}
+
+// BenchmarkTrappedBlock measures a block request the filter sends to the
+// Server on a file that is none of K's devices: K takes the descriptor,
+// looks it up and lets the call continue (BLKGETSIZE64 on /dev/null,
+// ENOTTY in the end).
+func BenchmarkTrappedBlock(b *testing.B) {
+	srv, err := NewServer(Config{Block: func(dev, ino uint64) (BlockDevice, bool) { return nil, false }})
+	if err != nil {
+		b.Skip(err)
+	}
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	var size uint64
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with its filter
+		lis, err := Install(false)
+		if err != nil {
+			done <- err
+			return
+		}
+		go srv.Serve(lis)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			blkGetSize64(null.Fd(), &size)
 		}
 		b.StopTimer()
 		done <- nil

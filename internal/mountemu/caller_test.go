@@ -42,9 +42,13 @@ func TestClaimDisk(t *testing.T) {
 		return FileID{st.Dev, st.Ino}
 	}
 	root, export, other := filepath.Join(dir, "root.img"), filepath.Join(dir, "ubdb"), filepath.Join(dir, "other.img")
+	rootPart, part1, part2 := filepath.Join(dir, "ubda1"), filepath.Join(dir, "ubdb1"), filepath.Join(dir, "ubdb2")
 	disks := []DiskIDs{
-		{Index: 0, Name: "ubda", IDs: []FileID{id(root)}, Busy: true},
-		{Index: 1, Name: "ubdb", IDs: []FileID{id(export)}},
+		{Index: 0, Disk: 0, Name: "ubda", IDs: []FileID{id(root)}, Busy: true},
+		{Index: 1, Disk: 1, Name: "ubdb", IDs: []FileID{id(export)}},
+		{Index: 1001, Disk: 0, Part: 1, Name: "ubda1", IDs: []FileID{id(rootPart)}},
+		{Index: 2001, Disk: 1, Part: 1, Name: "ubdb1", IDs: []FileID{id(part1)}},
+		{Index: 2002, Disk: 1, Part: 2, Name: "ubdb2", IDs: []FileID{id(part2)}},
 	}
 	id(other)
 	s := &Server{cfg: Config{Disks: func() []DiskIDs { return disks }}, rw: map[int]int{}}
@@ -67,6 +71,25 @@ func TestClaimDisk(t *testing.T) {
 	}
 	if i, busy := s.claimDisk(open(other)); i != -1 || busy != "" {
 		t.Errorf("a file that is no disk: %d %q", i, busy)
+	}
+	if _, busy := s.claimDisk(open(rootPart)); busy != "ubda" {
+		t.Errorf("a partition of the root disk: busy = %q; want ubda", busy)
+	}
+	if _, busy := s.claimDisk(open(part1)); busy != "ubdb" {
+		t.Errorf("a partition of a disk mounted read-write: busy = %q; want ubdb", busy)
+	}
+	s.rw[1]-- // ubdb unmounted
+	if i, busy := s.claimDisk(open(part1)); i != 2001 || busy != "" {
+		t.Errorf("first mount of ubdb1: %d %q", i, busy)
+	}
+	if i, busy := s.claimDisk(open(part2)); i != 2002 || busy != "" {
+		t.Errorf("ubdb2 while ubdb1 is mounted: %d %q", i, busy)
+	}
+	if _, busy := s.claimDisk(open(part1)); busy != "ubdb1" {
+		t.Errorf("second mount of ubdb1: busy = %q", busy)
+	}
+	if _, busy := s.claimDisk(open(export)); busy != "ubdb1" && busy != "ubdb2" {
+		t.Errorf("ubdb while its partitions are mounted: busy = %q", busy)
 	}
 }
 

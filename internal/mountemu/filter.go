@@ -89,8 +89,11 @@ func labeled(in insn, label string) insn { in.label = label; return in }
 type sysnums struct {
 	arch                  uint32
 	mount, umount2, ioctl uint32
-	newAPI                []uint32 // return ENOSYS
-	denied                []uint32 // return EPERM (see Denied)
+	// sysinfo goes to the listener when trapSysinfo is set (0: never).
+	sysinfo     uint32
+	trapSysinfo bool
+	newAPI      []uint32 // return ENOSYS
+	denied      []uint32 // return EPERM (see Denied)
 	// x32 is the bit that marks the x32 ABI's calls (on x86_64): they
 	// fail with ENOSYS. 0 when the architecture has none.
 	x32 uint32
@@ -103,15 +106,19 @@ type sysnums struct {
 }
 
 // program builds the filter: on the other architecture everything is
-// allowed; mount and umount2 go to the listener; ioctl goes there only for
-// loop requests; the new mount API fails with ENOSYS; the denied calls
-// fail with EPERM.
+// allowed; mount and umount2 go to the listener, and sysinfo when asked
+// for; ioctl goes there only for loop requests and the block-device
+// requests of blockRequests; the new mount API fails with ENOSYS; the
+// denied calls fail with EPERM.
 func program(s sysnums) ([]unix.SockFilter, error) {
 	// Every listed call and its action, searched as a binary tree of
 	// jge tests (about six steps for every call, listed or not; a linear
 	// list would cost every openat, futex and exit_group forty).
 	var cases []filterCase
 	cases = append(cases, filterCase{s.ioctl, "ioctl"}, filterCase{s.mount, "notify"}, filterCase{s.umount2, "notify"})
+	if s.trapSysinfo && s.sysinfo != 0 {
+		cases = append(cases, filterCase{s.sysinfo, "notify"})
+	}
 	for _, nr := range s.newAPI {
 		cases = append(cases, filterCase{nr, "enosys"})
 	}
@@ -132,7 +139,7 @@ func program(s sysnums) ([]unix.SockFilter, error) {
 		p = append(p, jge(s.x32, "enosys", ""))
 	}
 	seq := 0
-	p = appendTree(p, cases, &seq)
+	p = appendTree(p, cases, &seq, "allow")
 	if c := s.compat; c != nil {
 		var cc []filterCase
 		for _, nr := range c.newAPI {
@@ -145,15 +152,25 @@ func program(s sysnums) ([]unix.SockFilter, error) {
 		at := len(p)
 		p = append(p, ld(offDataNr))
 		p[at].label = "compat"
-		p = appendTree(p, cc, &seq)
+		p = appendTree(p, cc, &seq, "allow")
 	}
+	var blk []filterCase
+	for _, r := range blockRequests {
+		blk = append(blk, filterCase{r, "notify"})
+	}
+	sort.Slice(blk, func(i, j int) bool { return blk[i].nr < blk[j].nr })
 	p = append(p,
 		ret(unix.SECCOMP_RET_ALLOW, "allow"),
 		labeled(ld(offDataArg1Low), "ioctl"),
-		jge(LoopSetFD, "", "allow2"),
+		jge(LoopSetFD, "", "blk"),
 		jgt(LoopConfigure, "", "notify"),
-		jge(LoopCtlAdd, "", "allow2"),
-		jgt(LoopCtlGetFree, "allow2", "notify"),
+		jge(LoopCtlAdd, "", "blk"),
+		jgt(LoopCtlGetFree, "blk", "notify"),
+	)
+	at := len(p)
+	p = appendTree(p, blk, &seq, "allow2")
+	p[at].label = "blk"
+	p = append(p,
 		ret(unix.SECCOMP_RET_ALLOW, "allow2"),
 		ret(unix.SECCOMP_RET_USER_NOTIF, "notify"),
 		ret(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS), "enosys"),
@@ -183,22 +200,22 @@ type filterCase struct {
 
 // appendTree emits the search over sorted cases: a short run is a chain of
 // jeq; a longer one splits at its middle with jge, the upper half under a
-// fresh label after the lower half (jumps only go forward). A call found
-// in no case reaches "allow".
-func appendTree(p []insn, cases []filterCase, seq *int) []insn {
+// fresh label after the lower half (jumps only go forward). A value found
+// in no case reaches the label other.
+func appendTree(p []insn, cases []filterCase, seq *int, other string) []insn {
 	if len(cases) <= 3 {
 		for _, c := range cases {
 			p = append(p, jeq(c.nr, c.action, ""))
 		}
-		return append(p, insn{f: unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA}, jaTo: "allow"})
+		return append(p, insn{f: unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA}, jaTo: other})
 	}
 	mid := len(cases) / 2
 	*seq++
 	upper := fmt.Sprintf("t%d", *seq)
 	p = append(p, jge(cases[mid].nr, upper, ""))
-	p = appendTree(p, cases[:mid], seq)
+	p = appendTree(p, cases[:mid], seq, other)
 	at := len(p)
-	p = appendTree(p, cases[mid:], seq)
+	p = appendTree(p, cases[mid:], seq, other)
 	p[at].label = upper
 	return p
 }

@@ -8,7 +8,7 @@ const (
 )
 
 var hostSysnums = &sysnums{
-	arch: auditArchX86_64, mount: unix.SYS_MOUNT, umount2: unix.SYS_UMOUNT2, ioctl: unix.SYS_IOCTL,
+	arch: auditArchX86_64, mount: unix.SYS_MOUNT, umount2: unix.SYS_UMOUNT2, ioctl: unix.SYS_IOCTL, sysinfo: unix.SYS_SYSINFO,
 	newAPI: []uint32{unix.SYS_OPEN_TREE, unix.SYS_MOVE_MOUNT, unix.SYS_FSOPEN, unix.SYS_FSCONFIG,
 		unix.SYS_FSMOUNT, unix.SYS_FSPICK, unix.SYS_MOUNT_SETATTR},
 	denied: []uint32{unix.SYS_KEXEC_LOAD, unix.SYS_KEXEC_FILE_LOAD, unix.SYS_INIT_MODULE,

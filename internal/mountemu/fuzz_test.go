@@ -78,3 +78,21 @@ func FuzzParseHostfsData(f *testing.F) {
 		}
 	})
 }
+
+func FuzzSysinfo(f *testing.F) {
+	si := Sysinfo{Uptime: 12, Loads: [3]uint64{1, 2, 3}, TotalRAM: 64 << 20, FreeRAM: 1 << 20, Procs: 7, MemUnit: 1}
+	b, _ := si.MarshalBinary()
+	f.Add(b)
+	f.Add([]byte("short"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var si Sysinfo
+		if err := si.UnmarshalBinary(b); err != nil {
+			return
+		}
+		out, _ := si.MarshalBinary()
+		var back Sysinfo
+		if err := back.UnmarshalBinary(out); err != nil || back != si {
+			t.Fatalf("decode-encode-decode not stable: %+v, %+v", si, back)
+		}
+	})
+}

@@ -10,12 +10,15 @@ import (
 // listener. The caller must have locked its OS thread and must exec from it
 // (the filter is per thread; exec makes it the process's). The caller needs
 // CAP_SYS_ADMIN in its user namespace (no_new_privs is not set, so setuid
-// programs keep working in the guest).
-func Install() (*os.File, error) {
+// programs keep working in the guest). With trapSysinfo, sysinfo(2) of the
+// 64-bit ABI goes to the listener too (Config.Sysinfo answers it).
+func Install(trapSysinfo bool) (*os.File, error) {
 	if hostSysnums == nil {
 		return nil, fmt.Errorf("%w (this is %s)", ErrUnsupportedArch, runtime.GOARCH)
 	}
-	prog, err := program(*hostSysnums)
+	nums := *hostSysnums
+	nums.trapSysinfo = trapSysinfo
+	prog, err := program(nums)
 	if err != nil {
 		return nil, err
 	}

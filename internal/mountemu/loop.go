@@ -8,8 +8,12 @@ import (
 )
 
 // ioctl emulates the loop requests on the emulated /dev/loop-control and
-// /dev/loopN; a loop request on any other file runs natively.
+// /dev/loopN, and the block requests on K's device files (block.go); a
+// request on any other file runs natively.
 func (s *Server) ioctl(n *Notif, valid func() bool) Reply {
+	if IsBlockRequest(n.Args[1]) {
+		return s.blockIoctl(n, valid)
+	}
 	fd, req, arg := int(int32(n.Args[0])), uint32(n.Args[1]), n.Args[2]
 	var st unix.Stat_t
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", n.Pid, fd), &st); err != nil {

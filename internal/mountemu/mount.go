@@ -2,6 +2,7 @@ package mountemu
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -15,6 +16,9 @@ const notNewMount = unix.MS_REMOUNT | unix.MS_BIND | unix.MS_MOVE | unix.MS_SHAR
 
 func (s *Server) mount(n *Notif, valid func() bool) Reply {
 	flags := n.Args[3]
+	if flags&(unix.MS_REMOUNT|unix.MS_BIND) == unix.MS_REMOUNT {
+		return s.remount(n, valid)
+	}
 	if flags&notNewMount != 0 {
 		return Reply{Continue: true}
 	}
@@ -30,7 +34,7 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 		return Reply{Continue: true} // let the kernel give its own error
 	}
 	var data string
-	if fstype == "hostfs" {
+	if fstype == "hostfs" || fstype == "proc" {
 		if data, err = mem.readString(n.Args[4]); err != nil {
 			return errno(err)
 		}
@@ -45,10 +49,66 @@ func (s *Server) mount(n *Notif, valid func() bool) Reply {
 		}
 		return s.mountHostfs(n.Pid, &c, target, data, flags)
 	}
+	if fstype == "devtmpfs" && admin && target != "" {
+		if r, ok := s.mountDev(n.Pid, &c, target, flags); ok {
+			return r
+		}
+	}
+	if fstype == "proc" && admin && data == "" && target != "" {
+		return s.mountProc(n.Pid, &c, target, flags)
+	}
 	if src == "" || target == "" || !admin {
 		return Reply{Continue: true} // the kernel refuses it (EPERM) as it would anyway
 	}
 	return s.mountImage(n.Pid, &c, src, target, fstype, flags)
+}
+
+// mountProc answers a new procfs mount without options by a process of
+// the machine's own pid namespace with a recursive bind of /proc as it
+// sees it, when that is the procfs of its pid namespace: the same files a
+// fresh procfs shows, with the masks and the machine's views G put on
+// them (init scripts written for UML, and the e2e harness, mount proc
+// over /proc unconditionally; a fresh one would hide both). Any other proc
+// mount (options such as hidepid=, a nested pid namespace, no procfs at
+// /proc) continues natively.
+func (s *Server) mountProc(pid uint32, c *creds, target string, flags uint64) Reply {
+	callerNS, err := statNS(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return Reply{Continue: true}
+	}
+	var tree *os.File
+	err = inGuest(pid, func() error {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			return err
+		}
+		f := os.NewFile(uintptr(fd), "proc-tree")
+		var sfs unix.Statfs_t
+		var st unix.Stat_t
+		if unix.Fstatfs(fd, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC ||
+			unix.Fstatat(fd, "1/ns/pid", &st, 0) != nil || (nsID{st.Dev, st.Ino}) != callerNS {
+			f.Close()
+			return errNotOurs
+		}
+		tree = f
+		return nil
+	})
+	if err != nil {
+		return Reply{Continue: true}
+	}
+	defer tree.Close()
+	id, err := attach(pid, c, tree, target, flags)
+	if err != nil {
+		// systemd's service sandboxes (ProtectProc=, ProcSubset=) mount
+		// proc into a half-built namespace the copy cannot be moved into
+		// (ENOENT from its unit root): a fresh procfs there, as Linux
+		// makes it, is what such a sandbox wants anyway.
+		return Reply{Continue: true}
+	}
+	s.mu.Lock()
+	s.mounts[id] = &mountRec{disk: -1, loop: -1, tree: true}
+	s.mu.Unlock()
+	return Reply{}
 }
 
 // mountAttrs maps mount(2) flags to mount_setattr attributes.
@@ -146,6 +206,27 @@ func (s *Server) mountHostfs(pid uint32, c *creds, target, data string, flags ui
 	tree := os.NewFile(uintptr(tfd), "hostfs-tree")
 	defer tree.Close()
 	return s.attachHostfs(pid, c, tree, target, flags)
+}
+
+// mountDev answers a devtmpfs mount, which a user namespace cannot make,
+// with a recursive bind of the machine's /dev (Config.DevTree); ok is
+// false when there is none (the kernel then refuses the mount).
+func (s *Server) mountDev(pid uint32, c *creds, target string, flags uint64) (Reply, bool) {
+	if s.cfg.DevTree == nil {
+		return Reply{}, false
+	}
+	dev := s.cfg.DevTree()
+	if dev == nil {
+		return Reply{}, false
+	}
+	tfd, err := unix.OpenTree(int(dev.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		s.logf("devtmpfs: open_tree: %v", err)
+		return errno(err), true
+	}
+	tree := os.NewFile(uintptr(tfd), "dev-tree")
+	defer tree.Close()
+	return s.attachHostfs(pid, c, tree, target, flags), true // a bind with submounts, as hostfs
 }
 
 func (s *Server) attachHostfs(pid uint32, c *creds, tree *os.File, target string, flags uint64) Reply {
@@ -330,8 +411,8 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 		if rec == nil {
 			return errNotOurs
 		}
-		if rec.hostfs {
-			// The bind carries the host's submounts: take them all.
+		if rec.hostfs || rec.tree {
+			// The bind carries submounts: take them all.
 			return unix.Unmount(target, flags|unix.MNT_DETACH)
 		}
 		return unix.Unmount(target, flags)
@@ -366,9 +447,10 @@ func (s *Server) umount(n *Notif, valid func() bool) Reply {
 	return Reply{}
 }
 
-// claimDisk counts a read-write mount of f's disk (Config.Disks) and
-// returns its index, or -1 when f is none of them; busy names the disk
-// when it is mounted read-write already.
+// claimDisk counts a read-write mount of f's disk or partition
+// (Config.Disks) and returns its index, or -1 when f is none of them; busy
+// names what is mounted read-write already: the same disk or partition,
+// the disk of a partition, or a partition of a disk.
 func (s *Server) claimDisk(f *os.File) (idx int, busy string) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -378,20 +460,26 @@ func (s *Server) claimDisk(f *os.File) (idx int, busy string) {
 	if s.cfg.Disks == nil {
 		return -1, ""
 	}
-	for _, d := range s.cfg.Disks() {
-		i := d.Index
-		for _, x := range d.IDs {
-			if x != id {
-				continue
+	all := s.cfg.Disks()
+	var d *DiskIDs
+	for i := range all {
+		for _, x := range all[i].IDs {
+			if x == id && d == nil {
+				d = &all[i]
 			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if d.Busy || s.rw[i] > 0 {
-				return -1, d.Name
-			}
-			s.rw[i]++
-			return i, ""
 		}
 	}
-	return -1, ""
+	if d == nil {
+		return -1, ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range all {
+		related := o.Index == d.Index || o.Disk == d.Disk && (o.Part == 0) != (d.Part == 0)
+		if related && (o.Busy || s.rw[o.Index] > 0) {
+			return -1, o.Name
+		}
+	}
+	s.rw[d.Index]++
+	return d.Index, ""
 }

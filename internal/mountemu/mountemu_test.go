@@ -140,6 +140,50 @@ func TestIsLoopRequest(t *testing.T) {
 	}
 }
 
+// Every block request the filter traps is one IsBlockRequest knows, and
+// every one of them reaches K through the filter.
+func TestBlockRequests(t *testing.T) {
+	s := sysnums{arch: 0xC000003E, mount: 165, umount2: 166, ioctl: 16}
+	prog, err := program(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range blockRequests {
+		if !IsBlockRequest(uint64(r)) || !IsBlockRequest(0xffffffff00000000|uint64(r)) {
+			t.Errorf("IsBlockRequest(%#x) = false", r)
+		}
+		b := make([]byte, 64)
+		binary.NativeEndian.PutUint32(b[0:], 16)
+		binary.NativeEndian.PutUint32(b[4:], 0xC000003E)
+		binary.NativeEndian.PutUint64(b[24:], uint64(r))
+		if got := runBPF(t, prog, b); got != unix.SECCOMP_RET_USER_NOTIF {
+			t.Errorf("ioctl %#x: filter returns %#x", r, got)
+		}
+	}
+	for _, r := range []uint64{0x125d, 0x1269, unix.TCGETS, LoopSetFD} {
+		if IsBlockRequest(r) {
+			t.Errorf("IsBlockRequest(%#x) = true", r)
+		}
+	}
+}
+
+func TestGeometry(t *testing.T) {
+	// 1 GiB: 512 cylinders of 128 heads * 32 sectors; a partition at 2048.
+	b := Geometry(1<<30, 2048)
+	if b[0] != 128 || b[1] != 32 || binary.NativeEndian.Uint16(b[2:]) != 512 || binary.NativeEndian.Uint64(b[8:]) != 2048 {
+		t.Errorf("Geometry = % x", b)
+	}
+	huge := int64(1)<<50 + 5*128*32*512
+	if c := binary.NativeEndian.Uint16(Geometry(huge, 0)[2:]); c != 5 {
+		t.Errorf("cylinders of a huge disk = %d; want the low 16 bits", c)
+	}
+	for size, want := range map[int64]int{1 << 30: 4096, 1024: 1024, 512: 512, 3 * 512: 512, 6 * 512: 1024, 8 * 1 << 20: 4096} {
+		if got := blockSize(size); got != want {
+			t.Errorf("blockSize(%d) = %d; want %d", size, got, want)
+		}
+	}
+}
+
 func TestHasExtMagic(t *testing.T) {
 	b := make([]byte, 2048)
 	if HasExtMagic(b) {
@@ -219,14 +263,34 @@ func TestFilterProgram(t *testing.T) {
 		{"ioctl LOOP_CTL_ADD", x86, 16, LoopCtlAdd, unix.SECCOMP_RET_USER_NOTIF},
 		{"ioctl LOOP_CTL_GET_FREE", x86, 16, LoopCtlGetFree, unix.SECCOMP_RET_USER_NOTIF},
 		{"ioctl 0x4C83", x86, 16, 0x4C83, unix.SECCOMP_RET_ALLOW},
+		{"ioctl BLKGETSIZE64", x86, 16, BlkGetSize64, unix.SECCOMP_RET_USER_NOTIF},
+		{"ioctl BLKRRPART", x86, 16, BlkRRPart, unix.SECCOMP_RET_USER_NOTIF},
+		{"ioctl HDIO_GETGEO", x86, 16, HDIOGetGeo, unix.SECCOMP_RET_USER_NOTIF},
+		{"ioctl BLKZEROOUT", x86, 16, BlkZeroOut, unix.SECCOMP_RET_USER_NOTIF},
+		{"ioctl BLKBSZGET", x86, 16, BlkBSZGet, unix.SECCOMP_RET_USER_NOTIF},
+		{"ioctl BLKROSET", x86, 16, 0x125d, unix.SECCOMP_RET_ALLOW},
+		{"ioctl BLKPG", x86, 16, 0x1269, unix.SECCOMP_RET_ALLOW},
+		{"ioctl BLKBSZSET", x86, 16, 0x40081271, unix.SECCOMP_RET_ALLOW},
+		{"ioctl FIONREAD", x86, 16, 0x541B, unix.SECCOMP_RET_ALLOW},
+		{"ioctl TIOCGWINSZ", x86, 16, unix.TIOCGWINSZ, unix.SECCOMP_RET_ALLOW},
 		{"ioctl high bits set", x86, 16, 0xffffffff00004C05, unix.SECCOMP_RET_USER_NOTIF},
 		{"fsopen", x86, 430, 0, enosys},
 		{"open_tree", x86, 428, 0, enosys},
 		{"mount_setattr", x86, 442, 0, enosys},
 		{"other arch mount", 0x40000003, 165, 0, unix.SECCOMP_RET_ALLOW},
+		{"sysinfo untrapped", x86, 99, 0, unix.SECCOMP_RET_ALLOW},
 	} {
 		if got := runBPF(t, prog, data(tc.arch, tc.nr, tc.arg1)); got != tc.want {
 			t.Errorf("%s: filter returns %#x; want %#x", tc.name, got, tc.want)
+		}
+	}
+	s.sysinfo, s.trapSysinfo = 99, true
+	if prog, err = program(s); err != nil {
+		t.Fatal(err)
+	}
+	for nr, want := range map[int32]uint32{99: unix.SECCOMP_RET_USER_NOTIF, 165: unix.SECCOMP_RET_USER_NOTIF, 98: unix.SECCOMP_RET_ALLOW, 100: unix.SECCOMP_RET_ALLOW} {
+		if got := runBPF(t, prog, data(x86, nr, 0)); got != want {
+			t.Errorf("with sysinfo trapped, call %d: filter returns %#x; want %#x", nr, got, want)
 		}
 	}
 }

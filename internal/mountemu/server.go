@@ -53,21 +53,37 @@ type Config struct {
 	// EBUSY, since two file system servers writing one disk corrupt it.
 	// Called at each read-write mount (disks come and go with hot-plug).
 	Disks func() []DiskIDs
+	// Block, when set, returns the device file K serves with device
+	// number dev and inode ino (a ubd disk, a partition, a loop file), to
+	// answer the block ioctls on it; ok false for any other file.
+	Block func(dev, ino uint64) (BlockDevice, bool)
+	// Sysinfo, when set, gives the figures sysinfo(2) returns to the
+	// guest (Install's trapSysinfo must have been true).
+	Sysinfo func() (Sysinfo, error)
 	// OpenHostfs, when set, makes the detached tree of a hostfs mount of
 	// path (relative to HostfsRoot, resolved inside it) instead of K: used
 	// when linux runs as root, whose host side must make the tree
 	// (idmapped). K itself is then an unprivileged host uid.
 	OpenHostfs func(path string, readOnly bool) (*os.File, error)
+	// DevTree, when set, returns the detached tree of the machine's /dev
+	// as G made it (nil while there is none): a devtmpfs mount gets a
+	// recursive bind of it, so it shows the machine's devices and, like
+	// Linux's single devtmpfs, the same files wherever it is mounted.
+	DevTree func() *os.File
 }
 
 // FileID names a file by device and inode.
 type FileID struct{ Dev, Ino uint64 }
 
-// DiskIDs is one disk for Config.Disks.
+// DiskIDs is one disk, or one partition of a disk, for Config.Disks. A
+// read-write mount of a disk also excludes one of any of its partitions,
+// and the reverse; partitions of one disk do not exclude each other.
 type DiskIDs struct {
-	Index int      // stable key (the ubd unit)
-	Name  string   // "ubda", for the log
-	IDs   []FileID // every identity of the disk's data
+	Index int      // stable key, unique among disks and partitions
+	Disk  int      // the disk (ubd unit) it is or belongs to
+	Part  int      // partition number, 0 for the whole disk
+	Name  string   // "ubda", "ubdb1", for the log
+	IDs   []FileID // every identity of the disk's (partition's) data
 	Busy  bool     // mounted read-write by K (the root file system)
 }
 
@@ -85,6 +101,7 @@ type mountRec struct {
 	loop   int // -1 when not on a loop device
 	image  *Image
 	hostfs bool
+	tree   bool // a copy of the guest's /proc with its submounts (mountProc)
 }
 
 // Server answers the guest's trapped calls.
@@ -248,6 +265,8 @@ func (s *Server) handle(lis *os.File, n *Notif) Reply {
 		return s.umount(n, valid)
 	case s.nums.ioctl:
 		return s.ioctl(n, valid)
+	case s.nums.sysinfo:
+		return s.sysinfo(n, valid)
 	}
 	return Reply{Continue: true}
 }

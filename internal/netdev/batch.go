@@ -45,10 +45,9 @@ func readFrames(rc syscall.RawConn, bufs [][]byte, lens []int) (int, error) {
 	var rerr error
 	err := rc.Read(func(fd uintptr) bool {
 		for n < len(bufs) {
-			m, e := unix.Read(int(fd), bufs[n])
-			if e == unix.EINTR {
-				continue
-			}
+			// Raw (sys.RawRead): the descriptor is non-blocking and a
+			// read takes a copy's time, so the pump keeps its P.
+			m, e := sys.RawRead(int(fd), bufs[n])
 			if e != nil {
 				if e != unix.EAGAIN {
 					rerr = os.NewSyscallError("read", e)

@@ -5,8 +5,10 @@
 // its own holding the transport's typed spec parse, its host half (run by
 // linux's host process P: registry.go, Open) and its kernel half (run by
 // K: the Transport it wraps around the descriptor P opened), plus the
-// guest's TAP/TUN devices (tap.go) and the Relay between a guest device
-// and its transport. A new transport is one new file and its tests.
+// guest's TAP/TUN devices (tap.go), the Relay between a guest device and
+// its transport, and the kernel data path that replaces device and relay
+// by a veth pair joined to a host interface in the kernel when linux runs
+// as root (kpath.go). A new transport is one new file and its tests.
 //
 // Spec: shared/spec/net.md §1–§4 and shared/spec/switch.md §2–§3, §7.
 // Every descriptor is non-blocking on the Go poller, so Close unblocks
@@ -21,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/umlkit/umlkit/internal/switchproto"
 	"github.com/umlkit/umlkit/internal/sys"
@@ -48,6 +52,11 @@ const bufSize = switchproto.MaxVnetDatagram // a whole 64 KiB IP packet (a large
 type File struct {
 	f  *os.File
 	rc syscall.RawConn
+
+	wmu     sync.Mutex // guards wframe, werr (one relay pump writes; cheap)
+	wframe  []byte
+	werr    error
+	writeFn func(fd uintptr) bool // allocation-free poller callback
 }
 
 // NewFile wraps f (which it owns from now on) as a frame transport.
@@ -61,7 +70,14 @@ func NewFile(f *os.File) (*File, error) {
 		p.Close()
 		return nil, err
 	}
-	return &File{f: p, rc: rc}, nil
+	t := &File{f: p, rc: rc}
+	t.writeFn = func(fd uintptr) bool {
+		// Raw, as readFrames reads: a full socket buffer (EAGAIN) waits
+		// for the poller; a TAP write does not wait.
+		_, t.werr = sys.RawWrite(int(fd), t.wframe)
+		return t.werr != unix.EAGAIN
+	}
+	return t, nil
 }
 
 // ReadFrame implements Transport.
@@ -69,8 +85,18 @@ func (t *File) ReadFrame(b []byte) (int, error) { return t.f.Read(b) }
 
 // WriteFrame implements Transport.
 func (t *File) WriteFrame(b []byte) error {
-	_, err := t.f.Write(b)
-	return err
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	t.wframe = b
+	err := t.rc.Write(t.writeFn)
+	t.wframe = nil
+	if err != nil {
+		return closedErr(err) // the poller fails only once the file is closed
+	}
+	if t.werr != nil {
+		return os.NewSyscallError("write", t.werr)
+	}
+	return nil
 }
 
 // Close implements Transport.

@@ -173,6 +173,9 @@ type Opened struct {
 	// hooks when the guest changes the device's IPv4 addresses.
 	UMLNetTap string
 	closers   []func()
+
+	kpath  kpathTarget // the host interface of a kernel data path (kpath.go)
+	joined *kernelPath // the kernel data path, while it is up
 }
 
 // Files are the descriptors K gets for the device: File, then Rx if the
@@ -192,6 +195,7 @@ func (o *Opened) Close() {
 	if o == nil {
 		return
 	}
+	o.LeaveKernel()
 	for i := len(o.closers) - 1; i >= 0; i-- {
 		o.closers[i]()
 	}

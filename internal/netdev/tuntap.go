@@ -59,6 +59,7 @@ func openTuntap(h *Host, n int, sp Spec) (*Opened, error) {
 			return nil, err
 		}
 		o.UMLNetTap = tap
+		o.kpath = kpathTarget{kpathTap, tap}
 		return o, nil
 	}
 	d, err := tuntap.Open(tuntap.Config{Name: s.Dev, Mode: tuntap.TAP, VnetHdr: true})
@@ -78,5 +79,6 @@ func openTuntap(h *Host, n int, sp Spec) (*Opened, error) {
 	// segments, which pass through whole (a tap made by uml_net comes
 	// without vnet headers and carries plain frames).
 	o.Eth.Vnet, o.Eth.Offload = true, true
+	o.kpath = kpathTarget{kpathTap, d.Name()}
 	return o, nil
 }

@@ -137,6 +137,7 @@ func openVecRaw(h *Host, n int, sp Spec) (*Opened, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.kpath = kpathTarget{kpathRaw, s.Ifname}
 	runIfup(h, s.common.Ifup, s.Ifname)
 	return o, nil
 }

@@ -71,6 +71,7 @@ func openVecTap(h *Host, n int, sp Spec) (*Opened, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.kpath = kpathTarget{kpathTap, d.Name()}
 	runIfup(h, s.common.Ifup, d.Name())
 	return o, nil
 }

@@ -523,6 +523,10 @@ func (d *Disk) Discard(off, n int64) error {
 	return d.setBits(off, n)
 }
 
+// DiscardZeroes reports whether Discard works and leaves zeros (it does
+// unless the disk was opened with NoTrim).
+func (d *Disk) DiscardZeroes() bool { return !d.noTrim && !d.ro }
+
 // Flush makes every completed write durable (fsync of the written file).
 func (d *Disk) Flush() error {
 	if d.ro {

@@ -127,6 +127,42 @@ func Alive(dir string) (int, bool) {
 	return int(pid), err == nil || !errors.Is(err, syscall.ESRCH)
 }
 
+// Swept is a stale instance directory Sweep found.
+type Swept struct {
+	Path string
+	Pid  int   // the dead process its pid file names
+	Err  error // nil: removed
+}
+
+// Sweep removes the instance directories in umlDir whose pid file names a
+// process that is gone (a machine killed with SIGKILL leaves its own), as
+// a claim of each would. Directories without a readable pid number are
+// not instance directories of a machine that ran, and are left alone.
+func Sweep(umlDir string) []Swept {
+	umlDir = Normalize(umlDir)
+	ents, err := os.ReadDir(umlDir)
+	if err != nil {
+		return nil
+	}
+	var out []Swept
+	for _, e := range ents {
+		path := umlDir + e.Name()
+		if st, err := os.Lstat(path); err != nil || !st.IsDir() {
+			continue
+		}
+		pid, alive := Alive(path)
+		if pid == 0 || alive {
+			continue
+		}
+		s := Swept{Path: path, Pid: pid}
+		if err := removeDir(path); err != nil {
+			s.Err = err
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // removeDir unlinks every file in dir and dir itself (no recursion, as UML).
 func removeDir(dir string) error {
 	ents, err := os.ReadDir(dir)

@@ -56,3 +56,34 @@ func TestRandomAndGarbage(t *testing.T) {
 		t.Errorf("garbage pid file should count as stale: %v", err)
 	}
 }
+
+// TestSweep: a dead machine's directory goes, a live one's, one without a
+// pid number and a plain file stay.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name, pid string) {
+		os.Mkdir(filepath.Join(dir, name), 0o777)
+		if pid != "" {
+			os.WriteFile(filepath.Join(dir, name, "pid"), []byte(pid), 0o644)
+		}
+	}
+	mk("dead", "4242424\n")
+	os.WriteFile(filepath.Join(dir, "dead", "mconsole"), nil, 0o600)
+	os.Mkdir(filepath.Join(dir, "dead", ".kernel"), 0o700)
+	mk("live", strconv.Itoa(os.Getpid())+"\n")
+	mk("nopid", "")
+	mk("garbage", "x")
+	os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
+	got := Sweep(dir)
+	if len(got) != 1 || got[0].Path != filepath.Join(dir, "dead") || got[0].Pid != 4242424 || got[0].Err != nil {
+		t.Fatalf("Sweep = %+v; want the dead one removed", got)
+	}
+	for _, n := range []string{"live", "nopid", "garbage", "file"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "dead")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dead: %v; want it gone", err)
+	}
+}

@@ -53,7 +53,8 @@ type txBatch struct {
 func newTxBatch() *txBatch {
 	tx := &txBatch{mm: sys.NewMmsg(txBatchSize)}
 	tx.tapWrite = func(fd uintptr) bool {
-		_, tx.tapErr = writeFD(int(fd), tx.tapOut)
+		// Raw, as guestTap's reads: a TAP write does not wait.
+		_, tx.tapErr = sys.RawWrite(int(fd), tx.tapOut)
 		return true
 	}
 	tx.sendFn = func(fd uintptr) bool {

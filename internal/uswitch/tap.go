@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/umlkit/umlkit/internal/switchproto"
 	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/tuntap"
@@ -99,14 +97,4 @@ func (s *Switch) writeDevice(tx *txBatch, p *port, rc syscall.RawConn, frame []b
 	}
 	p.txFrames.Add(1)
 	p.txBytes.Add(uint64(len(frame)))
-}
-
-func writeFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Write(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		return n, err
-	}
 }

@@ -24,7 +24,8 @@ import (
 
 // redteamProbeSrc is a static helper run inside the guest: system calls
 // busybox cannot make (add_key, userfaultfd, LOOP_SET_FD on any two files,
-// and the i386 entry point int 0x80).
+// setns into another process's cgroup namespace, and the i386 entry point
+// int 0x80).
 var redteamProbeSrc = map[string]string{
 	"go.mod": "module rtprobe\n\ngo 1.21\n",
 	"main.go": `package main
@@ -32,6 +33,7 @@ var redteamProbeSrc = map[string]string{
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 )
@@ -82,6 +84,29 @@ func main() {
 		}
 		r, _, e := syscall.Syscall(syscall.SYS_IOCTL, l.Fd(), 0x4C00, f.Fd())
 		res("LOOP-SET-FD", r, e)
+	case "cgns": // join the cgroup namespace of pid argv[2], mount cgroup2 on argv[3], list it
+		runtime.LockOSThread()
+		ns, err := os.Open("/proc/" + os.Args[2] + "/ns/cgroup")
+		if err != nil {
+			fmt.Printf("CG-NS-REFUSED: %v\n", err)
+			return
+		}
+		if _, _, e := syscall.RawSyscall(308, ns.Fd(), 0x02000000, 0); e != 0 { // setns CLONE_NEWCGROUP
+			fmt.Printf("CG-NS-REFUSED: setns: %v\n", e)
+			return
+		}
+		if err := syscall.Mount("none", os.Args[3], "cgroup2", 0, ""); err != nil {
+			fmt.Printf("CG-NS-REFUSED: mount: %v\n", err)
+			return
+		}
+		ents, _ := os.ReadDir(os.Args[3])
+		fmt.Print("CG-NS-VIEW:")
+		for _, e := range ents {
+			if e.IsDir() {
+				fmt.Print(" ", e.Name())
+			}
+		}
+		fmt.Println(" END")
 	}
 }
 `,
@@ -156,6 +181,9 @@ mount -t cgroup2 none /mnt/cg 2>/dev/null && {
   mkdir /mnt/cg/escape 2>/dev/null && { echo CG-MKDIR-ROOT; rmdir /mnt/cg/escape; } || echo CG-MKDIR-REFUSED
   grep -qx '0::/' /proc/self/cgroup && echo CG-NS-ROOT-IS-OWN
   umount /mnt/cg; }
+# the cgroup namespace of the guard (K's, rooted at the machine's cgroup)
+for p in /proc/[0-9]*; do grep -q umlkit-guard $p/cmdline 2>/dev/null && guard=${p#/proc/}; done
+mkdir -p /mnt/cg2; [ -n "$guard" ] && /rtprobe cgns $guard /mnt/cg2
 # the guard: its executable is linux's, read-only for the guest
 for p in /proc/[0-9]*; do grep -q umlkit-guard $p/cmdline 2>/dev/null && { echo x >> $p/exe 2>/dev/null && echo GUARD-EXE-WRITTEN || echo GUARD-EXE-REFUSED; }; done
 # K shares the guest's network namespace: nothing of it may listen there
@@ -195,7 +223,7 @@ func TestIntegrationIsolationRedteam(t *testing.T) {
 			// cgroup (guest/), so what it may create there (systemd's
 			// init.scope) stays inside it: frozen by stop, limited by
 			// the host's limits above it.
-			expect(t, out, "CG-NS-ROOT-IS-OWN")
+			expect(t, out, "CG-NS-ROOT-IS-OWN", "CG-NS-REFUSED: open /proc/")
 			if strings.Contains(out, "CG-WRITTEN-") {
 				t.Errorf("guest root changed a limit of its delegated cgroup")
 			}

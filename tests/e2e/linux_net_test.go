@@ -195,6 +195,11 @@ fi
 		!strings.Contains(out, "ETH0-UP fe:fd:0a:4d:04:02") {
 		t.Fatalf("expected a ping before and after the reboot:\n%s", out)
 	}
+	// Run as root: each boot joins eth0 to the tap in the kernel anew
+	// (where the kernel has tcx), the second into the new K's namespace.
+	if n := strings.Count(out, "eth0: kernel data path to host tap umltap8"); n != 0 && n != 2 {
+		t.Errorf("the kernel data path was built %d times over two boots:\n%s", n, out)
+	}
 	if code, err := g.Wait(20 * time.Second); err != nil || code != 0 {
 		t.Errorf("exit %d, %v after poweroff -f", code, err)
 	}
@@ -220,6 +225,11 @@ func TestIntegrationLinuxNetTuntapUnprivileged(t *testing.T) {
 	g := startLinuxAsIn(t, u, ns, netPingInit("10.77.5.2", "10.77.5.1", 0), "eth0=tuntap,umltap7")
 	if err := g.WaitOutput("PING-OK-10.77.5.2", 60*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, g.Output())
+	}
+	// A user's linux never builds the kernel data path (it needs host
+	// root): K relays the device.
+	if strings.Contains(g.Output(), "kernel data path") {
+		t.Errorf("an ordinary user's linux mentions the kernel data path:\n%s", g.Output())
 	}
 }
 

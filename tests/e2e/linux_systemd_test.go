@@ -160,7 +160,8 @@ func userCgroup(t *testing.T, u *harness.TestUser) string {
 	if base == "" {
 		testutil.Skip(t, "no cgroup v2 hierarchy mounted")
 	}
-	cg := filepath.Join(base, fmt.Sprintf("umlkit-e2e-%d", os.Getpid()))
+	// Not named like a machine cgroup (umlkit-*): no sweep may take it.
+	cg := filepath.Join(base, fmt.Sprintf("e2e-umlkit-%d", os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}

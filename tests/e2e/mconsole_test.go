@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -143,8 +144,8 @@ func TestIntegrationMconsole(t *testing.T) {
 		}
 		r = harness.RunEnv(t, work, env, "", ours, "--list")
 		pid, _ := os.ReadFile(filepath.Join(g.UMLDir, "mc", "pid"))
-		if !strings.Contains(r.Stdout, "mc") || !strings.Contains(r.Stdout, strings.TrimSpace(string(pid))) || !strings.Contains(r.Stdout, "alive") {
-			t.Errorf("--list = %q; want mc with pid %s alive", r.Stdout, pid)
+		if !regexp.MustCompile(`(?m)^mc +` + strings.TrimSpace(string(pid)) + ` +alive +[0-9.]+[KMG] +/`).MatchString(r.Stdout) {
+			t.Errorf("--list = %q; want mc with pid %s alive and its host memory", r.Stdout, pid)
 		}
 	})
 

@@ -296,3 +296,37 @@ func TestIntegrationLinuxMountNoUmount(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationLinuxMountRemount remounts disk file systems as
+// systemd-remount-fs and shutdown scripts do: `mount -o remount,ro|rw` of
+// the root and of a mounted ubd disk works (as root the host mounts them,
+// so the mount emulator carries the remount out on the mount), a
+// read-only mount refuses writes, and a disk opened read-only stays so.
+func TestIntegrationLinuxMountRemount(t *testing.T) {
+	forBoth(t, func(t *testing.T, r *mountRun) {
+		data := r.ext2("data.img", 8, map[string]string{"a": "A"})
+		ro := r.ext2("ro.img", 8, map[string]string{"b": "B"})
+		r.chown(data)
+		r.chown(ro)
+		out := r.boot(`mount -o remount,rw / && echo ROOT-REMOUNT-OK
+mkdir -p /mnt/d /mnt/r
+mount /dev/ubdb /mnt/d && echo MOUNTED
+mount -o remount,ro /mnt/d && echo REMOUNT-RO-OK
+touch /mnt/d/x 2>/dev/null || echo WRITE-REFUSED
+mount -o remount,rw /mnt/d && echo REMOUNT-RW-OK
+echo y > /mnt/d/y && echo WRITE-OK
+umount /mnt/d && echo UMOUNT-OK
+mount -o ro /dev/ubdc /mnt/r && echo RO-MOUNTED
+mount -o remount,rw /mnt/r 2>/dev/null; echo "RW-ON-RO=[$?]"
+touch /mnt/r/z 2>/dev/null || echo RO-WRITE-REFUSED
+umount /mnt/r`, "ubdb="+data, "ubdcr="+ro)
+		expect(t, out, "ROOT-REMOUNT-OK", "MOUNTED", "REMOUNT-RO-OK", "WRITE-REFUSED", "REMOUNT-RW-OK",
+			"WRITE-OK", "UMOUNT-OK", "RO-MOUNTED", "RO-WRITE-REFUSED")
+		if r.user == nil && strings.Contains(out, "RW-ON-RO=[0]") {
+			t.Errorf("remount,rw of a read-only disk succeeded")
+		}
+		if got := checkImage(t, data, "/y"); got != "y\n" {
+			t.Errorf("file written after remount,rw reads %q on the host", got)
+		}
+	})
+}

@@ -24,7 +24,7 @@ const (
 	CacheDirEnv     = "UMLKIT_TEST_CACHE"
 	defaultCacheDir = "/var/cache/umlkit-test"
 	suite           = "bookworm"
-	includes        = "adduser,systemd" // postinst needs adduser; systemd-analyze verify needs systemd
+	includes        = "adduser,systemd-sysv,udev,iproute2,procps,dbus" // postinst needs adduser; systemd-analyze verify needs systemd; the rest make the stock image of issue 16
 	// MirrorEnv overrides the Debian mirror debootstrap uses (default: the
 	// host's apt sources).
 	MirrorEnv = "UMLKIT_DEBIAN_MIRROR"
@@ -130,7 +130,19 @@ func hasWord(s, w string) bool {
 // on a lock file there.
 func Chroot(t *testing.T) string {
 	t.Helper()
+	return ChrootWith(t, "")
+}
+
+// ChrootWith is Chroot with the Debian packages extra (comma-separated)
+// installed too; each set of packages has a tarball of its own in the
+// cache.
+func ChrootWith(t *testing.T, extra string) string {
+	t.Helper()
 	testutil.RequireRoot(t)
+	pkgs := includes
+	if extra != "" {
+		pkgs += "," + extra
+	}
 	for _, tool := range []string{"debootstrap", "tar"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			testutil.Skip(t, "%s not installed (apt-get install %s)", tool, tool)
@@ -140,7 +152,7 @@ func Chroot(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("cache directory: %v", err)
 	}
-	tarball := filepath.Join(dir, fmt.Sprintf("debian-%s-minbase+%s.tar", suite, strings.ReplaceAll(includes, ",", "+")))
+	tarball := filepath.Join(dir, fmt.Sprintf("debian-%s-minbase+%s.tar", suite, strings.ReplaceAll(pkgs, ",", "+")))
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +164,7 @@ func Chroot(t *testing.T) string {
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
 	if _, err := os.Stat(tarball); err != nil {
-		fillCache(t, tarball)
+		fillCache(t, tarball, pkgs)
 	}
 	root := filepath.Join(t.TempDir(), "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
@@ -172,8 +184,9 @@ func Chroot(t *testing.T) string {
 	return root
 }
 
-// fillCache runs debootstrap into a scratch directory and stores the result.
-func fillCache(t *testing.T, tarball string) {
+// fillCache runs debootstrap (with the packages pkgs) into a scratch
+// directory and stores the result.
+func fillCache(t *testing.T, tarball, pkgs string) {
 	t.Helper()
 	scratch, err := os.MkdirTemp(filepath.Dir(tarball), ".debootstrap-")
 	if err != nil {
@@ -187,7 +200,7 @@ func fillCache(t *testing.T, tarball string) {
 	}
 	start := time.Now()
 	cmd := exec.Command("timeout", fmt.Sprint(int(debootstrapBudget.Seconds())),
-		"debootstrap", "--variant=minbase", "--include="+includes, suite, target, m)
+		"debootstrap", "--variant=minbase", "--include="+pkgs, suite, target, m)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tail := string(out)
 		if len(tail) > 3000 {

@@ -63,6 +63,25 @@ func maskPaths(r string) error {
 	return nil
 }
 
+// bindViews binds K's /proc views (internal/procfuse) over their files
+// under the new root r, read-only. A file this host does not have (no
+// /sys) keeps nothing bound.
+func bindViews(r string, views map[string]string) error {
+	for rel, src := range views {
+		p := filepath.Join(r, rel)
+		if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if err := unix.Mount(src, p, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind the view of %s: %w", "/"+rel, err)
+		}
+		if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("remount the view of %s read-only: %w", "/"+rel, err)
+		}
+	}
+	return nil
+}
+
 // DroppedCaps leave the bounding set before the guest's init runs, so no
 // guest process, setuid root included, ever holds them. Each governs only
 // host-wide objects (modules, raw I/O, the clock, the kernel log, LSMs,

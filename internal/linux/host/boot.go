@@ -11,10 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/umlkit/umlkit/internal/chanspec"
+
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/umlkit/umlkit/internal/buildinfo"
+	"github.com/umlkit/umlkit/internal/cgroup"
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/hostcheck"
 	"github.com/umlkit/umlkit/internal/linux/plan"
@@ -38,6 +41,14 @@ func (m *machine) boot() int {
 	}
 	var ctx context.Context
 	undo, err := stage.Run(m.bootStages(&ctx))
+	var kp *kernelPanic
+	if errors.As(err, &kp) {
+		m.logf("%s", kp.Error())
+		if m.mconsole != nil {
+			mcserver.SendNotify(m.logf, m.cfg.Notify, mconsole.NotifyPanic, kp.msg)
+		}
+		return 134
+	}
 	if err != nil {
 		return m.fail("%v", err)
 	}
@@ -91,6 +102,9 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			return stop, nil
 		}},
 		{Name: "mconsole", Run: func() (func(), error) { return m.mconsoleStage(*ctx) }},
+		// Sweeps stale machine cgroups and, for a user whose cgroup is
+		// not writable, gets a delegated scope (cgroups.go).
+		{Name: "host cgroups", Run: func() (func(), error) { return m.hostCgroups(*ctx) }},
 		{Name: "memory cgroup", Run: m.memoryCgroup},
 		// After the memory cgroup: on a v2-only host the freezer's cgroups
 		// nest inside it, so the limit covers the whole machine.
@@ -105,7 +119,27 @@ func (m *machine) bootStages(ctx *context.Context) []stage.Stage {
 			m.plan.Consoles = m.cons.plan
 			return m.cons.Close, nil
 		}},
+		{Name: "host limits", Run: func() (func(), error) { return nil, m.hostLimits() }},
 	}
+}
+
+// hostLimits refuses the machine when the host cannot give it what it
+// needs from limits the kernel shows (internal/hostcheck): one pty per
+// console and serial line that is not "none", and tasks for its processes.
+func (m *machine) hostLimits() error {
+	ptys := 0
+	for _, l := range m.plan.Consoles.Lines {
+		if !chanspec.IsNone(l.Spec) {
+			ptys++
+		}
+	}
+	if p := hostcheck.Ptys(ptys); p != nil {
+		return p
+	}
+	if p := hostcheck.Tasks(); p != nil {
+		return p
+	}
+	return nil
 }
 
 // claimUmid claims ~/.uml/UMID (or uml_dir=/umid=) for this machine.
@@ -134,11 +168,22 @@ func (m *machine) mconsoleStage(ctx context.Context) (func(), error) {
 	}
 	m.mconsole = mc
 	m.logf("Linux version %s (umlkit)", buildinfo.Version)
+	if m.initrdLog != "" {
+		m.logf("%s", m.initrdLog)
+	}
+	if m.initrdPanic != "" {
+		mc.Close()
+		m.mconsole = nil
+		return nil, &kernelPanic{m.initrdPanic}
+	}
 	m.logf("Kernel command line: %s", c.GuestLine)
 	if len(c.Unknown) > 0 {
 		m.logf("Unknown kernel command line parameters \"%s\", will be passed to user space.", strings.Join(c.Unknown, " "))
 	}
 	m.logf("%s", mcserver.InitMessage(mc.Path()))
+	for _, l := range m.diskLog {
+		m.logf("%s", l)
+	}
 	return func() { mc.Close() }, nil
 }
 
@@ -154,24 +199,41 @@ func (m *machine) memoryCgroup() (func(), error) {
 		return nil, nil
 	}
 	m.logf("mem=%s: memory limit enforced by cgroup %s", c.MemText, cg.dir)
-	return cg.Close, nil
+	m.plan.MemCgroup = &plan.MemCgroup{Dir: cg.dir, Root: cg.root, V2: cg.v2}
+	return func() { m.plan.MemCgroup = nil; cg.Close() }, nil
 }
 
-// freezerCgroup makes the cgroups of the mconsole's stop/go (without
-// them, stop/go fall back to SIGSTOP).
+// freezerCgroup makes the cgroups of the mconsole's stop/go and of a
+// guest that manages cgroups (systemd). Without them, stop/go fall back to
+// SIGSTOP, G refuses to start systemd, and one line says so.
 func (m *machine) freezerCgroup() (func(), error) {
-	fc, err := newFreezeCgroup(m.dir.Umid)
-	if err != nil {
-		return nil, nil
-	}
-	m.cg = fc
-	m.plan.GuestCgroup = fc.guest
-	if m.ids != nil {
-		if err := m.ids.delegateCgroup(fc); err != nil {
-			m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
+	if m.noCg == nil {
+		fc, err := newFreezeCgroup(m.dir.Umid)
+		if err == nil {
+			m.cg = fc
+			m.plan.GuestCgroup = fc.guest
+			if m.ids != nil {
+				if err := m.ids.delegateCgroup(fc); err != nil {
+					m.logf("cgroup %s: not delegated to the guest (%v)", fc.guest, err)
+				}
+			}
+			return fc.Close, nil
+		}
+		m.noCg = &noCgroup{why: err.Error()}
+		switch {
+		case errors.Is(err, cgroup.ErrNoV2):
+			m.noCg.fix = noV2Fix
+		case os.Geteuid() != 0:
+			m.noCg.fix = userFix()
 		}
 	}
-	return fc.Close, nil
+	m.plan.NoCgroup = m.noCg.String()
+	line := "cgroup: " + m.noCg.why + ": stop/go signal the guest and a systemd guest cannot boot"
+	if m.noCg.fix != "" {
+		line += "; " + m.noCg.fix
+	}
+	m.logf("%s", line)
+	return nil, nil
 }
 
 // idMap says how guest ids map to host ids; an ordinary user's
@@ -317,6 +379,12 @@ func (m *machine) kernelStages(ks *kernelStart) []stage.Stage {
 			return stop, nil
 		}},
 		{Name: "root mount", Run: func() (func(), error) { return m.rootMount(ks) }},
+		{Name: "initrd", Run: func() (func(), error) {
+			if m.initrd != nil {
+				ks.files[plan.FDInitrd] = m.initrd // K reads it with pread: one descriptor serves every boot
+			}
+			return nil, nil
+		}},
 		{Name: "notify socket", Run: func() (func(), error) {
 			if m.ids == nil || m.plan.Notify == "" {
 				return nil, nil
@@ -344,6 +412,10 @@ func (m *machine) kernelStages(ks *kernelStart) []stage.Stage {
 func (m *machine) rootMount(ks *kernelStart) (func(), error) {
 	r := m.plan.Root
 	switch {
+	case m.plan.Initrd != nil:
+		// K mounts the root only if the initramfs has no init, through
+		// the host helper then (kside/initrd.go).
+		return nil, nil
 	case r.Kind == plan.RootImage && r.Native:
 		mfd, loop, err := loopdev.LoopMount(r.Path, r.ReadOnly)
 		if err != nil {
@@ -457,7 +529,7 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 	if f, ok := m.stdio.Out.(*os.File); ok {
 		files[plan.FDConOut] = f
 	}
-	order := m.cons.donate(files, []string{plan.FDConIn, plan.FDConOut, plan.FDControl, plan.FDRootMount, plan.FDHostHelper, plan.FDNotify})
+	order := m.cons.donate(files, []string{plan.FDConIn, plan.FDConOut, plan.FDControl, plan.FDRootMount, plan.FDHostHelper, plan.FDNotify, plan.FDInitrd})
 	order = m.net.donate(files, order)
 	extra, fdEnv := childrole.Donate(files, order)
 	attr := &syscall.SysProcAttr{
@@ -496,6 +568,11 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 			m.dropUserNS()
 			return nil, err
 		}
+		// K sets up its devices once it may run: their kernel data
+		// paths must be there by then.
+		m.cfgMu.Lock() // against a hot-plug changing the devices
+		m.net.joinKernelPaths(m, cmd.Process.Pid)
+		m.cfgMu.Unlock()
 		ids.nsReadyW.Write([]byte{1})
 	}
 	if ids.syncW != nil {
@@ -515,5 +592,8 @@ func (m *machine) startKernel(ks *kernelStart) (func(), error) {
 		if cmd.ProcessState == nil {
 			stop()
 		}
+		m.cfgMu.Lock()
+		m.net.leaveKernelPaths()
+		m.cfgMu.Unlock()
 	}, nil
 }

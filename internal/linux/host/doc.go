@@ -2,7 +2,8 @@
 // command line, claims the umid directory, checks the host, makes the
 // machine's decisions into a plan (internal/linux/plan), owns the host
 // side of every device (disk files and COW creation, console channels and
-// port listeners, eth transports through internal/netdev, the uml_net
+// port listeners, eth transports through internal/netdev and, run as
+// root, their kernel data paths into K's network namespace, the uml_net
 // helper and its address hooks) and the mconsole socket, and starts and
 // supervises K (internal/linux/kside) in fresh user, mount, net, uts, ipc
 // and cgroup namespaces, starting it again on reboot.
@@ -16,6 +17,11 @@
 // line queries and changes) and answers K's host requests of plan/host.go
 // (open, hostfs, tty, watchdog, guard, xterm, mount). Halt and reboot are
 // signals to K (SIGUSR1, SIGUSR2).
+//
+// Host cgroups (cgroups.go, freezer.go, memcg.go; internal/cgroup): the
+// machine's cgroups beside linux's own, a delegated systemd scope for a
+// user who may not write that one, the sweep of dead machines' cgroups;
+// `linux --cleanup` is cleanup.go.
 //
 // Boot is two stage lists (boot.go, internal/stage). Lifecycle
 // (shared/spec/cmdline.md §5): guest halt/poweroff → exit 0; reboot → boot

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/umlkit/umlkit/internal/cgroup"
 	"github.com/umlkit/umlkit/internal/sys"
 )
 
@@ -25,35 +26,22 @@ type freezeCgroup struct {
 	home  string // P's original cgroup
 }
 
-// v2Mount returns where the cgroup v2 hierarchy is mounted.
-func v2Mount() (string, error) {
-	for _, d := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err == nil {
-			if _, err := os.Stat(filepath.Join(d, "cgroup.controllers")); err == nil {
-				return d, nil
-			}
-		}
-	}
-	return "", errors.New("no cgroup v2 hierarchy")
-}
-
 // newFreezeCgroup makes the machine's freezer cgroups and moves P in.
 func newFreezeCgroup(name string) (*freezeCgroup, error) {
-	mnt, err := v2Mount()
+	mnt, err := cgroup.V2Mount()
 	if err != nil {
 		return nil, err
 	}
-	rel, _ := selfCgroup("")
-	if rel == "" {
+	self, err := cgroup.Self()
+	if err != nil || self.V2 == "" {
 		return nil, errors.New("no cgroup v2 entry in /proc/self/cgroup")
 	}
-	home := filepath.Join(mnt, rel)
-	c := &freezeCgroup{dir: filepath.Join(home, "umlkit-"+name), home: home}
-	c.guest = filepath.Join(c.dir, "guest")
-	c.remove() // stale ones from a killed instance
-	if err := os.Mkdir(c.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", c.dir, errors.Unwrap(err))
+	home := filepath.Join(mnt, self.V2)
+	dir, err := makeMachineCgroup(home, name)
+	if err != nil {
+		return nil, err
 	}
+	c := &freezeCgroup{dir: dir, guest: filepath.Join(dir, cgroup.GuestDir), home: home}
 	if err := os.Mkdir(c.guest, 0o755); err != nil {
 		c.remove()
 		return nil, fmt.Errorf("create %s: %w", c.guest, errors.Unwrap(err))
@@ -67,6 +55,25 @@ func newFreezeCgroup(name string) (*freezeCgroup, error) {
 		return nil, fmt.Errorf("join %s: %w", c.dir, errors.Unwrap(err))
 	}
 	return c, nil
+}
+
+// makeMachineCgroup makes the machine cgroup of umid below home:
+// umlkit-UMID, or umlkit-UMID-PID when a live machine of another uml_dir
+// holds that name (the start's sweep removed a dead machine's).
+func makeMachineCgroup(home, umid string) (string, error) {
+	dir := filepath.Join(home, cgroup.Prefix+umid)
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, os.ErrExist) {
+		dir = fmt.Sprintf("%s-%d", dir, os.Getpid())
+		err = os.Mkdir(dir, 0o755)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, errors.Unwrap(err))
+	}
+	// Tells a sweep whether this machine is alive (best effort: without
+	// the mark it judges by the processes in the cgroup).
+	cgroup.MarkOwner(dir)
+	return dir, nil
 }
 
 // Freeze freezes (or thaws) the guest's processes and waits up to a second

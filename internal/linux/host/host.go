@@ -44,6 +44,8 @@ func Main(args []string, stdio Stdio) int {
 	case c.ShowConfig:
 		fmt.Fprint(stdio.Out, showConfig())
 		return 0
+	case c.Cleanup:
+		return cleanupMain(c, stdio)
 	}
 	// fds left open by whoever started linux reach no helper, K or guest:
 	// the ones a channel names (conN=fd:N) are handed on explicitly.
@@ -71,8 +73,14 @@ type machine struct {
 	cfgMu  sync.Mutex      // guards cfg.Ubd, cfg.Eth and hotEth against mconsole hot-plug
 	hotEth map[string]bool // network devices added by the mconsole, by name
 	cg     *freezeCgroup   // the guest's freezer cgroup (stop/go), or nil
+	noCg   *noCgroup       // why the machine has no cgroup of its own, or nil
 
 	mconsole *mcserver.Server // the machine's mconsole socket
+
+	initrd      *os.File // the initrd= image (donated to K at each boot), or nil
+	initrdLog   string   // UML's line about an initrd= that cannot be had, or ""
+	initrdPanic string   // UML's panic for an image larger than mem=, or ""
+	diskLog     []string // disks given up on an initrd boot (UML's lines)
 
 	sigstopNoted bool // the SIGSTOP fallback of stop/go was logged
 
@@ -156,24 +164,39 @@ func (e *openError) Unwrap() error { return e.errno }
 // makePlan resolves the root filesystem and disks.
 func (m *machine) makePlan() (*plan.Plan, error) {
 	c := m.cfg
-	p := &plan.Plan{Init: c.Init, InitArgs: c.InitArgs, InitEnv: c.InitEnv, Quiet: c.Quiet, Cmdline: c.GuestLine, Notify: c.Notify,
+	p := &plan.Plan{Init: c.Init, InitArgs: c.InitArgs, InitEnv: c.InitEnv, Quiet: c.Quiet, Cmdline: c.GuestLine, Mem: c.Mem, Notify: c.Notify,
 		Hostfs: plan.Hostfs{Root: c.HostfsRoot, Append: c.HostfsApp}}
 	if p.Hostfs.Root != "" {
 		if abs, err := filepath.Abs(p.Hostfs.Root); err == nil {
 			p.Hostfs.Root = abs
 		}
 	}
+	if c.Initrd != "" {
+		m.openInitrd(p)
+	}
 	for _, u := range c.Ubd {
 		if u == nil {
 			continue
 		}
 		d, err := diskFromUbd(u)
+		if err != nil && p.Initrd != nil {
+			// The initramfs may not need the disk: UML's line, and the
+			// boot goes on (the root's absence shows if it is needed).
+			m.diskLog = append(m.diskLog, fmt.Sprintf("Failed to initialize ubd device %d :Couldn't determine size of device's file", u.Unit))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		p.Disks = append(p.Disks, d)
 	}
 	unit, err := rootUnit(c.Root)
+	if err != nil && p.Initrd != nil {
+		// root= names something only the initramfs knows (LABEL=, UUID=,
+		// a partition): K mounts no root unless the image has no init.
+		p.Root = plan.Root{Path: c.Root}
+		return p, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +205,10 @@ func (m *machine) makePlan() (*plan.Plan, error) {
 		if p.Disks[i].Unit == unit {
 			root = &p.Disks[i]
 		}
+	}
+	if root == nil && p.Initrd != nil {
+		p.Root = plan.Root{Path: c.Root, Unit: unit}
+		return p, nil
 	}
 	if root == nil {
 		return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": no ubd%c configured", c.Root, 'a'+unit)

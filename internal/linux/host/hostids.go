@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -204,4 +205,59 @@ func (b *idBlock) delegateCgroup(c *freezeCgroup) error {
 		chown(filepath.Join(c.guest, f))
 	}
 	return errors.Join(errs...)
+}
+
+// freedBlock is what sweepIDBlocks did for one id block.
+type freedBlock struct {
+	slot   int
+	killed int    // stray processes killed
+	dir    string // the directory removed, or ""
+	err    error
+}
+
+// sweepIDBlocks frees what machines killed with SIGKILL left of their id
+// blocks (linux --cleanup, as root): for each block no machine holds
+// (its lock is free; the sweep holds it meanwhile), the processes still
+// running with the block's ids and its /run/umlkit/N directory.
+func sweepIDBlocks() []freedBlock {
+	u, _, _ := idRanges()
+	locks, _ := filepath.Glob(filepath.Join(idStateDir, "ids", "*.lock"))
+	var out []freedBlock
+	for _, l := range locks {
+		slot, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(l), ".lock"))
+		if err != nil || slot < 0 || slot >= u.count/idBlockSize {
+			continue
+		}
+		f, err := os.OpenFile(l, os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			f.Close() // a live machine's
+			continue
+		}
+		fb := freedBlock{slot: slot}
+		lo := u.start + slot*idBlockSize
+		for try := 0; try < 50; try++ {
+			n := killUIDRange(lo, lo+idBlockSize)
+			if n == 0 {
+				break
+			}
+			if try == 0 {
+				fb.killed = n
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		dir := filepath.Join(idStateDir, strconv.Itoa(slot))
+		if _, err := os.Lstat(dir); err == nil {
+			if fb.err = os.RemoveAll(dir); fb.err == nil {
+				fb.dir = dir
+			}
+		}
+		f.Close()
+		if fb.killed > 0 || fb.dir != "" || fb.err != nil {
+			out = append(out, fb)
+		}
+	}
+	return out
 }

@@ -156,6 +156,12 @@ func (m *machine) devConfig(vector bool, rest string) mcserver.Reply {
 		return mcserver.Error("")
 	}
 	name := e.Name()
+	if o := m.net.devs[name]; o.KernelPathTarget() != "" && m.ids != nil {
+		m.wantKernelPath(o)
+		if e.KPath {
+			e.KPath = m.hotKernelPath(o)
+		}
+	}
 	if _, err := m.askWith(plan.Request{Op: plan.OpEthAdd, Eth: e}, m.net.devs[name].Files()...); err != nil {
 		m.logf("%s: %v", name, err)
 		m.net.drop(name)
@@ -167,6 +173,24 @@ func (m *machine) devConfig(vector bool, rest string) mcserver.Reply {
 	(*specs)[n] = spec
 	m.hotEth[name] = true
 	return mcserver.OK("")
+}
+
+// hotKernelPath builds the kernel data path of hot-plugged device o into
+// the running K's namespace; false: K relays the device.
+func (m *machine) hotKernelPath(o *netdev.Opened) bool {
+	m.mu.Lock()
+	kpid := m.kpid
+	m.mu.Unlock()
+	if kpid == 0 {
+		return false
+	}
+	ns, err := kernelNetNS(kpid)
+	if err != nil {
+		m.logf("%s: kernel data path: %v; frames are relayed by linux", o.Eth.Name(), err)
+		return false
+	}
+	defer ns.Close()
+	return m.joinKernelPath(o, ns)
 }
 
 // devNumber splits "N=SPEC" (eth) or "N:SPEC" (vector) with UML's

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"fmt"
 	"os"
 	"sort"
 
@@ -75,6 +76,83 @@ func (h *hostNet) donate(files map[string]*os.File, order []string) []string {
 	return order
 }
 
+// EnvNetRelay, set to anything, keeps every device on K's relay: no
+// kernel data path (netdev's kpath.go) even when linux runs as root.
+const EnvNetRelay = "UMLKIT_NET_RELAY"
+
+// kernelPaths reports whether devices get the kernel data path where
+// their transport allows: linux runs as host root (P may make links in the
+// host's network namespace and load tcx programs; a user's linux never
+// does) and EnvNetRelay is not set.
+func (m *machine) kernelPaths() bool { return m.ids != nil && os.Getenv(EnvNetRelay) == "" }
+
+// wantKernelPath marks o for the kernel data path when it can have one,
+// and says in the boot log when the relay is kept by choice.
+func (m *machine) wantKernelPath(o *netdev.Opened) {
+	if o.KernelPathTarget() == "" || m.ids == nil {
+		return
+	}
+	if !m.kernelPaths() {
+		m.logf("%s: %s is set: frames are relayed by linux", o.Eth.Name(), EnvNetRelay)
+		return
+	}
+	o.Eth.KPath = true
+}
+
+// kernelNetNS opens the network namespace of K (pid kpid).
+func kernelNetNS(kpid int) (*os.File, error) {
+	return os.Open(fmt.Sprintf("/proc/%d/ns/net", kpid))
+}
+
+// joinKernelPaths builds the kernel data path of every device marked for
+// one into the network namespace of K (pid kpid), before K sets up its
+// devices; a device whose path fails is relayed by K (its boot log says
+// why). Boot only (cfgMu held): a hot-plugged device joins in devConfig.
+func (h *hostNet) joinKernelPaths(m *machine, kpid int) {
+	if h == nil {
+		return
+	}
+	var ns *os.File
+	for _, name := range h.names() {
+		o := h.devs[name]
+		if !o.Eth.KPath {
+			continue
+		}
+		if ns == nil {
+			var err error
+			if ns, err = kernelNetNS(kpid); err != nil {
+				m.logf("%s: kernel data path: %v; frames are relayed by linux", name, err)
+				return
+			}
+			defer ns.Close()
+		}
+		m.joinKernelPath(o, ns)
+	}
+}
+
+// joinKernelPath builds o's kernel data path into K's namespace ns and
+// logs which path the device takes.
+func (m *machine) joinKernelPath(o *netdev.Opened, ns *os.File) bool {
+	desc, err := o.JoinKernel(ns)
+	if err != nil {
+		m.logf("%v; frames are relayed by linux", err)
+		return false
+	}
+	m.logf("%s", desc)
+	return true
+}
+
+// leaveKernelPaths takes every kernel data path down (K has exited: the
+// next boot joins its namespace anew; cfgMu held).
+func (h *hostNet) leaveKernelPaths() {
+	if h == nil {
+		return
+	}
+	for _, o := range h.devs {
+		o.LeaveKernel()
+	}
+}
+
 // netHost is what the transports' host halves may use of P.
 func (m *machine) netHost() *netdev.Host {
 	return &netdev.Host{Logf: m.logf, Stderr: m.stdio.Err, UMLNet: m.tuntapUp, HostFD: m.hostFD}
@@ -117,6 +195,7 @@ func (m *machine) setupNet() *hostNet {
 			if e, err := m.openDev(h, dev.vector, n, dev.specs[n]); err != nil {
 				m.logf("%v", err)
 			} else if e != nil {
+				m.wantKernelPath(h.devs[e.Name()])
 				m.plan.Eth = append(m.plan.Eth, *e)
 			}
 		}

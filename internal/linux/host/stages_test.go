@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/umlkit/umlkit/internal/cgroup"
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/linux/kside"
 	"github.com/umlkit/umlkit/internal/stage"
@@ -43,12 +44,18 @@ func snapshot(t *testing.T, umid string) leftovers {
 		t.Fatal(err)
 	}
 	var cgs []string
-	if mnt, err := v2Mount(); err == nil {
-		if rel, _ := selfCgroup(""); rel != "" {
-			p := filepath.Join(mnt, rel, "umlkit-"+umid)
-			if _, err := os.Stat(p); err == nil {
-				cgs = append(cgs, p)
-			}
+	self, _ := cgroup.Self()
+	var homes []string
+	if mnt, err := cgroup.V2Mount(); err == nil && self.V2 != "" {
+		homes = append(homes, filepath.Join(mnt, self.V2))
+	}
+	if mnt, err := cgroup.V1Mount("memory"); err == nil && self.V1["memory"] != "" {
+		homes = append(homes, filepath.Join(mnt, self.V1["memory"]))
+	}
+	for _, h := range homes { // umlkit-UMID, or umlkit-UMID-PID when that was taken
+		for _, pat := range []string{cgroup.Prefix + umid, cgroup.Prefix + umid + "-*"} {
+			m, _ := filepath.Glob(filepath.Join(h, pat))
+			cgs = append(cgs, m...)
 		}
 	}
 	return leftovers{fds: len(ents), mounts: strings.Count(string(mi), "\n"), cgroups: cgs}

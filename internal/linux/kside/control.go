@@ -112,6 +112,11 @@ func (k *kernel) control(req *plan.Request, files []*os.File) (string, error) {
 		}
 		return text, nil
 	case plan.OpProc:
+		if strings.TrimSpace(req.Arg) == "partitions" {
+			// The guest's /proc is the host kernel's; UML's lists its
+			// own disks, and so does this answer.
+			return string(k.procPartitions()), nil
+		}
 		pf, err := os.Open(fmt.Sprintf("/proc/%d/root/proc/%s", init, strings.TrimLeft(req.Arg, " ")))
 		if err != nil {
 			return "", plan.Errorf(plan.CodeNotFound, "Failed to open file")

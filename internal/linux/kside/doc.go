@@ -2,13 +2,17 @@
 // user, mount, net, uts, ipc and cgroup namespaces (as root of its user
 // namespace: an unprivileged host id block when linux runs as root). It
 // executes P's plan (internal/linux/plan): mounts the root filesystem
-// (fuse2fs, or the native mount P made), serves the ubd disks through the
+// (fuse2fs, or the native mount P made) or makes the rootfs of initrd= (a
+// tmpfs it unpacks the image into, initrd.go), serves the ubd disks through the
 // ubd driver and their FUSE export, gives every console and serial line a
 // pty and opens its host channel when the guest opens the line, creates
 // the guest's eth devices and relays their frames to the transports P
-// opened, emulates the guest's mount(2) (mounts.go, internal/mountemu),
-// runs /dev/watchdog (harddog.go) and sysrq, then starts G
-// (internal/linux/guest) and reaps it, and tells P by its exit code
+// opened (or takes the veth end P made for a device's kernel data path),
+// emulates the guest's mount(2) (mounts.go, internal/mountemu), runs
+// /dev/watchdog (harddog.go) and sysrq, serves the machine's /proc views
+// (procview.go, internal/procfuse), then starts G (internal/linux/guest)
+// in a time namespace whose clocks start at the boot, and reaps it, and
+// tells P by its exit code
 // whether the guest halted, rebooted or died.
 //
 // What it may touch: only its own namespaces, what P donated (by name,

@@ -31,7 +31,12 @@ func (k *kernel) ubdAdd(d plan.Disk, init int) error {
 			disk.Close()
 			return err
 		}
+		srv.EnablePartitions(k.onPartitions)
 		k.blocks = srv
+		// No disk at boot, so the guest has no /dev/.ubd yet.
+		if err := bindDirIntoGuest(init, k.diskDir, "/dev/"+plan.GuestDiskDir); err != nil {
+			k.logf("ubd: /dev/%s: %v", plan.GuestDiskDir, err)
+		}
 	}
 	if err := k.blocks.Add(name, disk); err != nil {
 		disk.Close()
@@ -41,9 +46,15 @@ func (k *kernel) ubdAdd(d plan.Disk, init int) error {
 	targets := []string{"/dev/" + name, fmt.Sprintf("/dev/ubd/%d", d.Unit)}
 	if err := bindIntoGuest(init, src, targets); err != nil {
 		unbindFromGuest(init, targets)
-		k.blocks.Remove(name)
+		if parts, err := k.blocks.Remove(name); err == nil {
+			linkInGuest(init, parts, nil)
+		}
 		disk.Close()
 		return fmt.Errorf("ubd%c: %v", 'a'+d.Unit, err)
+	}
+	// Then its partitions (the scan hook links them into the guest).
+	if _, err := k.blocks.Rescan(name); err != nil {
+		k.logf("%s: %v", name, err)
 	}
 	k.ubd[d.Unit] = disk
 	k.idents[d.Unit] = d.IDs
@@ -59,17 +70,19 @@ func (k *kernel) ubdRemove(unit, init int) error {
 	if disk == nil {
 		return plan.Errorf(plan.CodeNoDevice, "Device doesn't exist")
 	}
-	if k.plan.Root.Kind == plan.RootImage && k.plan.Root.Unit == unit {
+	if k.rootHeld && k.plan.Root.Unit == unit {
 		return plan.ErrBusy
 	}
 	name := plan.DiskName(unit)
-	if err := k.blocks.Remove(name); err != nil {
+	parts, err := k.blocks.Remove(name)
+	if err != nil {
 		if errors.Is(err, blockfuse.ErrBusy) {
 			return plan.ErrBusy
 		}
 		return err
 	}
 	unbindFromGuest(init, []string{"/dev/" + name, fmt.Sprintf("/dev/ubd/%d", unit)})
+	linkInGuest(init, parts, nil)
 	delete(k.ubd, unit)
 	delete(k.idents, unit)
 	if err := disk.Flush(); err != nil {
@@ -106,6 +119,22 @@ func bindIntoGuest(init int, src string, targets []string) error {
 		}
 	}
 	return nil
+}
+
+// bindDirIntoGuest binds the directory src (in K's mount namespace) onto
+// the guest directory target, which it makes.
+func bindDirIntoGuest(init int, src, target string) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("open_tree "+src, err)
+	}
+	defer unix.Close(tree)
+	return mountemu.InGuest(init, func() error {
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return err
+		}
+		return os.NewSyscallError("move_mount "+target, unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH))
+	})
 }
 
 // unbindFromGuest detaches and removes the guest paths bindIntoGuest made.

@@ -20,7 +20,7 @@ import (
 	"github.com/umlkit/umlkit/internal/childrole"
 	"github.com/umlkit/umlkit/internal/linux/plan"
 	"github.com/umlkit/umlkit/internal/loopdev"
-	"github.com/umlkit/umlkit/internal/netdev"
+	"github.com/umlkit/umlkit/internal/mountemu"
 	"github.com/umlkit/umlkit/internal/stage"
 	"github.com/umlkit/umlkit/internal/sys"
 	"github.com/umlkit/umlkit/internal/ubd"
@@ -113,8 +113,10 @@ type kernel struct {
 	in, out *os.File
 	logMu   sync.Mutex
 
-	cow       map[int]bool // units whose disk is a COW overlay
-	rootMount *os.File     // detached native root mount from P, or nil
+	cow       map[int]bool    // units whose disk is a COW overlay
+	rootMount *os.File        // detached native root mount from P, or nil
+	rootImage *mountemu.Image // the native root P's helper mounted (initrd boot), or nil
+	rootHeld  bool            // K mounted a ubd disk as the root: it is busy
 	fuse2fs   *exec.Cmd
 	rootDone  chan struct{} // closed when the root fs server exited
 	master    *os.File
@@ -126,12 +128,16 @@ type kernel struct {
 	idents  map[int][]plan.FileIdent // host identities of each open disk's files
 	blocks  *blockfuse.Server        // the export of ubd as files in diskDir, nil while none
 	diskDir string
+	// extMinors: the /proc/partitions minors of partitions 16 and up
+	// (disks.go), kept by the scan hook.
+	extMinors extMinors
 
-	ethMu  sync.Mutex               // guards relays (mconsole hot-plug)
-	relays map[string]*netdev.Relay // running network devices by name
-	files  map[string]*os.File      // donated by P (ethN: net.go)
-	helper *helperClient            // P's host work (hosthelper.go), or nil
-	cons   *consoles                // lines other than the default console (console.go)
+	ethMu  sync.Mutex          // guards relays (mconsole hot-plug)
+	relays map[string]ethDev   // running network devices by name
+	files  map[string]*os.File // donated by P (ethN: net.go)
+	helper *helperClient       // P's host work (hosthelper.go), or nil
+	cons   *consoles           // lines other than the default console (console.go)
+	views  *procViews          // the guest's /proc views of this boot (procview.go)
 }
 
 // logf writes a boot-log line to the console output.
@@ -260,6 +266,23 @@ func (k *kernel) mountRoot(dir string) error {
 				return err
 			}
 			k.setNativeMounted(r.Unit, true)
+			k.rootHeld = true
+			return nil
+		}
+		if r.Native && k.helper != nil {
+			// An initrd boot whose image had no init: P did not mount the
+			// root beforehand, its helper mounts it now (natively).
+			img, err := k.helper.mount(r.Path, r.ReadOnly)
+			if err != nil {
+				return err
+			}
+			defer img.Tree.Close()
+			if err := loopdev.AttachMount(img.Tree, dir); err != nil {
+				return err
+			}
+			k.rootImage = img
+			k.setNativeMounted(r.Unit, true)
+			k.rootHeld = true
 			return nil
 		}
 		if k.cow[r.Unit] || k.plan.Shifted {
@@ -268,7 +291,13 @@ func (k *kernel) mountRoot(dir string) error {
 			// image itself).
 			r.Path = filepath.Join(k.plan.WorkDir, "disks", plan.DiskName(r.Unit))
 		}
-		return k.startFuse2fs(r, dir)
+		if err := k.startFuse2fs(r, dir); err != nil {
+			return err
+		}
+		k.rootHeld = true
+		return nil
+	case "":
+		return errors.New("no ubd disk holds it")
 	}
 	return fmt.Errorf("unknown root kind %q", r.Kind)
 }
@@ -342,6 +371,9 @@ func (k *kernel) unmountRoot(dir string) {
 	unix.Sync()
 	if err := unix.Unmount(dir, 0); err != nil {
 		unix.Unmount(dir, unix.MNT_DETACH)
+	}
+	if k.rootImage != nil && !k.rootImage.Wait(20*time.Second) {
+		k.logf("root file system still busy 20 s after the guest ended")
 	}
 	if k.fuse2fs == nil {
 		return

@@ -39,6 +39,8 @@ type mountEmu struct {
 	srv      *mountemu.Server
 	seq      atomic.Int64
 	done     chan struct{} // closed when Serve returned
+	devDir   string        // where K keeps G's copy of the guest's /dev (devtmpfs mounts)
+	devTree  *os.File      // devDir's mount (O_PATH) once G sent it, set before Serve
 }
 
 // prepareMounts makes the loop files under w and adds them to gp's
@@ -55,10 +57,16 @@ func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
 		return nil
 	}
 	os.Mkdir(m.stage, 0o700)
+	m.devDir = filepath.Join(w, "guestdev")
+	os.Mkdir(m.devDir, 0o700)
 	cfg := mountemu.Config{HostfsRoot: root, LoopControl: filepath.Join(loops, "loop-control"), MountImage: m.mountImage,
-		Logf: func(format string, args ...any) { k.logf(format, args...) }, Disks: k.diskIDs}
+		Logf: func(format string, args ...any) { k.logf(format, args...) }, Disks: k.diskIDs, Block: m.blockDevice,
+		DevTree: func() *os.File { return m.devTree }}
 	if k.plan.Shifted && k.helper != nil {
 		cfg.OpenHostfs = k.helper.hostfs
+	}
+	if k.views != nil && k.plan.Mem != 0 {
+		cfg.Sysinfo = k.views.sysinfo(k.memory) // the machine's memory (procview.go)
 	}
 	for i := 0; i < numLoops; i++ {
 		cfg.Loops = append(cfg.Loops, filepath.Join(loops, fmt.Sprintf("loop%d", i)))
@@ -69,6 +77,7 @@ func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
 		return nil
 	}
 	m.srv = srv
+	gp.Sysinfo = cfg.Sysinfo != nil
 	// The loop files show the window of their backing file (dd, blkid,
 	// fsck on /dev/loopN); if they cannot be served, empty files still
 	// let mount(8) set up its loop devices.
@@ -100,6 +109,37 @@ func (k *kernel) prepareMounts(w string, gp *plan.Guest) *mountEmu {
 	return m
 }
 
+// blockDevice finds the device file (a ubd disk, one of its partitions, a
+// loop file) with device number dev and inode ino, for the block ioctls.
+func (m *mountEmu) blockDevice(dev, ino uint64) (mountemu.BlockDevice, bool) {
+	m.k.ubdMu.Lock()
+	srv := m.k.blocks
+	m.k.ubdMu.Unlock()
+	for _, s := range []*blockfuse.Server{srv, m.loopFS} {
+		if s == nil {
+			continue
+		}
+		if d, ok := s.Device(dev, ino); ok && d.Name() != "loop-control" {
+			return blockDevice{d}, true
+		}
+	}
+	return nil, false
+}
+
+// blockDevice is a blockfuse.Device with mountemu's Rescan errors.
+type blockDevice struct{ blockfuse.Device }
+
+func (d blockDevice) Rescan() error {
+	_, err := d.Device.Rescan()
+	switch {
+	case errors.Is(err, blockfuse.ErrNotPartitionable):
+		return mountemu.ErrNotPartitionable
+	case errors.Is(err, blockfuse.ErrBusy):
+		return mountemu.ErrBusy
+	}
+	return err
+}
+
 // guestFile is the fd G needs (nil-safe).
 func (m *mountEmu) guestFile() *os.File {
 	if m == nil {
@@ -123,12 +163,23 @@ func (m *mountEmu) start() {
 	go func() {
 		defer close(m.done)
 		defer conn.Close()
-		msg, files, _, err := fdpass.Recv(conn.(*net.UnixConn), 512, 1)
+		msg, files, _, err := fdpass.Recv(conn.(*net.UnixConn), 512, 2)
 		if err != nil {
 			if errors.Is(err, fdpass.ErrNoFD) && len(msg) > 0 {
 				m.k.logf("mount emulation off: %s", msg)
 			}
 			return
+		}
+		if len(files) > 1 {
+			// A detached tree cannot be cloned: it goes into K's mount
+			// namespace, whence each devtmpfs mount clones it.
+			if unix.MoveMount(int(files[1].Fd()), "", unix.AT_FDCWD, m.devDir, unix.MOVE_MOUNT_F_EMPTY_PATH) == nil {
+				if fd, err := unix.Open(m.devDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+					m.devTree = os.NewFile(uintptr(fd), "guestdev")
+					defer m.devTree.Close()
+				}
+			}
+			files[1].Close()
 		}
 		if err := m.srv.Serve(files[0]); err != nil {
 			m.k.logf("mount emulation: %v", err)
@@ -146,6 +197,7 @@ func (m *mountEmu) Close() {
 	case <-m.done:
 	case <-time.After(5 * time.Second):
 	}
+	unix.Unmount(m.devDir, unix.MNT_DETACH) // its binds hold the disks' and loops' exports
 	m.srv.Close()
 	if m.loopFS != nil {
 		m.loopFS.Close()
@@ -248,7 +300,7 @@ func (m *mountEmu) mountImage(req mountemu.ImageRequest) (*mountemu.Image, error
 }
 
 // cachedExport returns the page-cached name (blockfuse.Cached) of the ubd
-// disk whose export f is, or "" when f is not a disk's export.
+// disk or partition whose export f is, or "" when f is neither.
 func (k *kernel) cachedExport(f *os.File) string {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -259,12 +311,9 @@ func (k *kernel) cachedExport(f *os.File) string {
 	if k.blocks == nil {
 		return ""
 	}
-	for unit := range k.ubd {
-		var ds unix.Stat_t
-		if unix.Stat(filepath.Join(k.diskDir, plan.DiskName(unit)), &ds) == nil && ds.Dev == st.Dev && ds.Ino == st.Ino {
-			if p, err := k.blocks.Cached(plan.DiskName(unit)); err == nil {
-				return p
-			}
+	if d, ok := k.blocks.Device(st.Dev, st.Ino); ok {
+		if p, err := k.blocks.Cached(d.Name()); err == nil {
+			return p
 		}
 	}
 	return ""
@@ -302,25 +351,36 @@ func (k *kernel) setNativeMounted(unit int, on bool) {
 	}
 }
 
-// diskIDs lists the ubd disks for the mount emulator's busy check: each by
-// its export in the guest and its host files; the root disk is busy (K
-// mounted it) unless it is read-only.
+// diskIDs lists the ubd disks and their partitions for the mount
+// emulator's busy check: each disk by its export in the guest and its host
+// files, each partition by its export; the root disk is busy (K mounted
+// it) unless it is read-only.
 func (k *kernel) diskIDs() []mountemu.DiskIDs {
 	k.ubdMu.Lock()
 	defer k.ubdMu.Unlock()
 	var out []mountemu.DiskIDs
-	for unit := range k.ubd {
-		e := mountemu.DiskIDs{Index: unit, Name: plan.DiskName(unit)}
+	export := func(name string) []mountemu.FileID {
 		var st unix.Stat_t
-		if unix.Stat(filepath.Join(k.diskDir, plan.DiskName(unit)), &st) == nil {
-			e.IDs = append(e.IDs, mountemu.FileID{Dev: st.Dev, Ino: st.Ino})
+		if unix.Stat(filepath.Join(k.diskDir, name), &st) != nil {
+			return nil
 		}
+		return []mountemu.FileID{{Dev: st.Dev, Ino: st.Ino}}
+	}
+	for unit := range k.ubd {
+		e := mountemu.DiskIDs{Index: unit, Disk: unit, Name: plan.DiskName(unit)}
+		e.IDs = export(e.Name)
 		for _, id := range k.idents[unit] {
 			e.IDs = append(e.IDs, mountemu.FileID{Dev: id.Dev, Ino: id.Ino})
 		}
 		r := k.plan.Root
-		e.Busy = r.Kind == "image" && r.Unit == unit && !r.ReadOnly
+		e.Busy = k.rootHeld && r.Kind == "image" && r.Unit == unit && !r.ReadOnly
 		out = append(out, e)
+		if k.blocks == nil {
+			continue
+		}
+		for _, p := range k.blocks.Partitions(e.Name) {
+			out = append(out, mountemu.DiskIDs{Index: (unit+1)*1000 + p.Number, Disk: unit, Part: p.Number, Name: p.Name, IDs: export(p.Name)})
+		}
 	}
 	return out
 }

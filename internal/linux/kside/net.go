@@ -10,7 +10,8 @@ import (
 )
 
 // startNet creates each ethN device of the plan in the guest's network
-// namespace and starts its relay; it returns a function stopping them.
+// namespace and starts its relay (or takes the device P made for its
+// kernel data path); it returns a function stopping them.
 func (k *kernel) startNet(files map[string]*os.File) func() {
 	for _, e := range k.plan.Eth {
 		if err := k.addEth(e, files[e.Name()], files[e.RxName()]); err != nil {
@@ -36,6 +37,22 @@ func (k *kernel) addEth(e plan.Eth, f, rx *os.File) error {
 		closeFiles(f, rx)
 		return fmt.Errorf("unknown transport %q", e.Transport)
 	}
+	if e.KPath {
+		// P joined the device to its host interface in the kernel: the
+		// guest's end is here already, and K has nothing to relay.
+		if kd, err := netdev.AdoptKernelDev(e.Name()); err == nil {
+			closeFiles(f, rx)
+			if !e.Offload {
+				// As K's TAP would have been: no large segments out.
+				if err := kd.OffloadsOff(); err != nil {
+					k.logf("%s: %v", e.Name(), err)
+				}
+			}
+			k.addDev(e.Name(), kd)
+			return nil
+		}
+		// P could not build the path (its boot log says why): relay.
+	}
 	tr, err := d.WrapHost(e, f, rx)
 	if err != nil {
 		return err
@@ -59,13 +76,22 @@ func (k *kernel) addEth(e plan.Eth, f, rx *os.File) error {
 		tr.Close()
 		return err
 	}
+	k.addDev(e.Name(), netdev.StartDevice(tap, tr))
+	return nil
+}
+
+// ethDev is a running network device: a relay, or a device of the kernel
+// data path. Stop ends it and deletes the guest's interface.
+type ethDev interface{ Stop() error }
+
+// addDev records the running device name.
+func (k *kernel) addDev(name string, d ethDev) {
 	k.ethMu.Lock()
 	defer k.ethMu.Unlock()
 	if k.relays == nil {
-		k.relays = map[string]*netdev.Relay{}
+		k.relays = map[string]ethDev{}
 	}
-	k.relays[e.Name()] = netdev.StartDevice(tap, tr)
-	return nil
+	k.relays[name] = d
 }
 
 // removeEth stops ethN's relay, which deletes the device, unless the

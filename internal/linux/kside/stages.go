@@ -19,6 +19,7 @@ import (
 // guestStart is what K's stages build up for starting G.
 type guestStart struct {
 	root, diskDir string
+	rdinit        string   // the initramfs's init, when the root is the rootfs (initrd.go)
 	master, slave *os.File // the console pty
 	gp            plan.Guest
 	startConsoles func()
@@ -60,8 +61,19 @@ func (k *kernel) stages(gs *guestStart) []stage.Stage {
 			}
 			return nil, nil
 		}},
+		{Name: "proc views", Run: func() (func(), error) { return k.startProcViews(k.plan.WorkDir) }},
 		{Name: "disks", Run: func() (func(), error) { return k.openDisks(gs.diskDir) }},
 		{Name: "root file system", Run: func() (func(), error) {
+			if k.plan.Initrd != nil && k.files[plan.FDInitrd] != nil {
+				ok, err := k.initramfs(gs.root)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					gs.rdinit = k.plan.Initrd.RDInit
+					return func() { unix.Unmount(gs.root, unix.MNT_DETACH) }, nil
+				}
+			}
 			if err := k.mountRoot(gs.root); err != nil {
 				return nil, fmt.Errorf("VFS: Cannot open root device \"%s\": %w", k.plan.Root.Path, err)
 			}
@@ -75,6 +87,7 @@ func (k *kernel) stages(gs *guestStart) []stage.Stage {
 			}
 			k.master, gs.master, gs.slave = master, master, slave
 			gs.gp = k.guestPlan(gs.root, gs.diskDir, slave.Name())
+			gs.gp.RDInit = gs.rdinit
 			return func() { master.Close(); slave.Close() }, nil
 		}},
 		{Name: "lines", Run: func() (func(), error) {
@@ -111,9 +124,14 @@ func (k *kernel) guestPlan(root, diskDir, console string) plan.Guest {
 		Console:   console,
 		Devices:   map[string]string{},
 		Cgroup:    k.plan.GuestCgroup,
+		OwnCgroup: k.plan.GuestCgroup != "",
+		NoCgroup:  k.plan.NoCgroup,
 	}
 	if k.outerGuard() {
 		gp.Cgroup = "" // P moves G (host/hostguard.go)
+	}
+	if k.views != nil {
+		gp.Views = k.views.paths
 	}
 	for _, d := range k.plan.Disks {
 		if d.IsDir {
@@ -122,6 +140,15 @@ func (k *kernel) guestPlan(root, diskDir, console string) plan.Guest {
 		name := plan.DiskName(d.Unit)
 		gp.Devices[name] = filepath.Join(diskDir, name)
 		gp.Devices[fmt.Sprintf("ubd/%d", d.Unit)] = filepath.Join(diskDir, name)
+		if k.blocks != nil {
+			gp.DiskDir = diskDir
+			for _, p := range k.blocks.Partitions(name) {
+				if gp.Links == nil {
+					gp.Links = map[string]string{}
+				}
+				gp.Links[p.Name] = plan.PartitionLink(p.Name)
+			}
+		}
 	}
 	return gp
 }
@@ -173,7 +200,19 @@ func (k *kernel) startGuest(gs *guestStart) (func(), error) {
 			goW.Close()
 		}
 	}
-	if err := g.Start(); err != nil {
+	// G starts in a time namespace of its own (procview.go), on a
+	// thread kept until G is gone.
+	gone := make(chan struct{})
+	if k.views != nil {
+		var nsErr error
+		nsErr, err = k.views.startInTimeNS(g.Start, gone)
+		if nsErr != nil && err == nil {
+			k.logf("time namespace: %v: the guest's clocks count from the host's boot", nsErr)
+		}
+	} else {
+		err = g.Start()
+	}
+	if err != nil {
 		aliveR.Close()
 		closePipes()
 		return nil, fmt.Errorf("start guest init: %w", err)
@@ -191,6 +230,7 @@ func (k *kernel) startGuest(gs *guestStart) (func(), error) {
 			g.Process.Kill()
 			g.Wait()
 		}
+		close(gone)
 		closePipes()
 	}, nil
 }

@@ -54,6 +54,7 @@ const (
 	FDGuestMount  = "mountemu"    // G: socket for the mount emulator's seccomp listener
 	FDGuestGo     = "go"          // G: P placed G in its cgroup and started the guard
 	FDGuestPrefix = "guest-"      // (reserved)
+	FDInitrd      = "initrd"      // the initrd= image, opened by P (read with pread)
 )
 
 // GuardArgv0 is the command line of the guard, the process in the guest's
@@ -89,19 +90,51 @@ type Plan struct {
 	Hostname string   `json:"hostname"`
 	Disks    []Disk   `json:"disks"`
 	Quiet    bool     `json:"quiet"`
-	Cmdline  string   `json:"cmdline"`
+	Cmdline  string   `json:"cmdline"` // the guest command line (/proc/cmdline)
+
+	// Mem is mem= in bytes (0: not given); MemCgroup the memory cgroup
+	// that enforces it, if one could be made. K renders the guest's
+	// /proc/meminfo and /proc/swaps from them (internal/procview).
+	Mem       uint64     `json:"mem,omitempty"`
+	MemCgroup *MemCgroup `json:"mem_cgroup,omitempty"`
 
 	Eth      []Eth    `json:"eth,omitempty"`
 	Consoles Consoles `json:"consoles"`
 	Hostfs   Hostfs   `json:"hostfs"`
 
 	GuestCgroup string `json:"guest_cgroup,omitempty"` // cgroup G moves into (stop/go freezer), or ""
+	// NoCgroup, when the machine has no cgroup of its own, says why and
+	// what would give it one: G then refuses to run systemd as init.
+	NoCgroup string `json:"no_cgroup,omitempty"`
 	// Shifted: linux runs as root and K's user namespace maps guest ids
 	// onto an unprivileged host id block: K opens host files and makes
 	// hostfs trees through P (host.go).
 	Shifted bool   `json:"shifted,omitempty"`
 	DevDir  string `json:"dev_dir,omitempty"` // private /dev/fuse, /dev/net/tun nodes for K, or ""
 	Notify  string `json:"notify,omitempty"`  // mconsole=notify: socket
+
+	// Initrd, when set, is the initramfs K unpacks into the machine's
+	// initial root (FDInitrd).
+	Initrd *Initrd `json:"initrd,omitempty"`
+}
+
+// Initrd is the initrd= image: K mounts a tmpfs (Linux's rootfs),
+// unpacks the image into it and runs RDInit there when the image has it;
+// otherwise it mounts Root as without an initrd.
+type Initrd struct {
+	Path   string `json:"path"`   // as on the command line, for messages
+	Size   int64  `json:"size"`   // bytes of the image
+	RDInit string `json:"rdinit"` // the init to look for (rdinit=, default /init)
+	// TmpfsSize bounds the rootfs (bytes): mem= when given, else 0 (tmpfs's
+	// default, half the host's memory, as Linux's rootfs).
+	TmpfsSize uint64 `json:"tmpfs_size,omitempty"`
+}
+
+// MemCgroup is the machine's memory cgroup as P made it.
+type MemCgroup struct {
+	Dir  string `json:"dir"`  // its directory
+	Root string `json:"root"` // the mount point of its hierarchy
+	V2   bool   `json:"v2"`   // cgroup v2 (memory.max), else v1
 }
 
 // Root kinds.
@@ -112,7 +145,7 @@ const (
 
 // Root says how the root filesystem is mounted.
 type Root struct {
-	Kind     string `json:"kind"` // RootDir or RootImage
+	Kind     string `json:"kind"` // RootDir or RootImage; "" when no disk holds it (an initrd boot may do without)
 	Path     string `json:"path"` // host path of the directory or image file
 	Unit     int    `json:"unit"` // ubd unit holding the root (image kind)
 	ReadOnly bool   `json:"read_only"`
@@ -139,6 +172,14 @@ type Disk struct {
 // DiskName is the guest name of ubd unit: ubda, ubdb, ...
 func DiskName(unit int) string { return "ubd" + string(rune('a'+unit)) }
 
+// GuestDiskDir is where the guest sees the ubd export directory (a hidden
+// name under /dev); a partition's /dev name is a symlink into it.
+const GuestDiskDir = ".ubd"
+
+// PartitionLink is the target of the /dev symlink of a partition (or any
+// name of the export): ".ubd/ubdb1".
+func PartitionLink(name string) string { return GuestDiskDir + "/" + name }
+
 // FileIdent is a host file's device and inode.
 type FileIdent struct {
 	Dev uint64 `json:"dev"`
@@ -160,7 +201,13 @@ type Eth struct {
 	// Offload: the guest's device has vnet headers and may send partial
 	// checksums and 64 KiB segments: the host side takes them (Vnet), or K
 	// segments them in software (netdev.ForGuest).
-	Offload   bool            `json:"offload,omitempty"`
+	Offload bool `json:"offload,omitempty"`
+	// KPath: P joins the device to its host interface in the kernel (a
+	// veth end it creates as the device in K's network namespace,
+	// netdev's kpath.go). At boot P sets it before it knows whether the
+	// path could be built: K takes the device if it exists and relays it
+	// otherwise. In a hot-plug request it says the path is up.
+	KPath     bool            `json:"kpath,omitempty"`
 	Transport string          `json:"transport"`
 	Params    json.RawMessage `json:"params,omitempty"`
 }
@@ -215,13 +262,22 @@ type Hostfs struct {
 
 // Guest is what K hands G.
 type Guest struct {
-	RootMount string   `json:"root_mount"`
-	Init      string   `json:"init"`
-	InitArgs  []string `json:"init_args"`
-	InitEnv   []string `json:"init_env"`
+	RootMount string `json:"root_mount"`
+	// RDInit is the initramfs's init (K found it in the rootfs): G runs it
+	// first and, when it cannot, Init or the standard search, in the
+	// rootfs, as Linux does.
+	RDInit   string   `json:"rdinit,omitempty"`
+	Init     string   `json:"init"`
+	InitArgs []string `json:"init_args"`
+	InitEnv  []string `json:"init_env"`
 	// Devices maps a guest /dev name ("ubda", "ubd/0", "tty1") to the host
 	// path (in K's mount namespace) bound onto it.
 	Devices map[string]string `json:"devices"`
+	// DiskDir is the host path (in K's mount namespace) of the ubd export
+	// directory, bound onto /dev/.ubd ("" for none); Links are symlinks
+	// made in /dev, name -> target ("ubdb1" -> ".ubd/ubdb1": partitions).
+	DiskDir string            `json:"disk_dir,omitempty"`
+	Links   map[string]string `json:"links,omitempty"`
 	// Console is the host path of the pty slave that becomes /dev/console
 	// and /dev/tty0.
 	Console string `json:"console"`
@@ -229,6 +285,20 @@ type Guest struct {
 	// the guard, so that the mconsole's stop freezes the guest but not the
 	// guard.
 	Cgroup string `json:"cgroup,omitempty"`
+	// Views maps a path below the guest's root ("proc/meminfo") to the
+	// host path (in K's mount namespace) of the view K serves for it
+	// (internal/procfuse); G binds each read-only over its file.
+	Views map[string]string `json:"views,omitempty"`
+	// Sysinfo: sysinfo(2) goes to K, which answers with the machine's
+	// memory (mem=).
+	Sysinfo bool `json:"sysinfo,omitempty"`
+	// OwnCgroup says that G runs in the machine's guest cgroup by the time
+	// init starts (moved there by itself, through Cgroup, or by P): G then
+	// mounts the guest's cgroup namespace on /sys/fs/cgroup.
+	OwnCgroup bool `json:"own_cgroup,omitempty"`
+	// NoCgroup is Plan.NoCgroup: set when the guest has no cgroup it may
+	// manage, so systemd as init would freeze; G panics instead.
+	NoCgroup string `json:"no_cgroup,omitempty"`
 }
 
 // Encode returns the plan as JSON for EnvPlan.

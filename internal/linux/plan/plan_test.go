@@ -12,11 +12,13 @@ func samplePlan() *Plan {
 	return &Plan{
 		WorkDir: "/home/u/.uml/vm1/.kernel", Root: Root{Kind: RootImage, Path: "/img", Unit: 0, FUSE2FS: "/usr/bin/fuse2fs"},
 		Init: "/sbin/init", InitArgs: []string{"single"}, InitEnv: []string{"TERM=linux"}, Hostname: "(none)",
-		Disks:    []Disk{{Unit: 0, File: "/img", IDs: []FileIdent{{Dev: 2049, Ino: 12}}}, {Unit: 1, File: "/cow", Backing: "/base"}},
-		Cmdline:  "ubd0=/img root=/dev/ubda",
+		Disks:   []Disk{{Unit: 0, File: "/img", IDs: []FileIdent{{Dev: 2049, Ino: 12}}}, {Unit: 1, File: "/cow", Backing: "/base"}},
+		Cmdline: "ubd0=/img root=/dev/ubda",
+		Mem:     64 << 20, MemCgroup: &MemCgroup{Dir: "/sys/fs/cgroup/memory/umlkit-vm1", Root: "/sys/fs/cgroup/memory"},
 		Eth:      []Eth{{Unit: 0, MAC: [6]byte{0xfe, 0xfd, 1, 2, 3, 4}, Transport: "daemon", Params: []byte(`{"switch":"AA=="}`)}},
 		Consoles: Consoles{Lines: []Line{{N: 0, Spec: "fd:0,fd:1"}, {Serial: true, N: 3, Spec: "port:9000"}}, Umid: "vm1", Ports: []int{9000}},
 		Hostfs:   Hostfs{Root: "/srv"},
+		Initrd:   &Initrd{Path: "initrd.gz", Size: 1234, RDInit: "/init", TmpfsSize: 64 << 20},
 	}
 }
 
@@ -127,5 +129,18 @@ func TestHostReply(t *testing.T) {
 		if _, err := UnmarshalHostRequest([]byte(s)); !errors.Is(err, ErrBadHostRequest) {
 			t.Errorf("UnmarshalHostRequest(%s) = %v; want ErrBadHostRequest", s, err)
 		}
+	}
+}
+
+func TestGuestRoundTrip(t *testing.T) {
+	g := &Guest{RootMount: "/w/root", Init: "/init", Devices: map[string]string{"ubda": "/w/disks/ubda"}, Console: "/dev/pts/3",
+		Views: map[string]string{"proc/meminfo": "/w/proc/meminfo", "proc/cmdline": "/w/proc/cmdline"}}
+	s, err := g.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeGuest(s)
+	if err != nil || !reflect.DeepEqual(got, g) {
+		t.Errorf("DecodeGuest(Encode(g)) = %+v, %v; want %+v", got, err, g)
 	}
 }

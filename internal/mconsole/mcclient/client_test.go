@@ -3,9 +3,13 @@ package mcclient_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -176,7 +180,13 @@ func TestArgs(t *testing.T) {
 
 func TestListAndPid(t *testing.T) {
 	home, f := env(t, "live")
-	os.WriteFile(filepath.Join(f.Dir, "pid"), []byte("1\n"), 0o644)
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleep.Process.Kill()
+	live := strconv.Itoa(sleep.Process.Pid)
+	os.WriteFile(filepath.Join(f.Dir, "pid"), []byte(live+"\n"), 0o644)
 	stale := filepath.Join(home, ".uml", "old")
 	os.MkdirAll(stale, 0o755)
 	os.WriteFile(filepath.Join(stale, "pid"), []byte("999999999\n"), 0o644)
@@ -184,12 +194,27 @@ func TestListAndPid(t *testing.T) {
 	os.MkdirAll(umlDir+"/nopid", 0o755)
 	mconsoletest.Start(t, umlDir+"/nopid")
 	out, _, code := run(t, home, "", "--uml-dir", umlDir, "--list")
-	want := "UMID   PID        STATE  SOCKET\n" +
-		"nopid  -          alive  " + umlDir + "/nopid/mconsole\n" +
-		"live   1          alive  " + f.Path() + "\n" +
-		"old    999999999  stale  -\n"
-	if out != want || code != 0 {
-		t.Errorf("--list = %q\nwant %q", out, want)
+	// The live machine's memory is its process tree's PSS (a sleep: some
+	// hundreds of KiB); the others have none to show.
+	want := regexp.MustCompile(`^UMID +PID +STATE +MEMORY +SOCKET\n` +
+		`nopid +- +alive +- +` + regexp.QuoteMeta(umlDir+"/nopid/mconsole") + `\n` +
+		`live +` + live + ` +alive +[0-9.]+[KM] +` + regexp.QuoteMeta(f.Path()) + `\n` +
+		`old +999999999 +stale +- +-\n$`)
+	if !want.MatchString(out) || code != 0 {
+		t.Errorf("--list = %q\nwant %s", out, want)
+	}
+	out, _, code = run(t, home, "", "--uml-dir", umlDir, "--list", "--json")
+	var rows []struct {
+		Umid     string `json:"umid"`
+		Pid      int    `json:"pid"`
+		State    string `json:"state"`
+		PssBytes int64  `json:"pss_bytes"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != 0 || len(rows) != 3 {
+		t.Fatalf("--list --json = %q (%v)", out, err)
+	}
+	if rows[1].Umid != "live" || rows[1].Pid != sleep.Process.Pid || rows[1].PssBytes <= 0 || rows[2].State != "stale" || rows[2].PssBytes != 0 {
+		t.Errorf("--list --json rows %+v", rows)
 	}
 }
 

@@ -3,6 +3,7 @@ package mcclient
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,11 +17,12 @@ import (
 
 	"github.com/umlkit/umlkit/internal/buildinfo"
 	"github.com/umlkit/umlkit/internal/mconsole"
+	"github.com/umlkit/umlkit/internal/procmem"
 )
 
 // Help is the text of uml_mconsole --help.
 const Help = `Usage: uml_mconsole [OPTIONS] UMID|SOCKET [COMMAND...]
-       uml_mconsole --list [--uml-dir DIR]
+       uml_mconsole --list [--json] [--uml-dir DIR]
 
 Send COMMAND to the management console of a User-Mode Linux instance and print
 its reply as "OK <text>" or "ERR <text>"; the exit status is the reply's error
@@ -32,7 +34,9 @@ $HOME/.uml/UMID/mconsole, /tmp/uml/UMID/mconsole, or SOCKET as a path.
 Options (before UMID):
   --uml-dir DIR     also look for UMID under DIR (default $UML_DIR)
   --timeout DUR     give up waiting for a reply after DUR (default 10s; 0 = never)
-  --list            list the instances under the uml dirs: umid, pid, alive/stale
+  --list            list the instances under the uml dirs: umid, pid, alive/stale,
+                    host memory (PSS of the machine's processes), mconsole socket
+  --json            with --list: one JSON array of the instances, for scripts
   --help            show this help
   --version         show the version
 
@@ -51,7 +55,7 @@ type Stdio struct {
 func Run(ctx context.Context, args []string, stdio Stdio, env func(string) string) int {
 	l := Lookup{Home: env("HOME"), UMLDir: env("UML_DIR")}
 	timeout := DefaultTimeout
-	list := false
+	list, asJSON := false, false
 	// Our options come first; the first other word is the machine name, as
 	// in the real client's "uml_mconsole socket-name [command]".
 	for len(args) > 0 && strings.HasPrefix(args[0], "--") {
@@ -79,6 +83,8 @@ func Run(ctx context.Context, args []string, stdio Stdio, env func(string) strin
 			return 0
 		case "--list":
 			list = true
+		case "--json":
+			asJSON = true
 		case "--uml-dir":
 			v, ok := needVal()
 			if !ok {
@@ -104,7 +110,7 @@ func Run(ctx context.Context, args []string, stdio Stdio, env func(string) strin
 	}
 done:
 	if list {
-		return listInstances(l, stdio)
+		return listInstances(l, stdio, asJSON)
 	}
 	if len(args) == 0 {
 		io.WriteString(stdio.Stderr, Usage)
@@ -184,23 +190,47 @@ func parseTimeout(v string) (time.Duration, error) {
 	return d, nil
 }
 
-func listInstances(l Lookup, stdio Stdio) int {
+func listInstances(l Lookup, stdio Stdio, asJSON bool) int {
 	ins, err := l.List()
 	if err != nil {
 		fmt.Fprintf(stdio.Stderr, "uml_mconsole: list instances: %v\n", err)
 		return 1
 	}
-	w := tabwriter.NewWriter(stdio.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "UMID\tPID\tSTATE\tSOCKET")
+	type row struct {
+		Umid     string `json:"umid"`
+		Pid      int    `json:"pid,omitempty"`
+		State    string `json:"state"`
+		Socket   string `json:"socket,omitempty"`
+		PssBytes int64  `json:"pss_bytes,omitempty"`
+		Procs    int    `json:"processes,omitempty"`
+	}
+	rows := make([]row, 0, len(ins))
 	for _, in := range ins {
-		pid, sock := "-", in.Socket
-		if in.Pid > 0 {
-			pid = strconv.Itoa(in.Pid)
+		r := row{Umid: in.Umid, Pid: in.Pid, State: in.State(), Socket: in.Socket}
+		if in.Alive && in.Pid > 0 {
+			r.PssBytes, r.Procs, _ = procmem.Tree(in.Pid)
+		}
+		rows = append(rows, r)
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		fmt.Fprintf(stdio.Stdout, "%s\n", b)
+		return 0
+	}
+	w := tabwriter.NewWriter(stdio.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "UMID\tPID\tSTATE\tMEMORY\tSOCKET")
+	for _, r := range rows {
+		pid, mem, sock := "-", "-", r.Socket
+		if r.Pid > 0 {
+			pid = strconv.Itoa(r.Pid)
+		}
+		if r.PssBytes > 0 {
+			mem = procmem.Human(r.PssBytes)
 		}
 		if sock == "" {
 			sock = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", in.Umid, pid, in.State(), sock)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Umid, pid, r.State, mem, sock)
 	}
 	w.Flush()
 	return 0

@@ -18,7 +18,7 @@ func TestIntegrationGuideMconsole(t *testing.T) {
 		t.Errorf("mc-version: %q; want OK Linux uml RELEASE ...", out)
 	}
 	out := s.run("mc-list")
-	if !regexp.MustCompile(`(?m)^UMID +PID +STATE +SOCKET\nvm1 +\d+ +alive +` + regexp.QuoteMeta(s.dir+"/.home/.uml/vm1/mconsole") + `\n`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^UMID +PID +STATE +MEMORY +SOCKET\nvm1 +\d+ +alive +[0-9.]+[KMG] +` + regexp.QuoteMeta(s.dir+"/.home/.uml/vm1/mconsole") + `\n`).MatchString(out) {
 		t.Errorf("mc-list:\n%s", out)
 	}
 	want(t, "mc-help", s.run("mc-help"), "OK ", "version", "halt", "reboot", "sysrq", "stack")
